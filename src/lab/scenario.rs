@@ -1,0 +1,702 @@
+//! Scenario files: the TOML that says what the lab stands up.
+//!
+//! High-level facts (version, collation, endpoint, certificates, databases…) are
+//! materialised into catalog rows by `catalog::build`; `rows` gives raw rows for
+//! oddities. Dates are relative to lab start (`"-3d"`, `"+400d"`) so files never rot.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+use time::{Duration, OffsetDateTime};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// One line shown by `milink lab ls`.
+    pub description: String,
+    pub sql_server: Side,
+    pub managed_instance: Side,
+    #[serde(default)]
+    pub link: Option<Link>,
+    #[serde(default)]
+    pub dns: Dns,
+    /// What later issues assert; the lab only keeps it.
+    #[serde(default)]
+    pub expect: toml::Table,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Side {
+    /// `@@SERVERNAME` (short name for a managed instance).
+    pub name: String,
+    /// The DNS name clients use; also the TLS certificate's SAN.
+    pub fqdn: String,
+    /// `SERVERPROPERTY('ProductVersion')`, e.g. `16.0.4135.4`.
+    pub version: String,
+    #[serde(default)]
+    pub update_level: Option<String>,
+    #[serde(default = "default_edition")]
+    pub edition: String,
+    /// 3 = Enterprise/Developer, 2 = Standard, 8 = managed instance.
+    #[serde(default)]
+    pub engine_edition: Option<i64>,
+    /// Managed instance update policy: `CU` (2022/2025 policy) or `Continuous`.
+    #[serde(default)]
+    pub update_type: Option<String>,
+    #[serde(default)]
+    pub host: Host,
+    #[serde(default = "default_collation")]
+    pub collation: String,
+    #[serde(default = "yes")]
+    pub hadr_enabled: bool,
+    /// 0 not started, 1 running, 2 failed.
+    #[serde(default = "one")]
+    pub hadr_manager_status: i64,
+    #[serde(default)]
+    pub trace_flags: Vec<i32>,
+    #[serde(default = "yes")]
+    pub master_key: bool,
+    #[serde(default)]
+    pub login: Login,
+    #[serde(default)]
+    pub tds: Tds,
+    #[serde(default)]
+    pub endpoint: Option<Endpoint>,
+    #[serde(default)]
+    pub certificates: Vec<Certificate>,
+    #[serde(default)]
+    pub databases: Vec<Database>,
+    #[serde(default)]
+    pub backups: Vec<Backup>,
+    #[serde(default)]
+    pub errorlog: Vec<ErrorLogLine>,
+    /// Managed instance only: `sys.dm_hadr_fabric_config_parameters`.
+    #[serde(default)]
+    pub fabric: Option<Fabric>,
+    /// Raw rows appended to a catalog table, keyed by its name (`"sys.endpoints"`).
+    #[serde(default)]
+    pub rows: BTreeMap<String, Vec<toml::Table>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Host {
+    #[serde(default = "default_platform")]
+    pub platform: String,
+    #[serde(default = "default_distribution")]
+    pub distribution: String,
+    #[serde(default = "default_release")]
+    pub release: String,
+}
+
+impl Default for Host {
+    fn default() -> Self {
+        Host {
+            platform: default_platform(),
+            distribution: default_distribution(),
+            release: default_release(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    #[serde(default = "default_user")]
+    pub user: String,
+    #[serde(default = "default_password")]
+    pub password: String,
+    #[serde(default = "yes")]
+    pub view_server_state: bool,
+    #[serde(default = "yes")]
+    pub sysadmin: bool,
+    /// Accept an Azure AD access token (FEDAUTH). Managed instance default.
+    #[serde(default)]
+    pub aad_token: Option<bool>,
+}
+
+impl Default for Login {
+    fn default() -> Self {
+        Login {
+            user: default_user(),
+            password: default_password(),
+            view_server_state: true,
+            sysadmin: true,
+            aad_token: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Encryption {
+    NotSupported,
+    Off,
+    #[default]
+    On,
+    Required,
+    Strict,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsCert {
+    #[default]
+    Valid,
+    Expired,
+    NotYetValid,
+    WrongHost,
+    SelfSigned,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TdsFault {
+    /// Answers PRELOGIN, then never says another word.
+    StallAfterPrelogin,
+    /// Answers PRELOGIN with bytes that are not TDS.
+    Garbage,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Tds {
+    #[serde(default)]
+    pub encryption: Encryption,
+    #[serde(default)]
+    pub certificate: TlsCert,
+    /// Frame the TLS handshake in 0x04 packets, as some older servers do.
+    #[serde(default)]
+    pub legacy_tls_framing: bool,
+    /// Answer a login with a routing ENVCHANGE to this port (11000-11999).
+    #[serde(default)]
+    pub redirect_port: Option<u16>,
+    #[serde(default)]
+    pub fault: Option<TdsFault>,
+}
+
+/// How a TCP listener behaves, as a client sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Listener {
+    #[default]
+    Open,
+    /// Nothing listens: the SYN gets a RST.
+    Refused,
+    /// No answer at all: the SYN is dropped.
+    Filtered,
+    /// Accepts the connection, then closes it at once.
+    AcceptClose,
+    /// Accepts, but only starts reading after `slow_ms`.
+    Slow,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    #[serde(default = "default_endpoint_name")]
+    pub name: String,
+    #[serde(default = "default_endpoint_port")]
+    pub port: u16,
+    #[serde(default = "default_started")]
+    pub state: String,
+    #[serde(default = "default_role")]
+    pub role: String,
+    /// `connection_auth_desc`, e.g. `CERTIFICATE` or `NEGOTIATE, CERTIFICATE`.
+    #[serde(default = "default_auth")]
+    pub auth: String,
+    #[serde(default = "yes")]
+    pub encryption: bool,
+    /// `encryption_algorithm_desc`, e.g. `AES` or `RC4`.
+    #[serde(default = "default_algorithm")]
+    pub algorithm: String,
+    /// Name of the certificate in `certificates` that authenticates the endpoint.
+    #[serde(default)]
+    pub certificate: Option<String>,
+    #[serde(default)]
+    pub listener: Listener,
+    #[serde(default = "default_slow_ms")]
+    pub slow_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Certificate {
+    pub name: String,
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub issuer: Option<String>,
+    #[serde(default = "default_start")]
+    pub start: RelTime,
+    #[serde(default = "default_expiry")]
+    pub expiry: RelTime,
+    /// `pvt_key_encryption_type`: MK, PW, SK or NA (no private key).
+    #[serde(default = "default_pvt")]
+    pub private_key: String,
+    /// Take the DER of the other side's endpoint certificate (`"managed_instance"`
+    /// or `"sql_server"`), as an import of it would.
+    #[serde(default)]
+    pub copy_of: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Database {
+    pub name: String,
+    #[serde(default = "default_recovery")]
+    pub recovery: String,
+    #[serde(default = "default_online")]
+    pub state: String,
+    #[serde(default = "one")]
+    pub log_files: i64,
+    #[serde(default)]
+    pub filestream: bool,
+    #[serde(default)]
+    pub in_memory: bool,
+    #[serde(default)]
+    pub tde: bool,
+    #[serde(default = "default_log_mb")]
+    pub log_size_mb: f64,
+    #[serde(default = "default_log_used")]
+    pub log_used_percent: f64,
+    #[serde(default = "default_reuse")]
+    pub log_reuse_wait: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backup {
+    pub database: String,
+    /// D full, I differential, L log.
+    #[serde(rename = "type", default = "default_backup_type")]
+    pub kind: String,
+    #[serde(default)]
+    pub copy_only: bool,
+    #[serde(default = "default_backup_time")]
+    pub finished: RelTime,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorLogLine {
+    #[serde(default = "default_log_time")]
+    pub at: RelTime,
+    #[serde(default = "default_process")]
+    pub process: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fabric {
+    pub node: String,
+    pub hadr_port: u16,
+}
+
+/// A link that exists: a distributed AG between the two sides' local AGs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Link {
+    pub name: String,
+    pub database: String,
+    #[serde(default)]
+    pub sql_ag: Option<String>,
+    #[serde(default)]
+    pub mi_ag: Option<String>,
+    /// Role of each side's local replica in the distributed AG.
+    #[serde(default = "default_primary")]
+    pub sql_role: String,
+    #[serde(default = "default_secondary")]
+    pub mi_role: String,
+    #[serde(default = "yes")]
+    pub connected: bool,
+    #[serde(default = "default_health")]
+    pub synchronization_health: String,
+    #[serde(default = "default_sync_state")]
+    pub synchronization_state: String,
+    #[serde(default)]
+    pub last_connect_error: Option<ConnectError>,
+    #[serde(default)]
+    pub log_send_queue_kb: i64,
+    #[serde(default)]
+    pub redo_queue_kb: i64,
+    #[serde(default)]
+    pub secondary_lag_seconds: i64,
+    #[serde(default)]
+    pub seeding: Option<Seeding>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectError {
+    /// Which side's DMV shows the error: `sql_server`, `managed_instance` or `both`.
+    #[serde(default = "default_both")]
+    pub side: String,
+    pub number: i32,
+    pub description: String,
+    #[serde(default = "default_log_time")]
+    pub at: RelTime,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seeding {
+    #[serde(default = "default_seeding_state")]
+    pub current_state: String,
+    #[serde(default)]
+    pub failure_state: i32,
+    #[serde(default)]
+    pub failure_state_desc: Option<String>,
+    #[serde(default)]
+    pub error_code: i32,
+    #[serde(default = "one")]
+    pub number_of_attempts: i64,
+    #[serde(default)]
+    pub failure_message: Option<String>,
+    #[serde(default)]
+    pub transferred_mb: i64,
+    #[serde(default)]
+    pub database_mb: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Dns {
+    #[serde(default)]
+    pub records: Vec<DnsRecord>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsRecord {
+    pub name: String,
+    /// A, AAAA, CNAME, NXDOMAIN, SERVFAIL or SILENT (no answer at all).
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub value: Option<String>,
+    /// Which side's resolver sees it: `sql_server`, `managed_instance` or `all`.
+    #[serde(default = "default_all")]
+    pub view: String,
+}
+
+/// A point in time relative to lab start: `now`, `-3d`, `+400d`, `-90m`, `+2h`, `-30s`,
+/// or an absolute `YYYY-MM-DD`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelTime(pub String);
+
+impl<'de> Deserialize<'de> for RelTime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_offset(&s).map_err(serde::de::Error::custom)?;
+        Ok(RelTime(s))
+    }
+}
+
+impl RelTime {
+    pub fn at(&self, now: OffsetDateTime) -> OffsetDateTime {
+        match parse_offset(&self.0).expect("checked when the scenario was read") {
+            When::Offset(d) => now + d,
+            When::Date(d) => d.midnight().assume_utc(),
+        }
+    }
+}
+
+enum When {
+    Offset(Duration),
+    Date(time::Date),
+}
+
+fn parse_offset(s: &str) -> Result<When, String> {
+    let s = s.trim();
+    if s == "now" {
+        return Ok(When::Offset(Duration::ZERO));
+    }
+    if let Ok(d) = time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")) {
+        return Ok(When::Date(d));
+    }
+    let bad = || format!("`{s}` is not a time: use now, -3d, +400d, -90m, +2h, -30s or YYYY-MM-DD");
+    let (sign, rest) = match s.as_bytes().first() {
+        Some(b'-') => (-1, &s[1..]),
+        Some(b'+') => (1, &s[1..]),
+        _ => return Err(bad()),
+    };
+    let unit = rest.chars().last().ok_or_else(bad)?;
+    let n: i64 = rest[..rest.len() - 1].parse().map_err(|_| bad())?;
+    let d = match unit {
+        'd' => Duration::days(n),
+        'h' => Duration::hours(n),
+        'm' => Duration::minutes(n),
+        's' => Duration::seconds(n),
+        _ => return Err(bad()),
+    };
+    Ok(When::Offset(d * sign))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read scenario {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Inconsistent { path: String, message: String },
+}
+
+impl Scenario {
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Scenario::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates; `origin` names the file in error messages.
+    pub fn parse(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
+        let scenario: Scenario = toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|s| line_col(text, s.start))
+                .unwrap_or((0, 0));
+            ScenarioError::Invalid {
+                path: origin.to_string(),
+                line,
+                column,
+                message: e.message().to_string(),
+            }
+        })?;
+        scenario.validate().map_err(|message| ScenarioError::Inconsistent {
+            path: origin.to_string(),
+            message,
+        })?;
+        Ok(scenario)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        for (label, side) in self.sides() {
+            parse_version(&side.version)
+                .ok_or_else(|| format!("{label}.version `{}` is not major.minor.build.revision", side.version))?;
+            if let Some(ep) = &side.endpoint
+                && let Some(cert) = &ep.certificate
+                && !side.certificates.iter().any(|c| &c.name == cert)
+            {
+                return Err(format!(
+                    "{label}.endpoint.certificate `{cert}` is not in {label}.certificates"
+                ));
+            }
+            for c in &side.certificates {
+                if let Some(other) = &c.copy_of
+                    && other != "sql_server"
+                    && other != "managed_instance"
+                {
+                    return Err(format!(
+                        "{label}.certificates `{}`: copy_of must be sql_server or managed_instance",
+                        c.name
+                    ));
+                }
+            }
+            for b in &side.backups {
+                if !side.databases.iter().any(|d| d.name == b.database) {
+                    return Err(format!("{label}.backups: database `{}` is not in {label}.databases", b.database));
+                }
+            }
+            for table in side.rows.keys() {
+                if crate::lab::catalog::schema::table(table).is_none() {
+                    return Err(format!("{label}.rows: `{table}` is not a catalog table the lab has"));
+                }
+            }
+            if let Some(p) = side.tds.redirect_port
+                && !(11000..=11999).contains(&p)
+            {
+                return Err(format!("{label}.tds.redirect_port {p} is outside 11000-11999"));
+            }
+        }
+        for r in &self.dns.records {
+            let kind = r.kind.to_ascii_uppercase();
+            let needs_value = matches!(kind.as_str(), "A" | "AAAA" | "CNAME");
+            if !needs_value && !matches!(kind.as_str(), "NXDOMAIN" | "SERVFAIL" | "SILENT") {
+                return Err(format!("dns.records `{}`: unknown type `{}`", r.name, r.kind));
+            }
+            if needs_value && r.value.is_none() {
+                return Err(format!("dns.records `{}`: type {} needs a value", r.name, r.kind));
+            }
+            if !matches!(r.view.as_str(), "all" | "sql_server" | "managed_instance") {
+                return Err(format!("dns.records `{}`: view must be all, sql_server or managed_instance", r.name));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn sides(&self) -> [(&'static str, &Side); 2] {
+        [("sql_server", &self.sql_server), ("managed_instance", &self.managed_instance)]
+    }
+}
+
+impl Side {
+    pub fn is_managed_instance(&self) -> bool {
+        self.engine_edition() == 8
+    }
+
+    pub fn engine_edition(&self) -> i64 {
+        self.engine_edition.unwrap_or(3)
+    }
+
+    /// (major, minor, build, revision)
+    pub fn version_parts(&self) -> (u32, u32, u32, u32) {
+        parse_version(&self.version).expect("validated")
+    }
+}
+
+pub fn parse_version(v: &str) -> Option<(u32, u32, u32, u32)> {
+    let mut it = v.split('.').map(|p| p.parse::<u32>().ok());
+    let r = (it.next()??, it.next()??, it.next()??, it.next()??);
+    it.next().is_none().then_some(r)
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+    (line, column)
+}
+
+fn yes() -> bool {
+    true
+}
+fn one() -> i64 {
+    1
+}
+fn default_edition() -> String {
+    "Enterprise Edition (64-bit)".into()
+}
+fn default_collation() -> String {
+    "SQL_Latin1_General_CP1_CI_AS".into()
+}
+fn default_platform() -> String {
+    "Windows".into()
+}
+fn default_distribution() -> String {
+    "Windows Server 2022 Datacenter".into()
+}
+fn default_release() -> String {
+    "10.0".into()
+}
+fn default_user() -> String {
+    "milink".into()
+}
+fn default_password() -> String {
+    "Lab-Only-Passw0rd".into()
+}
+fn default_endpoint_name() -> String {
+    "database_mirroring_endpoint".into()
+}
+fn default_endpoint_port() -> u16 {
+    5022
+}
+fn default_started() -> String {
+    "STARTED".into()
+}
+fn default_role() -> String {
+    "ALL".into()
+}
+fn default_auth() -> String {
+    "CERTIFICATE".into()
+}
+fn default_algorithm() -> String {
+    "AES".into()
+}
+fn default_slow_ms() -> u64 {
+    1500
+}
+fn default_start() -> RelTime {
+    RelTime("-30d".into())
+}
+fn default_expiry() -> RelTime {
+    RelTime("+400d".into())
+}
+fn default_pvt() -> String {
+    "MK".into()
+}
+fn default_recovery() -> String {
+    "FULL".into()
+}
+fn default_online() -> String {
+    "ONLINE".into()
+}
+fn default_log_mb() -> f64 {
+    1024.0
+}
+fn default_log_used() -> f64 {
+    12.5
+}
+fn default_reuse() -> String {
+    "NOTHING".into()
+}
+fn default_backup_type() -> String {
+    "D".into()
+}
+fn default_backup_time() -> RelTime {
+    RelTime("-1d".into())
+}
+fn default_log_time() -> RelTime {
+    RelTime("-10m".into())
+}
+fn default_process() -> String {
+    "Logon".into()
+}
+fn default_primary() -> String {
+    "PRIMARY".into()
+}
+fn default_secondary() -> String {
+    "SECONDARY".into()
+}
+fn default_health() -> String {
+    "HEALTHY".into()
+}
+fn default_sync_state() -> String {
+    "SYNCHRONIZING".into()
+}
+fn default_both() -> String {
+    "both".into()
+}
+fn default_seeding_state() -> String {
+    "COMPLETED".into()
+}
+fn default_all() -> String {
+    "all".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_times() {
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::days(1000);
+        assert_eq!(RelTime("-3d".into()).at(now), now - Duration::days(3));
+        assert_eq!(RelTime("+2h".into()).at(now), now + Duration::hours(2));
+        assert_eq!(RelTime("now".into()).at(now), now);
+        assert!(parse_offset("3d").is_err());
+        assert!(parse_offset("-3w").is_err());
+    }
+
+    #[test]
+    fn errors_name_line_and_key() {
+        let text = "description = \"x\"\n[sql_server]\nname = \"a\"\nbogus = 1\n";
+        let err = Scenario::parse(text, "s.toml").unwrap_err().to_string();
+        assert!(err.starts_with("s.toml:4:"), "{err}");
+        assert!(err.contains("bogus"), "{err}");
+    }
+}

@@ -1,0 +1,181 @@
+//! T-SQL built-in functions, registered on the catalog's SQLite connection.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use rusqlite::functions::{Context, FunctionFlags};
+use rusqlite::types::Value;
+use rusqlite::{Connection, Error};
+use time::{Date, Duration, OffsetDateTime, PrimitiveDateTime, Time};
+
+use crate::lab::catalog::{Facts, datetime_text};
+
+pub fn register(db: &Connection, facts: &Facts, current_db: Arc<AtomicI64>) -> rusqlite::Result<()> {
+    let flags = FunctionFlags::SQLITE_UTF8;
+    let props = facts.properties.clone();
+    db.create_scalar_function("serverproperty", 1, flags, move |ctx| {
+        let name: String = ctx.get::<Option<String>>(0)?.unwrap_or_default();
+        Ok(props.get(&name.to_ascii_lowercase()).cloned().unwrap_or(Value::Null))
+    })?;
+    let certs = Arc::new(facts.certs.clone());
+    let c = certs.clone();
+    db.create_scalar_function("cert_id", 1, flags, move |ctx| {
+        let name: Option<String> = ctx.get(0)?;
+        Ok(name.and_then(|n| c.iter().find(|(_, (cn, _))| cn.eq_ignore_ascii_case(&n)).map(|(id, _)| *id)))
+    })?;
+    let c = certs.clone();
+    db.create_scalar_function("certencoded", 1, flags, move |ctx| {
+        let id: Option<i64> = ctx.get(0)?;
+        Ok(id.and_then(|i| c.get(&i)).map(|(_, cert)| cert.der.clone()))
+    })?;
+    let c = certs;
+    db.create_scalar_function("certproperty", 2, flags, move |ctx| {
+        let id: Option<i64> = ctx.get(0)?;
+        let prop: String = ctx.get::<Option<String>>(1)?.unwrap_or_default().to_ascii_lowercase();
+        let Some((_, cert)) = id.and_then(|i| c.get(&i)) else { return Ok(Value::Null) };
+        Ok(match prop.as_str() {
+            "expiry_date" => Value::Text(datetime_text(cert.expiry)),
+            "start_date" => Value::Text(datetime_text(cert.start)),
+            "issuer_name" => Value::Text(cert.issuer.trim_start_matches("CN=").to_string()),
+            "subject" => Value::Text(cert.subject.trim_start_matches("CN=").to_string()),
+            "cert_serial_number" => Value::Text(cert.serial_hex.clone()),
+            _ => Value::Null,
+        })
+    })?;
+    for name in ["getdate", "getutcdate", "sysutcdatetime", "sysdatetime"] {
+        db.create_scalar_function(name, 0, flags, |_| Ok(datetime_text(OffsetDateTime::now_utc())))?;
+    }
+    db.create_scalar_function("datediff", 3, flags, |ctx| {
+        let part: String = ctx.get(0)?;
+        let (Some(a), Some(b)) = (datetime_arg(ctx, 1)?, datetime_arg(ctx, 2)?) else { return Ok(None) };
+        Ok(Some(datediff(&part, a, b).ok_or_else(|| user_err(format!("datepart {part}")))?))
+    })?;
+    db.create_scalar_function("dateadd", 3, flags, |ctx| {
+        let part: String = ctx.get(0)?;
+        let n: i64 = ctx.get(1)?;
+        let Some(d) = datetime_arg(ctx, 2)? else { return Ok(None) };
+        let step = unit(&part).ok_or_else(|| user_err(format!("datepart {part}")))?;
+        Ok(Some(datetime_text((d + step * n as i32).assume_utc())))
+    })?;
+    let dbs = Arc::new(facts.databases.clone());
+    let d = dbs.clone();
+    db.create_scalar_function("db_name", 1, flags, move |ctx| {
+        let id: Option<i64> = ctx.get(0)?;
+        Ok(id.and_then(|i| d.iter().find(|(di, _)| *di == i)).map(|(_, n)| n.clone()))
+    })?;
+    let d = dbs;
+    db.create_scalar_function("db_id", 1, flags, move |ctx| {
+        let name: Option<String> = ctx.get(0)?;
+        Ok(name.and_then(|n| d.iter().find(|(_, dn)| dn.eq_ignore_ascii_case(&n))).map(|(i, _)| *i))
+    })?;
+    let sysadmin = facts.sysadmin;
+    db.create_scalar_function("is_srvrolemember", 1, flags, move |ctx| {
+        let role: String = ctx.get(0)?;
+        Ok(if role.eq_ignore_ascii_case("sysadmin") { sysadmin as i64 } else { 0 })
+    })?;
+    let vss = facts.view_server_state;
+    db.create_scalar_function("has_perms_by_name", -1, flags, move |ctx| {
+        let perm: String = ctx.get(ctx.len() - 1)?;
+        Ok(match perm.to_ascii_uppercase().as_str() {
+            "VIEW SERVER STATE" => (vss || sysadmin) as i64,
+            _ => sysadmin as i64,
+        })
+    })?;
+    db.create_scalar_function("len", 1, flags, |ctx| {
+        let s: Option<String> = ctx.get(0)?;
+        Ok(s.map(|s| s.trim_end_matches(' ').chars().count() as i64))
+    })?;
+    db.create_scalar_function("charindex", 2, flags, |ctx| {
+        let (needle, hay): (Option<String>, Option<String>) = (ctx.get(0)?, ctx.get(1)?);
+        Ok(match (needle, hay) {
+            (Some(n), Some(h)) => {
+                let (n, h) = (n.to_lowercase(), h.to_lowercase());
+                h.find(&n).map(|i| h[..i].chars().count() as i64 + 1).unwrap_or(0)
+            }
+            _ => 0,
+        })
+    })?;
+    db.create_scalar_function("left", 2, flags, |ctx| {
+        let s: Option<String> = ctx.get(0)?;
+        let n: i64 = ctx.get(1)?;
+        Ok(s.map(|s| s.chars().take(n.max(0) as usize).collect::<String>()))
+    })?;
+    db.create_scalar_function("right", 2, flags, |ctx| {
+        let s: Option<String> = ctx.get(0)?;
+        let n: i64 = ctx.get(1)?;
+        Ok(s.map(|s| {
+            let chars: Vec<char> = s.chars().collect();
+            chars[chars.len().saturating_sub(n.max(0) as usize)..].iter().collect::<String>()
+        }))
+    })?;
+    db.create_scalar_function("lab_current_db", 0, flags, move |_| Ok(current_db.load(Ordering::Relaxed)))?;
+    Ok(())
+}
+
+fn user_err(msg: String) -> Error {
+    Error::UserFunctionError(msg.into())
+}
+
+fn datetime_arg(ctx: &Context<'_>, i: usize) -> rusqlite::Result<Option<PrimitiveDateTime>> {
+    let s: Option<String> = ctx.get(i)?;
+    s.map(|s| parse_datetime(&s).ok_or_else(|| user_err(format!("conversion of '{s}' to datetime"))))
+        .transpose()
+}
+
+/// `YYYY-MM-DD[ HH:MM:SS[.fff]]`, as the catalog stores datetimes.
+pub fn parse_datetime(s: &str) -> Option<PrimitiveDateTime> {
+    let s = s.trim();
+    let (date, rest) = s.split_at(s.find([' ', 'T']).unwrap_or(s.len()));
+    let mut d = date.split('-').map(|p| p.parse::<i32>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let date = Date::from_calendar_date(y, time::Month::try_from(m as u8).ok()?, day as u8).ok()?;
+    let rest = rest.trim_start_matches([' ', 'T']);
+    if rest.is_empty() {
+        return Some(date.midnight());
+    }
+    let (hms, frac) = rest.split_once('.').unwrap_or((rest, "0"));
+    let mut t = hms.split(':').map(|p| p.parse::<u8>().ok());
+    let (h, mi, sec) = (t.next()??, t.next()??, t.next().flatten().unwrap_or(0));
+    let ms: u16 = format!("{:0<3}", &frac[..frac.len().min(3)]).parse().ok()?;
+    Some(PrimitiveDateTime::new(date, Time::from_hms_milli(h, mi, sec, ms).ok()?))
+}
+
+fn unit(part: &str) -> Option<Duration> {
+    Some(match part.to_ascii_lowercase().as_str() {
+        "day" | "dd" | "d" => Duration::DAY,
+        "hour" | "hh" => Duration::HOUR,
+        "minute" | "mi" | "n" => Duration::MINUTE,
+        "second" | "ss" | "s" => Duration::SECOND,
+        "week" | "wk" | "ww" => Duration::WEEK,
+        _ => return None,
+    })
+}
+
+/// Counts boundaries crossed, as SQL Server's DATEDIFF does.
+fn datediff(part: &str, a: PrimitiveDateTime, b: PrimitiveDateTime) -> Option<i64> {
+    let p = part.to_ascii_lowercase();
+    Some(match p.as_str() {
+        "year" | "yy" | "yyyy" => (b.year() - a.year()) as i64,
+        "month" | "mm" | "m" => (b.year() - a.year()) as i64 * 12 + b.month() as i64 - a.month() as i64,
+        "day" | "dd" | "d" => (b.date() - a.date()).whole_days(),
+        _ => {
+            let u = unit(&p)?.whole_seconds();
+            let secs = |t: PrimitiveDateTime| t.assume_utc().unix_timestamp().div_euclid(u);
+            secs(b) - secs(a)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datediff_counts_boundaries() {
+        let a = parse_datetime("2026-01-01 23:59:59.000").unwrap();
+        let b = parse_datetime("2026-01-02 00:00:01").unwrap();
+        assert_eq!(datediff("day", a, b), Some(1));
+        assert_eq!(datediff("hour", a, b), Some(1));
+        assert_eq!(datediff("month", a, b), Some(0));
+    }
+}

@@ -1,0 +1,324 @@
+//! T-SQL executed for real against a side's catalog: parsed with sqlparser's
+//! MsSqlDialect, rewritten for SQLite, run there, and typed for TDS.
+
+pub mod errors;
+pub mod functions;
+mod procs;
+pub mod rewrite;
+pub mod types;
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+use rusqlite::types::Value;
+use sqlparser::ast::{Expr, Statement};
+use sqlparser::dialect::MsSqlDialect;
+use sqlparser::parser::{Parser, ParserError, ParserOptions};
+
+use crate::lab::catalog::Catalog;
+pub use errors::SqlError;
+use rewrite::Context;
+pub use types::SqlType;
+
+/// One result set, typed.
+#[derive(Debug, Clone)]
+pub struct ResultSet {
+    pub columns: Vec<(String, SqlType)>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+/// What one statement produced, in the order a client sees it.
+#[derive(Debug, Clone)]
+pub enum Output {
+    Rows(ResultSet),
+    /// A statement that returned no rows (`USE`, `SET`, `DECLARE`…).
+    Done,
+    Error(SqlError),
+    Info(SqlError),
+    DatabaseChanged { old: String, new: String },
+    /// Return value of a procedure called by EXEC.
+    ReturnStatus(i32),
+}
+
+/// Per-connection state.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub database: String,
+    pub vars: HashMap<String, (SqlType, Value)>,
+}
+
+impl Session {
+    pub fn new(database: &str) -> Session {
+        Session { database: database.to_string(), vars: HashMap::new() }
+    }
+}
+
+pub fn parse(sql: &str) -> Result<Vec<Statement>, SqlError> {
+    let mut opts = ParserOptions::new();
+    opts.require_semicolon_stmt_delimiter = false;
+    Parser::new(&MsSqlDialect {})
+        .with_options(opts)
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_statements())
+        .map_err(|e| syntax_error(&e, sql))
+}
+
+/// SQL Server names the token it stopped at; keywords get Msg 156.
+fn syntax_error(e: &ParserError, sql: &str) -> SqlError {
+    let text = e.to_string();
+    let found = text
+        .split("found: ")
+        .nth(1)
+        .map(|rest| rest.split(" at Line").next().unwrap_or(rest).trim().to_string());
+    let tok = match found {
+        Some(tok) if tok != "EOF" => tok,
+        _ => sql.split_whitespace().last().unwrap_or("").to_string(),
+    };
+    let upper = tok.to_ascii_uppercase();
+    // Only reserved words count as keywords in SQL Server's message.
+    let reserved = ["SELECT", "FROM", "WHERE", "ORDER", "GROUP", "BY", "JOIN", "ON", "AS", "AND", "OR", "EXEC", "EXECUTE", "INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "DROP", "SET", "DECLARE", "USE", "TOP", "UNION", "HAVING", "INTO", "VALUES", "IS", "NOT", "NULL", "IN", "LIKE", "BETWEEN", "CASE", "WHEN", "THEN", "ELSE", "END", "BEGIN", "IF", "WITH", "INNER", "LEFT", "RIGHT", "OUTER", "CROSS", "DISTINCT"];
+    if reserved.contains(&upper.as_str()) {
+        SqlError::syntax_near_keyword(&upper)
+    } else {
+        SqlError::syntax_near(tok.trim_matches('\''))
+    }
+}
+
+/// Runs one batch. An error ends the batch, as a compile error does in SQL Server.
+pub fn execute_batch(catalog: &Catalog, session: &mut Session, sql: &str) -> Vec<Output> {
+    let trimmed = sql.trim().trim_end_matches(';');
+    if trimmed.len() >= 4 && trimmed[..4].eq_ignore_ascii_case("dbcc") {
+        return procs::dbcc(catalog, trimmed);
+    }
+    let statements = match parse(sql) {
+        Ok(s) => s,
+        Err(e) => {
+            // DDL the parser does not know (CREATE CERTIFICATE, BACKUP…) is still valid
+            // T-SQL: the lab's login may not run it.
+            let words: Vec<String> = trimmed.split_whitespace().take(2).map(|w| w.to_ascii_uppercase()).collect();
+            let ddl = ["CREATE", "ALTER", "DROP", "BACKUP", "RESTORE", "GRANT", "REVOKE", "DENY"];
+            if words.len() == 2 && ddl.contains(&words[0].as_str()) {
+                return vec![Output::Error(SqlError::permission_denied(&words.join(" "), &session.database))];
+            }
+            return vec![Output::Error(e)];
+        }
+    };
+    let mut out = Vec::new();
+    for stmt in statements {
+        let before = out.len();
+        execute_statement(catalog, session, stmt, &mut out);
+        if out[before..].iter().any(|o| matches!(o, Output::Error(_))) {
+            break;
+        }
+    }
+    out
+}
+
+fn execute_statement(catalog: &Catalog, session: &mut Session, stmt: Statement, out: &mut Vec<Output>) {
+    match stmt {
+        Statement::Query(q) => match run_query(catalog, session, *q) {
+            Ok(rs) => out.push(Output::Rows(rs)),
+            Err(errs) => out.extend(errs.into_iter().map(Output::Error)),
+        },
+        Statement::Use(u) => {
+            let name = u.to_string();
+            let name = name.rsplit(' ').next().unwrap_or("").replace(['[', ']'], "");
+            match catalog.facts.databases.iter().find(|(_, n)| n.eq_ignore_ascii_case(&name)) {
+                Some((_, n)) => {
+                    let old = std::mem::replace(&mut session.database, n.clone());
+                    out.push(Output::DatabaseChanged { old, new: n.clone() });
+                }
+                None => out.push(Output::Error(SqlError::unknown_database(&name))),
+            }
+        }
+        Statement::Declare { stmts } => {
+            for d in stmts {
+                let ty = d
+                    .data_type
+                    .as_ref()
+                    .and_then(|t| SqlType::parse(&t.to_string()))
+                    .unwrap_or(SqlType::NVarChar(Some(4000)));
+                let value = match d.assignment.as_ref().map(declare_expr) {
+                    Some(expr) => match eval(catalog, session, expr.clone()) {
+                        Ok(v) => v,
+                        Err(errs) => {
+                            out.extend(errs.into_iter().map(Output::Error));
+                            return;
+                        }
+                    },
+                    None => Value::Null,
+                };
+                for name in &d.names {
+                    session.vars.insert(name.value.to_ascii_lowercase(), (ty, value.clone()));
+                }
+            }
+            out.push(Output::Done);
+        }
+        Statement::Set(set) => {
+            let text = set.to_string();
+            // SET @v = expr assigns; SET NOCOUNT ON and other options are accepted.
+            if let Some(rest) = text.strip_prefix("SET ")
+                && rest.starts_with('@')
+                && let Some((name, expr)) = rest.split_once('=')
+            {
+                let key = name.trim().to_ascii_lowercase();
+                let Some((ty, _)) = session.vars.get(&key).cloned() else {
+                    out.push(Output::Error(SqlError::undeclared_variable(name.trim())));
+                    return;
+                };
+                let expr = match parse(&format!("SELECT {}", expr.trim())) {
+                    Ok(mut s) => match s.pop() {
+                        Some(Statement::Query(q)) => match *q.body {
+                            sqlparser::ast::SetExpr::Select(sel) => match sel.projection.into_iter().next() {
+                                Some(sqlparser::ast::SelectItem::UnnamedExpr(e)) => e,
+                                _ => return out.push(Output::Error(SqlError::syntax_near(expr.trim()))),
+                            },
+                            _ => return out.push(Output::Error(SqlError::syntax_near(expr.trim()))),
+                        },
+                        _ => return out.push(Output::Error(SqlError::syntax_near(expr.trim()))),
+                    },
+                    Err(e) => return out.push(Output::Error(e)),
+                };
+                match eval(catalog, session, expr) {
+                    Ok(v) => {
+                        session.vars.insert(key, (ty, v));
+                    }
+                    Err(errs) => return out.extend(errs.into_iter().map(Output::Error)),
+                }
+            }
+            out.push(Output::Done);
+        }
+        Statement::Execute { name: Some(name), parameters, .. } => {
+            let proc = name.to_string().replace(['[', ']'], "");
+            let mut args = Vec::new();
+            for p in parameters {
+                let (pname, expr) = match p {
+                    Expr::BinaryOp { left, op: sqlparser::ast::BinaryOperator::Eq, right }
+                        if matches!(left.as_ref(), Expr::Identifier(i) if i.value.starts_with('@')) =>
+                    {
+                        let Expr::Identifier(i) = *left else { unreachable!() };
+                        (Some(i.value.to_ascii_lowercase()), *right)
+                    }
+                    other => (None, other),
+                };
+                match eval(catalog, session, expr) {
+                    Ok(v) => args.push((pname, v)),
+                    Err(errs) => return out.extend(errs.into_iter().map(Output::Error)),
+                }
+            }
+            procs::execute(catalog, session, &proc, &args, out);
+        }
+        other => {
+            let text = other.to_string();
+            let verb = text.split_whitespace().take(2).collect::<Vec<_>>().join(" ").to_ascii_uppercase();
+            out.push(Output::Error(SqlError::permission_denied(&verb, &session.database)));
+        }
+    }
+}
+
+fn declare_expr(a: &sqlparser::ast::DeclareAssignment) -> &Expr {
+    use sqlparser::ast::DeclareAssignment::*;
+    match a {
+        Expr(e) | Default(e) | DuckAssignment(e) | For(e) | MsSqlAssignment(e) => e,
+    }
+}
+
+fn ctx<'a>(catalog: &'a Catalog, session: &'a Session) -> Context<'a> {
+    Context { catalog, database: &session.database, vars: &session.vars }
+}
+
+/// Evaluates a scalar expression (a DECLARE or EXEC argument).
+fn eval(catalog: &Catalog, session: &Session, expr: Expr) -> Result<Value, Vec<SqlError>> {
+    let (plan, _) = rewrite::plan_expr(expr, &ctx(catalog, session))?;
+    let rs = run_plan(catalog, session, plan)?;
+    Ok(rs.rows.into_iter().next().and_then(|r| r.into_iter().next()).unwrap_or(Value::Null))
+}
+
+pub fn run_query(catalog: &Catalog, session: &Session, query: sqlparser::ast::Query) -> Result<ResultSet, Vec<SqlError>> {
+    let plan = rewrite::plan_query(query, &ctx(catalog, session))?;
+    run_plan(catalog, session, plan)
+}
+
+fn run_plan(catalog: &Catalog, session: &Session, plan: rewrite::Plan) -> Result<ResultSet, Vec<SqlError>> {
+    let db_id = catalog
+        .facts
+        .databases
+        .iter()
+        .find(|(_, n)| n.eq_ignore_ascii_case(&session.database))
+        .map(|(i, _)| *i)
+        .unwrap_or(1);
+    catalog.current_db.store(db_id, Ordering::Relaxed);
+    let mut stmt = catalog.db.prepare(&plan.sql).map_err(|e| vec![sqlite_error(&e)])?;
+    for (name, value) in &plan.params {
+        let idx = stmt
+            .parameter_index(name)
+            .map_err(|e| vec![sqlite_error(&e)])?
+            .ok_or_else(|| vec![SqlError::undeclared_variable(name)])?;
+        stmt.raw_bind_parameter(idx, value).map_err(|e| vec![sqlite_error(&e)])?;
+    }
+    let names: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
+    let decl: Vec<Option<SqlType>> = stmt.columns().map(|c| c.decl_type().and_then(SqlType::parse)).collect();
+    let n = names.len();
+    let mut rows = Vec::new();
+    let mut raw = stmt.raw_query();
+    loop {
+        match raw.next() {
+            Ok(Some(row)) => {
+                let mut values = Vec::with_capacity(n);
+                for i in 0..n {
+                    values.push(row.get::<_, Value>(i).map_err(|e| vec![sqlite_error(&e)])?);
+                }
+                rows.push(values);
+            }
+            Ok(None) => break,
+            Err(e) => return Err(vec![sqlite_error(&e)]),
+        }
+    }
+    let columns = (0..n)
+        .map(|i| {
+            let planned = plan.columns.as_ref().and_then(|c| c.get(i));
+            let name = planned.and_then(|p| p.name.clone()).unwrap_or_else(|| names[i].clone());
+            let ty = planned
+                .and_then(|p| p.ty)
+                .or(decl[i])
+                .unwrap_or_else(|| type_from_values(rows.iter().map(|r| &r[i])));
+            (name, ty)
+        })
+        .collect();
+    Ok(ResultSet { columns, rows })
+}
+
+fn type_from_values<'a>(mut values: impl Iterator<Item = &'a Value>) -> SqlType {
+    match values.find(|v| !matches!(v, Value::Null)) {
+        Some(Value::Integer(i)) if i32::try_from(*i).is_ok() => SqlType::Int,
+        Some(Value::Integer(_)) => SqlType::BigInt,
+        Some(Value::Real(_)) => SqlType::Float,
+        Some(Value::Blob(_)) => SqlType::VarBinary(None),
+        _ => SqlType::NVarChar(Some(4000)),
+    }
+}
+
+fn sqlite_error(e: &rusqlite::Error) -> SqlError {
+    let msg = e.to_string();
+    let after = |p: &str| msg.split(p).nth(1).map(|s| s.trim().to_string());
+    if let Some(col) = after("no such column:") {
+        return SqlError::invalid_column(col.rsplit('.').next().unwrap_or(&col));
+    }
+    if let Some(col) = after("ambiguous column name:") {
+        return SqlError::ambiguous_column(col.rsplit('.').next().unwrap_or(&col));
+    }
+    if let Some(f) = after("no such function:") {
+        return SqlError::unknown_function(&f);
+    }
+    if let Some(t) = after("no such table:") {
+        return SqlError::invalid_object(&t);
+    }
+    if let Some(what) = after("conversion of") {
+        return SqlError::new(241, 16, 1, format!("Conversion failed when converting date and/or time from character string ({what})."));
+    }
+    let near = msg.split("near \"").nth(1).and_then(|s| s.split('"').next()).unwrap_or("");
+    SqlError::syntax_near(near)
+}
+
+#[cfg(test)]
+mod tests;

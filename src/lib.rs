@@ -1,0 +1,4 @@
+//! milink: pre-flight checks and diagnosis for the SQL Server ↔ Azure SQL
+//! Managed Instance link.
+
+pub mod lab;
