@@ -1,1 +1,4 @@
+//! One integration-test binary: it links once.
 
+mod lab;
+mod support;

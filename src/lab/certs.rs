@@ -117,7 +117,13 @@ pub fn endpoint_cert(
         der: cert.der().to_vec(),
         subject: subject.to_string(),
         issuer: issuer_name,
-        serial_hex: serial.to_be_bytes().iter().map(|b| format!("{b:02x} ")).collect::<String>().trim_end().to_string(),
+        serial_hex: serial
+            .to_be_bytes()
+            .iter()
+            .map(|b| format!("{b:02x} "))
+            .collect::<String>()
+            .trim_end()
+            .to_string(),
         start,
         expiry,
     })
@@ -128,7 +134,9 @@ fn dn(text: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     if text.contains('=') {
         for part in text.split(',') {
-            let Some((k, v)) = part.split_once('=') else { continue };
+            let Some((k, v)) = part.split_once('=') else {
+                continue;
+            };
             let kind = match k.trim().to_ascii_uppercase().as_str() {
                 "CN" => DnType::CommonName,
                 "O" => DnType::OrganizationName,

@@ -466,10 +466,7 @@ impl Scenario {
     /// Parses and validates; `origin` names the file in error messages.
     pub fn parse(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
         let scenario: Scenario = toml::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map(|s| line_col(text, s.start))
-                .unwrap_or((0, 0));
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
             ScenarioError::Invalid {
                 path: origin.to_string(),
                 line,
@@ -477,17 +474,23 @@ impl Scenario {
                 message: e.message().to_string(),
             }
         })?;
-        scenario.validate().map_err(|message| ScenarioError::Inconsistent {
-            path: origin.to_string(),
-            message,
-        })?;
+        scenario
+            .validate()
+            .map_err(|message| ScenarioError::Inconsistent {
+                path: origin.to_string(),
+                message,
+            })?;
         Ok(scenario)
     }
 
     fn validate(&self) -> Result<(), String> {
         for (label, side) in self.sides() {
-            parse_version(&side.version)
-                .ok_or_else(|| format!("{label}.version `{}` is not major.minor.build.revision", side.version))?;
+            parse_version(&side.version).ok_or_else(|| {
+                format!(
+                    "{label}.version `{}` is not major.minor.build.revision",
+                    side.version
+                )
+            })?;
             if let Some(ep) = &side.endpoint
                 && let Some(cert) = &ep.certificate
                 && !side.certificates.iter().any(|c| &c.name == cert)
@@ -509,38 +512,57 @@ impl Scenario {
             }
             for b in &side.backups {
                 if !side.databases.iter().any(|d| d.name == b.database) {
-                    return Err(format!("{label}.backups: database `{}` is not in {label}.databases", b.database));
+                    return Err(format!(
+                        "{label}.backups: database `{}` is not in {label}.databases",
+                        b.database
+                    ));
                 }
             }
             for table in side.rows.keys() {
                 if crate::lab::catalog::schema::table(table).is_none() {
-                    return Err(format!("{label}.rows: `{table}` is not a catalog table the lab has"));
+                    return Err(format!(
+                        "{label}.rows: `{table}` is not a catalog table the lab has"
+                    ));
                 }
             }
             if let Some(p) = side.tds.redirect_port
                 && !(11000..=11999).contains(&p)
             {
-                return Err(format!("{label}.tds.redirect_port {p} is outside 11000-11999"));
+                return Err(format!(
+                    "{label}.tds.redirect_port {p} is outside 11000-11999"
+                ));
             }
         }
         for r in &self.dns.records {
             let kind = r.kind.to_ascii_uppercase();
             let needs_value = matches!(kind.as_str(), "A" | "AAAA" | "CNAME");
             if !needs_value && !matches!(kind.as_str(), "NXDOMAIN" | "SERVFAIL" | "SILENT") {
-                return Err(format!("dns.records `{}`: unknown type `{}`", r.name, r.kind));
+                return Err(format!(
+                    "dns.records `{}`: unknown type `{}`",
+                    r.name, r.kind
+                ));
             }
             if needs_value && r.value.is_none() {
-                return Err(format!("dns.records `{}`: type {} needs a value", r.name, r.kind));
+                return Err(format!(
+                    "dns.records `{}`: type {} needs a value",
+                    r.name, r.kind
+                ));
             }
             if !matches!(r.view.as_str(), "all" | "sql_server" | "managed_instance") {
-                return Err(format!("dns.records `{}`: view must be all, sql_server or managed_instance", r.name));
+                return Err(format!(
+                    "dns.records `{}`: view must be all, sql_server or managed_instance",
+                    r.name
+                ));
             }
         }
         Ok(())
     }
 
     pub fn sides(&self) -> [(&'static str, &Side); 2] {
-        [("sql_server", &self.sql_server), ("managed_instance", &self.managed_instance)]
+        [
+            ("sql_server", &self.sql_server),
+            ("managed_instance", &self.managed_instance),
+        ]
     }
 }
 

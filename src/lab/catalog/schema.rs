@@ -61,7 +61,11 @@ pub static TABLES: &[Table] = &[
     ),
     endpoint_view!(
         "sys.tcp_endpoints",
-        [("port", "int"), ("is_dynamic_port", "bit"), ("ip_address", "nvarchar(45)")]
+        [
+            ("port", "int"),
+            ("is_dynamic_port", "bit"),
+            ("ip_address", "nvarchar(45)")
+        ]
     ),
     Table {
         name: "sys.certificates",

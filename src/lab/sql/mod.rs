@@ -35,7 +35,10 @@ pub enum Output {
     Done,
     Error(SqlError),
     Info(SqlError),
-    DatabaseChanged { old: String, new: String },
+    DatabaseChanged {
+        old: String,
+        new: String,
+    },
     /// Return value of a procedure called by EXEC.
     ReturnStatus(i32),
 }
@@ -49,7 +52,10 @@ pub struct Session {
 
 impl Session {
     pub fn new(database: &str) -> Session {
-        Session { database: database.to_string(), vars: HashMap::new() }
+        Session {
+            database: database.to_string(),
+            vars: HashMap::new(),
+        }
     }
 }
 
@@ -66,17 +72,26 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, SqlError> {
 /// SQL Server names the token it stopped at; keywords get Msg 156.
 fn syntax_error(e: &ParserError, sql: &str) -> SqlError {
     let text = e.to_string();
-    let found = text
-        .split("found: ")
-        .nth(1)
-        .map(|rest| rest.split(" at Line").next().unwrap_or(rest).trim().to_string());
+    let found = text.split("found: ").nth(1).map(|rest| {
+        rest.split(" at Line")
+            .next()
+            .unwrap_or(rest)
+            .trim()
+            .to_string()
+    });
     let tok = match found {
         Some(tok) if tok != "EOF" => tok,
         _ => sql.split_whitespace().last().unwrap_or("").to_string(),
     };
     let upper = tok.to_ascii_uppercase();
     // Only reserved words count as keywords in SQL Server's message.
-    let reserved = ["SELECT", "FROM", "WHERE", "ORDER", "GROUP", "BY", "JOIN", "ON", "AS", "AND", "OR", "EXEC", "EXECUTE", "INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "DROP", "SET", "DECLARE", "USE", "TOP", "UNION", "HAVING", "INTO", "VALUES", "IS", "NOT", "NULL", "IN", "LIKE", "BETWEEN", "CASE", "WHEN", "THEN", "ELSE", "END", "BEGIN", "IF", "WITH", "INNER", "LEFT", "RIGHT", "OUTER", "CROSS", "DISTINCT"];
+    let reserved = [
+        "SELECT", "FROM", "WHERE", "ORDER", "GROUP", "BY", "JOIN", "ON", "AS", "AND", "OR", "EXEC",
+        "EXECUTE", "INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "DROP", "SET", "DECLARE",
+        "USE", "TOP", "UNION", "HAVING", "INTO", "VALUES", "IS", "NOT", "NULL", "IN", "LIKE",
+        "BETWEEN", "CASE", "WHEN", "THEN", "ELSE", "END", "BEGIN", "IF", "WITH", "INNER", "LEFT",
+        "RIGHT", "OUTER", "CROSS", "DISTINCT",
+    ];
     if reserved.contains(&upper.as_str()) {
         SqlError::syntax_near_keyword(&upper)
     } else {
@@ -95,10 +110,19 @@ pub fn execute_batch(catalog: &Catalog, session: &mut Session, sql: &str) -> Vec
         Err(e) => {
             // DDL the parser does not know (CREATE CERTIFICATE, BACKUP…) is still valid
             // T-SQL: the lab's login may not run it.
-            let words: Vec<String> = trimmed.split_whitespace().take(2).map(|w| w.to_ascii_uppercase()).collect();
-            let ddl = ["CREATE", "ALTER", "DROP", "BACKUP", "RESTORE", "GRANT", "REVOKE", "DENY"];
+            let words: Vec<String> = trimmed
+                .split_whitespace()
+                .take(2)
+                .map(|w| w.to_ascii_uppercase())
+                .collect();
+            let ddl = [
+                "CREATE", "ALTER", "DROP", "BACKUP", "RESTORE", "GRANT", "REVOKE", "DENY",
+            ];
             if words.len() == 2 && ddl.contains(&words[0].as_str()) {
-                return vec![Output::Error(SqlError::permission_denied(&words.join(" "), &session.database))];
+                return vec![Output::Error(SqlError::permission_denied(
+                    &words.join(" "),
+                    &session.database,
+                ))];
             }
             return vec![Output::Error(e)];
         }
@@ -114,7 +138,12 @@ pub fn execute_batch(catalog: &Catalog, session: &mut Session, sql: &str) -> Vec
     out
 }
 
-fn execute_statement(catalog: &Catalog, session: &mut Session, stmt: Statement, out: &mut Vec<Output>) {
+fn execute_statement(
+    catalog: &Catalog,
+    session: &mut Session,
+    stmt: Statement,
+    out: &mut Vec<Output>,
+) {
     match stmt {
         Statement::Query(q) => match run_query(catalog, session, *q) {
             Ok(rs) => out.push(Output::Rows(rs)),
@@ -122,11 +151,23 @@ fn execute_statement(catalog: &Catalog, session: &mut Session, stmt: Statement, 
         },
         Statement::Use(u) => {
             let name = u.to_string();
-            let name = name.rsplit(' ').next().unwrap_or("").replace(['[', ']'], "");
-            match catalog.facts.databases.iter().find(|(_, n)| n.eq_ignore_ascii_case(&name)) {
+            let name = name
+                .rsplit(' ')
+                .next()
+                .unwrap_or("")
+                .replace(['[', ']'], "");
+            match catalog
+                .facts
+                .databases
+                .iter()
+                .find(|(_, n)| n.eq_ignore_ascii_case(&name))
+            {
                 Some((_, n)) => {
                     let old = std::mem::replace(&mut session.database, n.clone());
-                    out.push(Output::DatabaseChanged { old, new: n.clone() });
+                    out.push(Output::DatabaseChanged {
+                        old,
+                        new: n.clone(),
+                    });
                 }
                 None => out.push(Output::Error(SqlError::unknown_database(&name))),
             }
@@ -149,7 +190,9 @@ fn execute_statement(catalog: &Catalog, session: &mut Session, stmt: Statement, 
                     None => Value::Null,
                 };
                 for name in &d.names {
-                    session.vars.insert(name.value.to_ascii_lowercase(), (ty, value.clone()));
+                    session
+                        .vars
+                        .insert(name.value.to_ascii_lowercase(), (ty, value.clone()));
                 }
             }
             out.push(Output::Done);
@@ -169,11 +212,19 @@ fn execute_statement(catalog: &Catalog, session: &mut Session, stmt: Statement, 
                 let expr = match parse(&format!("SELECT {}", expr.trim())) {
                     Ok(mut s) => match s.pop() {
                         Some(Statement::Query(q)) => match *q.body {
-                            sqlparser::ast::SetExpr::Select(sel) => match sel.projection.into_iter().next() {
-                                Some(sqlparser::ast::SelectItem::UnnamedExpr(e)) => e,
-                                _ => return out.push(Output::Error(SqlError::syntax_near(expr.trim()))),
-                            },
-                            _ => return out.push(Output::Error(SqlError::syntax_near(expr.trim()))),
+                            sqlparser::ast::SetExpr::Select(sel) => {
+                                match sel.projection.into_iter().next() {
+                                    Some(sqlparser::ast::SelectItem::UnnamedExpr(e)) => e,
+                                    _ => {
+                                        return out.push(Output::Error(SqlError::syntax_near(
+                                            expr.trim(),
+                                        )));
+                                    }
+                                }
+                            }
+                            _ => {
+                                return out.push(Output::Error(SqlError::syntax_near(expr.trim())));
+                            }
                         },
                         _ => return out.push(Output::Error(SqlError::syntax_near(expr.trim()))),
                     },
@@ -188,15 +239,24 @@ fn execute_statement(catalog: &Catalog, session: &mut Session, stmt: Statement, 
             }
             out.push(Output::Done);
         }
-        Statement::Execute { name: Some(name), parameters, .. } => {
+        Statement::Execute {
+            name: Some(name),
+            parameters,
+            ..
+        } => {
             let proc = name.to_string().replace(['[', ']'], "");
             let mut args = Vec::new();
             for p in parameters {
                 let (pname, expr) = match p {
-                    Expr::BinaryOp { left, op: sqlparser::ast::BinaryOperator::Eq, right }
-                        if matches!(left.as_ref(), Expr::Identifier(i) if i.value.starts_with('@')) =>
+                    Expr::BinaryOp {
+                        left,
+                        op: sqlparser::ast::BinaryOperator::Eq,
+                        right,
+                    } if matches!(left.as_ref(), Expr::Identifier(i) if i.value.starts_with('@')) =>
                     {
-                        let Expr::Identifier(i) = *left else { unreachable!() };
+                        let Expr::Identifier(i) = *left else {
+                            unreachable!()
+                        };
                         (Some(i.value.to_ascii_lowercase()), *right)
                     }
                     other => (None, other),
@@ -210,10 +270,30 @@ fn execute_statement(catalog: &Catalog, session: &mut Session, stmt: Statement, 
         }
         other => {
             let text = other.to_string();
-            let verb = text.split_whitespace().take(2).collect::<Vec<_>>().join(" ").to_ascii_uppercase();
-            out.push(Output::Error(SqlError::permission_denied(&verb, &session.database)));
+            let verb = text
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_ascii_uppercase();
+            out.push(Output::Error(SqlError::permission_denied(
+                &verb,
+                &session.database,
+            )));
         }
     }
+}
+
+/// An RPC call: a procedure by name with its parameters.
+pub fn execute_rpc(
+    catalog: &Catalog,
+    session: &mut Session,
+    proc: &str,
+    args: &[(Option<String>, Value)],
+) -> Vec<Output> {
+    let mut out = Vec::new();
+    procs::execute(catalog, session, proc, args, &mut out);
+    out
 }
 
 fn declare_expr(a: &sqlparser::ast::DeclareAssignment) -> &Expr {
@@ -224,22 +304,39 @@ fn declare_expr(a: &sqlparser::ast::DeclareAssignment) -> &Expr {
 }
 
 fn ctx<'a>(catalog: &'a Catalog, session: &'a Session) -> Context<'a> {
-    Context { catalog, database: &session.database, vars: &session.vars }
+    Context {
+        catalog,
+        database: &session.database,
+        vars: &session.vars,
+    }
 }
 
 /// Evaluates a scalar expression (a DECLARE or EXEC argument).
 fn eval(catalog: &Catalog, session: &Session, expr: Expr) -> Result<Value, Vec<SqlError>> {
     let (plan, _) = rewrite::plan_expr(expr, &ctx(catalog, session))?;
     let rs = run_plan(catalog, session, plan)?;
-    Ok(rs.rows.into_iter().next().and_then(|r| r.into_iter().next()).unwrap_or(Value::Null))
+    Ok(rs
+        .rows
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next())
+        .unwrap_or(Value::Null))
 }
 
-pub fn run_query(catalog: &Catalog, session: &Session, query: sqlparser::ast::Query) -> Result<ResultSet, Vec<SqlError>> {
+pub fn run_query(
+    catalog: &Catalog,
+    session: &Session,
+    query: sqlparser::ast::Query,
+) -> Result<ResultSet, Vec<SqlError>> {
     let plan = rewrite::plan_query(query, &ctx(catalog, session))?;
     run_plan(catalog, session, plan)
 }
 
-fn run_plan(catalog: &Catalog, session: &Session, plan: rewrite::Plan) -> Result<ResultSet, Vec<SqlError>> {
+fn run_plan(
+    catalog: &Catalog,
+    session: &Session,
+    plan: rewrite::Plan,
+) -> Result<ResultSet, Vec<SqlError>> {
     let db_id = catalog
         .facts
         .databases
@@ -248,16 +345,23 @@ fn run_plan(catalog: &Catalog, session: &Session, plan: rewrite::Plan) -> Result
         .map(|(i, _)| *i)
         .unwrap_or(1);
     catalog.current_db.store(db_id, Ordering::Relaxed);
-    let mut stmt = catalog.db.prepare(&plan.sql).map_err(|e| vec![sqlite_error(&e)])?;
+    let mut stmt = catalog
+        .db
+        .prepare(&plan.sql)
+        .map_err(|e| vec![sqlite_error(&e)])?;
     for (name, value) in &plan.params {
         let idx = stmt
             .parameter_index(name)
             .map_err(|e| vec![sqlite_error(&e)])?
             .ok_or_else(|| vec![SqlError::undeclared_variable(name)])?;
-        stmt.raw_bind_parameter(idx, value).map_err(|e| vec![sqlite_error(&e)])?;
+        stmt.raw_bind_parameter(idx, value)
+            .map_err(|e| vec![sqlite_error(&e)])?;
     }
     let names: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
-    let decl: Vec<Option<SqlType>> = stmt.columns().map(|c| c.decl_type().and_then(SqlType::parse)).collect();
+    let decl: Vec<Option<SqlType>> = stmt
+        .columns()
+        .map(|c| c.decl_type().and_then(SqlType::parse))
+        .collect();
     let n = names.len();
     let mut rows = Vec::new();
     let mut raw = stmt.raw_query();
@@ -277,7 +381,9 @@ fn run_plan(catalog: &Catalog, session: &Session, plan: rewrite::Plan) -> Result
     let columns = (0..n)
         .map(|i| {
             let planned = plan.columns.as_ref().and_then(|c| c.get(i));
-            let name = planned.and_then(|p| p.name.clone()).unwrap_or_else(|| names[i].clone());
+            let name = planned
+                .and_then(|p| p.name.clone())
+                .unwrap_or_else(|| names[i].clone());
             let ty = planned
                 .and_then(|p| p.ty)
                 .or(decl[i])
@@ -314,9 +420,20 @@ fn sqlite_error(e: &rusqlite::Error) -> SqlError {
         return SqlError::invalid_object(&t);
     }
     if let Some(what) = after("conversion of") {
-        return SqlError::new(241, 16, 1, format!("Conversion failed when converting date and/or time from character string ({what})."));
+        return SqlError::new(
+            241,
+            16,
+            1,
+            format!(
+                "Conversion failed when converting date and/or time from character string ({what})."
+            ),
+        );
     }
-    let near = msg.split("near \"").nth(1).and_then(|s| s.split('"').next()).unwrap_or("");
+    let near = msg
+        .split("near \"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or("");
     SqlError::syntax_near(near)
 }
 

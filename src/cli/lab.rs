@@ -1,0 +1,119 @@
+//! `milink lab up|ls`
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use crate::lab::Lab;
+use crate::lab::scenario::Scenario;
+
+#[derive(Subcommand)]
+pub enum LabCommand {
+    /// Start the stand-ins of a scenario and serve until Ctrl-C or SIGTERM.
+    Up {
+        scenario: PathBuf,
+        /// Print one JSON object with the addresses and logins, as the first line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List scenarios and their descriptions.
+    Ls {
+        #[arg(default_value = "scenarios")]
+        dir: PathBuf,
+    },
+}
+
+pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        LabCommand::Up { scenario, json } => up(&scenario, json),
+        LabCommand::Ls { dir } => ls(&dir),
+    }
+}
+
+fn up(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let scenario = Scenario::load(path)?;
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async {
+        let lab = Lab::start(&scenario)
+            .await
+            .with_context(|| format!("starting the lab for {}", path.display()))?;
+        if json {
+            println!("{}", serde_json::to_string(&lab.info)?);
+        } else {
+            print_human(&scenario, &lab);
+        }
+        wait_for_stop().await;
+        drop(lab);
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn wait_for_stop() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+fn print_human(scenario: &Scenario, lab: &Lab) {
+    println!("milink lab: {}", scenario.description);
+    for (label, s) in [
+        ("SQL Server", &lab.info.sql_server),
+        ("managed instance", &lab.info.managed_instance),
+    ] {
+        println!("  {label:<17} {} ({})", s.name, s.fqdn);
+        println!(
+            "    TDS             {}:{}  login {} (password in --json output)",
+            s.host, s.port, s.user
+        );
+        if let Some(ep) = &s.endpoint {
+            println!("    mirroring       {}:{}", ep.host, ep.port);
+        }
+        if let Some(p) = s.redirect_port {
+            println!("    redirect        {}:{p}", s.host);
+        }
+    }
+    println!(
+        "  DNS               {}:{}",
+        lab.info.dns.host, lab.info.dns.port
+    );
+    println!("  lab CA            {}", lab.info.sql_server.ca_cert);
+    println!("Ctrl-C stops the lab.");
+}
+
+fn ls(dir: &Path) -> anyhow::Result<ExitCode> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    let width = files
+        .iter()
+        .map(|p| p.file_stem().map(|s| s.len()).unwrap_or(0))
+        .max()
+        .unwrap_or(0);
+    let mut bad = false;
+    for f in files {
+        let stem = f
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        match Scenario::load(&f) {
+            Ok(s) => println!("{stem:<width$}  {}", s.description),
+            Err(e) => {
+                bad = true;
+                println!("{stem:<width$}  INVALID: {e}");
+            }
+        }
+    }
+    Ok(if bad {
+        ExitCode::from(super::EXIT_TOOL_ERROR)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

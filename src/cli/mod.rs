@@ -1,0 +1,60 @@
+//! Command line: parse, dispatch, map to an exit code. Errors print their
+//! whole context chain.
+
+mod lab;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code when milink itself could not do its job.
+pub const EXIT_TOOL_ERROR: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "milink",
+    version,
+    about = "Pre-flight checks and diagnosis for the SQL Server <-> Azure SQL Managed Instance link"
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Stand-ins for SQL Server and a managed instance, driven by scenario files.
+    Lab {
+        #[command(subcommand)]
+        command: lab::LabCommand,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("MILINK_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_TOOL_ERROR)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let result = match args.command {
+        Command::Lab { command } => lab::run(command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("milink: {e:#}");
+            ExitCode::from(EXIT_TOOL_ERROR)
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! One TDS server: PRELOGIN, TLS (inside PRELOGIN or strict), LOGIN7, then
+//! SQL batches and RPCs run against the side's catalog.
+
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+use super::packet::{self, bad};
+use super::prelogin::{self, ENCRYPT_NOT_SUP, ENCRYPT_OFF, ENCRYPT_ON, ENCRYPT_REQ};
+use super::token::{self, DONE_ERROR, DONE_MORE, Tokens};
+use super::transport::{TlsChannel, Transport, Wire};
+use super::{login7, rpc};
+use crate::lab::catalog::Catalog;
+use crate::lab::scenario::{Encryption, TdsFault};
+use crate::lab::sql::{self, Output, Session, SqlError};
+
+/// A client gets this long for PRELOGIN, TLS and LOGIN7 together.
+const LOGIN_DEADLINE: Duration = Duration::from_secs(30);
+
+pub struct TdsConfig {
+    pub server_name: String,
+    pub version: (u32, u32, u32),
+    pub catalog: Arc<Mutex<Catalog>>,
+    pub encryption: Encryption,
+    /// TLS 1.2 only, for the handshake inside PRELOGIN.
+    pub tls_prelogin: Arc<rustls::ServerConfig>,
+    /// TLS first, ALPN `tds/8.0`.
+    pub tls_strict: Arc<rustls::ServerConfig>,
+    pub legacy_framing: bool,
+    pub user: String,
+    pub password: String,
+    pub accept_access_token: bool,
+    pub redirect: Option<(String, u16)>,
+    pub fault: Option<TdsFault>,
+}
+
+/// Serves until the task is aborted; dropping the JoinSet ends every connection.
+pub async fn serve(listener: TcpListener, cfg: Arc<TdsConfig>) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((tcp, _)) = accepted else { continue };
+                let cfg = cfg.clone();
+                conns.spawn(async move {
+                    if let Err(e) = handle(tcp, &cfg).await {
+                        tracing::debug!(server = %cfg.server_name, error = %e, "connection ended");
+                    }
+                });
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    Plain,
+    LoginOnly,
+    Full,
+    Refuse,
+}
+
+fn negotiate(server: Encryption, client: u8) -> (u8, Mode) {
+    match server {
+        Encryption::NotSupported => (ENCRYPT_NOT_SUP, Mode::Plain),
+        Encryption::Off => match client {
+            ENCRYPT_OFF => (ENCRYPT_OFF, Mode::LoginOnly),
+            ENCRYPT_NOT_SUP => (ENCRYPT_NOT_SUP, Mode::Plain),
+            _ => (ENCRYPT_ON, Mode::Full),
+        },
+        // Force Encryption: a client that cannot encrypt is turned away.
+        _ => match client {
+            ENCRYPT_NOT_SUP => (ENCRYPT_REQ, Mode::Refuse),
+            ENCRYPT_OFF if server == Encryption::Required => (ENCRYPT_REQ, Mode::Full),
+            _ => (ENCRYPT_ON, Mode::Full),
+        },
+    }
+}
+
+async fn handle(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<()> {
+    let _ = tcp.set_nodelay(true);
+    let (mut transport, login, packet_size) =
+        match tokio::time::timeout(LOGIN_DEADLINE, open(tcp, cfg)).await {
+            Ok(r) => r?,
+            Err(_) => return Err(io::ErrorKind::TimedOut.into()),
+        };
+    let Some(login) = login else { return Ok(()) };
+    let mut session = Session::new(&login);
+    loop {
+        let (kind, payload) = packet::read_message(&mut transport).await?;
+        let outputs = match kind {
+            packet::SQL_BATCH => {
+                let text = batch_text(&payload)?;
+                run(cfg, |c| sql::execute_batch(c, &mut session, &text))
+            }
+            packet::RPC => {
+                let call = rpc::parse(&payload)?;
+                run(cfg, |c| {
+                    sql::execute_rpc(c, &mut session, &call.proc, &call.params)
+                })
+            }
+            packet::ATTENTION => {
+                let mut t = Tokens::default();
+                t.done(0xFD, token::DONE_ATTN, 0, 0);
+                packet::write_message(
+                    &mut transport,
+                    packet::TABULAR_RESULT,
+                    &t.finish(),
+                    packet_size,
+                )
+                .await?;
+                continue;
+            }
+            other => return Err(bad(format!("unexpected packet type {other:#04x}"))),
+        };
+        let reply = encode(&outputs, &cfg.server_name);
+        packet::write_message(&mut transport, packet::TABULAR_RESULT, &reply, packet_size).await?;
+    }
+}
+
+fn run(cfg: &TdsConfig, f: impl FnOnce(&Catalog) -> Vec<Output>) -> Vec<Output> {
+    let catalog = cfg.catalog.lock().unwrap_or_else(|p| p.into_inner());
+    f(&catalog)
+}
+
+/// PRELOGIN, TLS and LOGIN7. Returns the database to start in, or `None` when
+/// the login was refused (the client has its error).
+async fn open(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<(Transport, Option<String>, usize)> {
+    let mut first = [0u8; 1];
+    tcp.peek(&mut first).await?;
+    let tls_first = first[0] == 0x16;
+    let mut transport = match (cfg.encryption, tls_first) {
+        (Encryption::Strict, true) => Transport::Tls(Box::new(
+            TlsChannel::accept(tcp, cfg.tls_strict.clone(), None).await?,
+        )),
+        (Encryption::Strict, false) => {
+            return Err(bad("strict encryption is enforced: PRELOGIN before TLS"));
+        }
+        (_, true) => return Err(bad("TLS before PRELOGIN, but strict encryption is off")),
+        (_, false) => Transport::Plain(tcp),
+    };
+    let (kind, payload) = packet::read_message(&mut transport).await?;
+    if kind != packet::PRELOGIN {
+        return Err(bad(format!(
+            "expected PRELOGIN, got packet type {kind:#04x}"
+        )));
+    }
+    let client = prelogin::parse(&payload)?;
+    let (reply, mode) = match cfg.encryption {
+        Encryption::Strict => (ENCRYPT_NOT_SUP, Mode::Plain),
+        other => negotiate(other, client.encryption),
+    };
+    if cfg.fault == Some(TdsFault::Garbage) {
+        transport
+            .write_all(b"\x17\x03\x03\xff\xffHTTP/1.1 400 Bad Request\r\n\r\n\xde\xad\xbe\xef")
+            .await?;
+        return Err(bad("sent garbage, as the scenario asked"));
+    }
+    let fed_auth = client.fed_auth_required && cfg.accept_access_token;
+    let response = prelogin::response(cfg.version, reply, fed_auth);
+    packet::write_message(&mut transport, packet::TABULAR_RESULT, &response, 4096).await?;
+    if cfg.fault == Some(TdsFault::StallAfterPrelogin) {
+        std::future::pending::<()>().await;
+    }
+    let framing = if cfg.legacy_framing {
+        packet::TABULAR_RESULT
+    } else {
+        packet::PRELOGIN
+    };
+    transport = match (mode, transport) {
+        (Mode::Refuse, _) => return Err(bad("client cannot encrypt, server requires it")),
+        (Mode::LoginOnly | Mode::Full, Transport::Plain(tcp)) => Transport::Tls(Box::new(
+            TlsChannel::accept(tcp, cfg.tls_prelogin.clone(), Some(framing)).await?,
+        )),
+        (_, t) => t,
+    };
+    let (kind, payload) = packet::read_message(&mut transport).await?;
+    if kind != packet::LOGIN7 {
+        return Err(bad(format!("expected LOGIN7, got packet type {kind:#04x}")));
+    }
+    let login = login7::parse(&payload)?;
+    transport = match (mode, transport) {
+        (Mode::LoginOnly, Transport::Tls(channel)) => Transport::Plain(channel.into_plain()),
+        (_, t) => t,
+    };
+    let packet_size = match login.packet_size {
+        0 => 4096,
+        n => (n as usize).clamp(512, 32767),
+    };
+    let (reply, database) = login_reply(cfg, &login, packet_size);
+    packet::write_message(&mut transport, packet::TABULAR_RESULT, &reply, packet_size).await?;
+    Ok((transport, database, packet_size))
+}
+
+fn login_reply(
+    cfg: &TdsConfig,
+    login: &login7::Login,
+    packet_size: usize,
+) -> (Vec<u8>, Option<String>) {
+    let mut t = Tokens::default();
+    let server = &cfg.server_name;
+    let authenticated = match &login.access_token {
+        Some(token) => cfg.accept_access_token && !token.trim().is_empty(),
+        None => login.user == cfg.user && login.password == cfg.password,
+    };
+    let fail = |t: &mut Tokens, first: Option<SqlError>| {
+        if let Some(e) = first {
+            t.error(&e, server);
+        }
+        let who = if login.access_token.is_some() {
+            "<token-identified principal>"
+        } else {
+            login.user.as_str()
+        };
+        t.error(&SqlError::login_failed(who), server);
+        t.done(0xFD, DONE_ERROR, 0, 0);
+    };
+    if !authenticated {
+        fail(&mut t, None);
+        return (t.finish(), None);
+    }
+    let database = if login.database.is_empty() {
+        "master".to_string()
+    } else {
+        login.database.clone()
+    };
+    let catalog = cfg.catalog.lock().unwrap_or_else(|p| p.into_inner());
+    let Some((_, database)) = catalog
+        .facts
+        .databases
+        .iter()
+        .find(|(_, n)| n.eq_ignore_ascii_case(&database))
+        .cloned()
+    else {
+        let e = SqlError::new(
+            4060,
+            11,
+            1,
+            format!(
+                "Cannot open database \"{database}\" requested by the login. The login failed."
+            ),
+        );
+        fail(&mut t, Some(e));
+        return (t.finish(), None);
+    };
+    drop(catalog);
+    t.env_change(1, &database, "master");
+    t.info(
+        &SqlError::new(
+            5701,
+            0,
+            2,
+            format!("Changed database context to '{database}'."),
+        ),
+        server,
+    );
+    t.env_collation();
+    t.env_change(2, "us_english", "");
+    t.info(
+        &SqlError::new(5703, 0, 1, "Changed language setting to us_english."),
+        server,
+    );
+    t.login_ack(cfg.version);
+    if login.access_token.is_some() {
+        t.fedauth_ack();
+    }
+    t.env_change(4, &packet_size.to_string(), "4096");
+    if let Some((host, port)) = &cfg.redirect {
+        t.env_routing(host, *port);
+    }
+    t.done(0xFD, 0, 0, 0);
+    (t.finish(), Some(database))
+}
+
+/// SQL_BATCH: ALL_HEADERS, then UTF-16LE text.
+fn batch_text(payload: &[u8]) -> io::Result<String> {
+    let headers = payload
+        .get(..4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .ok_or_else(|| bad("SQL batch is cut short"))?;
+    let body = payload
+        .get(headers..)
+        .ok_or_else(|| bad("ALL_HEADERS is longer than the batch"))?;
+    if body.len() % 2 != 0 {
+        return Err(bad("SQL batch text is not UTF-16"));
+    }
+    let units: Vec<u16> = body
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    Ok(String::from_utf16_lossy(&units))
+}
+
+fn encode(outputs: &[Output], server: &str) -> Vec<u8> {
+    let mut t = Tokens::default();
+    for o in outputs {
+        match o {
+            Output::Rows(rs) => t.result_set(&rs.columns, &rs.rows),
+            Output::Done => t.done(0xFD, DONE_MORE, 0, 0),
+            Output::Error(e) => {
+                t.error(e, server);
+                t.done(0xFD, DONE_MORE | DONE_ERROR, 0, 0);
+            }
+            Output::Info(i) => t.info(i, server),
+            Output::DatabaseChanged { old, new } => {
+                t.env_change(1, new, old);
+                t.info(
+                    &SqlError::new(5701, 0, 1, format!("Changed database context to '{new}'.")),
+                    server,
+                );
+                t.done(0xFD, DONE_MORE, 0, 0);
+            }
+            Output::ReturnStatus(s) => {
+                t.return_status(*s);
+                t.done(0xFE, DONE_MORE, 0, 0);
+            }
+        }
+    }
+    t.finish()
+}

@@ -1,0 +1,170 @@
+//! The byte stream under TDS: plain TCP, or TLS driven sans-IO with rustls so
+//! the handshake can travel inside PRELOGIN packets (TDS 7.x) or first on the
+//! socket (TDS 8.0 strict).
+
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+use rustls::ServerConnection;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::packet;
+
+/// What packet framing needs from a stream.
+pub trait Wire {
+    fn read_exact(&mut self, buf: &mut [u8]) -> impl Future<Output = io::Result<()>> + Send;
+    fn write_all(&mut self, data: &[u8]) -> impl Future<Output = io::Result<()>> + Send;
+}
+
+/// In-memory bytes, for tests of the framing.
+pub struct Bytes<'a>(pub &'a [u8]);
+
+impl Wire for Bytes<'_> {
+    async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        AsyncReadExt::read_exact(&mut self.0, buf).await.map(|_| ())
+    }
+    async fn write_all(&mut self, _: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+pub enum Transport {
+    Plain(TcpStream),
+    Tls(Box<TlsChannel>),
+}
+
+impl Wire for Transport {
+    async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        match self {
+            Transport::Plain(t) => AsyncReadExt::read_exact(t, buf).await.map(|_| ()),
+            Transport::Tls(t) => t.read_exact(buf).await,
+        }
+    }
+    async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Transport::Plain(t) => AsyncWriteExt::write_all(t, data).await,
+            Transport::Tls(t) => t.write_all(data).await,
+        }
+    }
+}
+
+pub struct TlsChannel {
+    tcp: TcpStream,
+    tls: ServerConnection,
+}
+
+fn tls_err(e: rustls::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+impl TlsChannel {
+    /// Runs the server side of the handshake. With `framing`, each flight travels
+    /// in TDS packets of that type (0x12, or 0x04 as older servers send).
+    pub async fn accept(
+        mut tcp: TcpStream,
+        config: Arc<rustls::ServerConfig>,
+        framing: Option<u8>,
+    ) -> io::Result<TlsChannel> {
+        let mut tls = ServerConnection::new(config).map_err(tls_err)?;
+        let mut raw = vec![0u8; 16 * 1024];
+        while tls.is_handshaking() {
+            if tls.wants_write() {
+                flush(&mut tcp, &mut tls, framing).await?;
+                continue;
+            }
+            let data = match framing {
+                Some(_) => {
+                    let (kind, payload) = packet::read_message(&mut PlainRef(&mut tcp)).await?;
+                    if kind != packet::PRELOGIN {
+                        return Err(packet::bad(format!(
+                            "packet type {kind:#04x} during the TLS handshake"
+                        )));
+                    }
+                    payload
+                }
+                None => {
+                    let n = tcp.read(&mut raw).await?;
+                    if n == 0 {
+                        return Err(io::ErrorKind::UnexpectedEof.into());
+                    }
+                    raw[..n].to_vec()
+                }
+            };
+            let mut rd = &data[..];
+            while !rd.is_empty() {
+                tls.read_tls(&mut rd)?;
+                tls.process_new_packets().map_err(tls_err)?;
+            }
+        }
+        if tls.wants_write() {
+            flush(&mut tcp, &mut tls, framing).await?;
+        }
+        Ok(TlsChannel { tcp, tls })
+    }
+
+    /// Drops TLS after a login-only exchange; the socket carries plain TDS again.
+    pub fn into_plain(self) -> TcpStream {
+        self.tcp
+    }
+
+    async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        let mut filled = 0;
+        let mut raw = vec![0u8; 16 * 1024];
+        while filled < buf.len() {
+            match self.tls.reader().read(&mut buf[filled..]) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    filled += n;
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            let n = self.tcp.read(&mut raw).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            let mut rd = &raw[..n];
+            while !rd.is_empty() {
+                self.tls.read_tls(&mut rd)?;
+                self.tls.process_new_packets().map_err(tls_err)?;
+            }
+            if self.tls.wants_write() {
+                flush(&mut self.tcp, &mut self.tls, None).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.tls.writer().write_all(data)?;
+        flush(&mut self.tcp, &mut self.tls, None).await
+    }
+}
+
+async fn flush(
+    tcp: &mut TcpStream,
+    tls: &mut ServerConnection,
+    framing: Option<u8>,
+) -> io::Result<()> {
+    let mut out = Vec::new();
+    while tls.wants_write() {
+        tls.write_tls(&mut out)?;
+    }
+    match framing {
+        Some(kind) => AsyncWriteExt::write_all(tcp, &packet::frame(kind, &out, 4096)).await,
+        None => AsyncWriteExt::write_all(tcp, &out).await,
+    }
+}
+
+struct PlainRef<'a>(&'a mut TcpStream);
+
+impl Wire for PlainRef<'_> {
+    async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        AsyncReadExt::read_exact(self.0, buf).await.map(|_| ())
+    }
+    async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        AsyncWriteExt::write_all(self.0, data).await
+    }
+}

@@ -1,0 +1,86 @@
+//! Test harness: start a lab from a scenario, connect real clients to it.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use milink::lab::scenario::Scenario;
+use milink::lab::{Lab, SideInfo};
+use tiberius::{AuthMethod, Client, Config, EncryptionLevel};
+use tokio::net::TcpStream;
+use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
+
+pub fn init() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+pub fn scenario_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(name)
+}
+
+pub fn scenario(name: &str) -> Scenario {
+    Scenario::load(&scenario_path(name)).expect("scenario loads")
+}
+
+/// A scenario file's text with edits, for faults the shipped files don't cover.
+pub fn scenario_with(name: &str, edit: impl FnOnce(&mut toml::Table)) -> Scenario {
+    let text = std::fs::read_to_string(scenario_path(name)).unwrap();
+    let mut table: toml::Table = toml::from_str(&text).unwrap();
+    edit(&mut table);
+    Scenario::parse(&toml::to_string(&table).unwrap(), name).expect("edited scenario is valid")
+}
+
+pub fn set(table: &mut toml::Table, path: &str, value: impl Into<toml::Value>) {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let last = parts.pop().unwrap();
+    let mut t = table;
+    for p in parts {
+        t = t
+            .entry(p)
+            .or_insert_with(|| toml::Value::Table(Default::default()))
+            .as_table_mut()
+            .unwrap();
+    }
+    t.insert(last.to_string(), value.into());
+}
+
+pub async fn lab(name: &str) -> Lab {
+    init();
+    Lab::start(&scenario(name)).await.expect("lab starts")
+}
+
+pub type Tds = Client<Compat<TcpStream>>;
+
+pub fn config(side: &SideInfo, enc: EncryptionLevel) -> Config {
+    let mut c = Config::new();
+    c.host(&side.fqdn);
+    c.port(side.port);
+    c.authentication(AuthMethod::sql_server(&side.user, &side.password));
+    c.encryption(enc);
+    c.trust_cert_ca(&side.ca_cert);
+    c
+}
+
+pub async fn connect_with(side: &SideInfo, config: Config) -> tiberius::Result<Tds> {
+    let tcp = TcpStream::connect((side.host.as_str(), side.port)).await?;
+    tcp.set_nodelay(true)?;
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        Client::connect(config, tcp.compat_write()),
+    )
+    .await
+    .expect("login does not hang")
+}
+
+pub async fn connect(side: &SideInfo) -> Tds {
+    connect_with(side, config(side, EncryptionLevel::Required))
+        .await
+        .expect("login succeeds")
+}
+
+pub async fn query(client: &mut Tds, sql: &str) -> tiberius::Result<Vec<tiberius::Row>> {
+    client.simple_query(sql).await?.into_first_result().await
+}
