@@ -15,6 +15,10 @@ use time::{Duration, OffsetDateTime};
 pub struct Scenario {
     /// One line shown by `milink lab ls`.
     pub description: String,
+    /// A scenario file this one starts from (path relative to this file); tables
+    /// merge key by key, arrays are replaced whole.
+    #[serde(default)]
+    pub extends: Option<String>,
     pub sql_server: Side,
     pub managed_instance: Side,
     #[serde(default)]
@@ -456,24 +460,52 @@ pub enum ScenarioError {
 
 impl Scenario {
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Scenario::parse(&text, &path.display().to_string())
+        Scenario::parse_in(&read(path)?, &path.display().to_string(), path.parent())
     }
 
-    /// Parses and validates; `origin` names the file in error messages.
+    /// Parses and validates; `origin` names the file in error messages, and
+    /// `extends` is looked up in the project's scenarios folder.
     pub fn parse(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
-        let scenario: Scenario = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+        let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios"));
+        Scenario::parse_in(text, origin, Some(dir))
+    }
+
+    fn parse_in(text: &str, origin: &str, dir: Option<&Path>) -> Result<Scenario, ScenarioError> {
+        let invalid = |e: toml::de::Error| {
+            // A merged table has no spans of its own: point at the key's first mention.
+            let span = e.span().map(|s| s.start).or_else(|| {
+                let key = e.message().split('`').nth(1)?;
+                text.find(&format!("\n{key}"))
+                    .map(|i| i + 1)
+                    .or_else(|| text.find(key))
+            });
+            let (line, column) = span.map(|s| line_col(text, s)).unwrap_or((0, 0));
             ScenarioError::Invalid {
                 path: origin.to_string(),
                 line,
                 column,
                 message: e.message().to_string(),
             }
-        })?;
+        };
+        let mut table: toml::Table = toml::from_str(text).map_err(invalid)?;
+        if let Some(toml::Value::String(base)) = table.get("extends") {
+            let base_path = dir.unwrap_or(Path::new(".")).join(base);
+            let base_text = read(&base_path)?;
+            let mut merged: toml::Table =
+                toml::from_str(&base_text).map_err(|e| ScenarioError::Invalid {
+                    path: base_path.display().to_string(),
+                    line: e
+                        .span()
+                        .map(|s| line_col(&base_text, s.start).0)
+                        .unwrap_or(0),
+                    column: 0,
+                    message: e.message().to_string(),
+                })?;
+            merged.remove("extends");
+            merge(&mut merged, std::mem::take(&mut table));
+            table = merged;
+        }
+        let scenario: Scenario = table.try_into().map_err(invalid)?;
         scenario
             .validate()
             .map_err(|message| ScenarioError::Inconsistent {
@@ -585,6 +617,25 @@ pub fn parse_version(v: &str) -> Option<(u32, u32, u32, u32)> {
     let mut it = v.split('.').map(|p| p.parse::<u32>().ok());
     let r = (it.next()??, it.next()??, it.next()??, it.next()??);
     it.next().is_none().then_some(r)
+}
+
+fn read(path: &Path) -> Result<String, ScenarioError> {
+    std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Tables merge key by key; anything else in `over` replaces what `base` had.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -712,6 +763,25 @@ mod tests {
         assert_eq!(RelTime("now".into()).at(now), now);
         assert!(parse_offset("3d").is_err());
         assert!(parse_offset("-3w").is_err());
+    }
+
+    #[test]
+    fn extends_merges_tables_and_replaces_arrays() {
+        let text = "extends = \"healthy.toml\"\ndescription = \"x\"\n[sql_server]\ncollation = \"Latin1_General_CS_AS\"\ntrace_flags = []\n";
+        let s = Scenario::parse(text, "x.toml").unwrap();
+        assert_eq!(s.sql_server.collation, "Latin1_General_CS_AS");
+        assert!(s.sql_server.trace_flags.is_empty());
+        assert_eq!(s.sql_server.name, "SQLPROD01");
+        let err = Scenario::parse(
+            "extends = \"healthy.toml\"\ndescription = \"x\"\n[sql_server]\nbogus = 1\n",
+            "x.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("x.toml:4:") && err.contains("bogus"),
+            "{err}"
+        );
     }
 
     #[test]

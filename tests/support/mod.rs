@@ -84,3 +84,41 @@ pub async fn connect(side: &SideInfo) -> Tds {
 pub async fn query(client: &mut Tds, sql: &str) -> tiberius::Result<Vec<tiberius::Row>> {
     client.simple_query(sql).await?.into_first_result().await
 }
+
+/// A resolver that asks the lab's DNS server, from `source` (which side asks).
+pub fn resolver(lab: &Lab, source: &str) -> hickory_resolver::TokioResolver {
+    use hickory_resolver::config::{
+        ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
+    };
+    let ip: std::net::IpAddr = lab.info.dns.host.parse().unwrap();
+    let bind = std::net::SocketAddr::new(source.parse().unwrap(), 0);
+    let mut udp = ConnectionConfig::udp();
+    udp.port = lab.info.dns.port;
+    udp.bind_addr = Some(bind);
+    let mut ns = NameServerConfig::udp(ip);
+    ns.connections = vec![udp];
+    let mut opts = ResolverOpts::default();
+    opts.timeout = Duration::from_millis(700);
+    opts.attempts = 1;
+    opts.cache_size = 0;
+    hickory_resolver::Resolver::builder_with_config(
+        ResolverConfig::from_name_servers(vec![ns]),
+        hickory_resolver::net::runtime::TokioRuntimeProvider::default(),
+    )
+    .with_options(opts)
+    .build()
+    .unwrap()
+}
+
+/// How a TCP connect to the address ends, as a port probe classifies it.
+pub async fn probe(host: &str, port: u16, timeout: Duration) -> (&'static str, Duration) {
+    let start = std::time::Instant::now();
+    let r = tokio::time::timeout(timeout, TcpStream::connect((host, port))).await;
+    let kind = match r {
+        Err(_) => "filtered",
+        Ok(Ok(_)) => "open",
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => "refused",
+        Ok(Err(_)) => "other",
+    };
+    (kind, start.elapsed())
+}

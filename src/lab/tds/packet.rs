@@ -28,6 +28,13 @@ pub async fn read_message<W: Wire>(r: &mut W) -> io::Result<(u8, Vec<u8>)> {
     loop {
         let mut h = [0u8; HEADER];
         r.read_exact(&mut h).await?;
+        // Types a client may send (MS-TDS 2.2.3.1.1); anything else is not TDS.
+        if !matches!(h[0], 0x01 | 0x03 | 0x06 | 0x07 | 0x0E | 0x10 | 0x11 | 0x12) {
+            return Err(bad(format!(
+                "packet type {:#04x} is not a client packet",
+                h[0]
+            )));
+        }
         let len = u16::from_be_bytes([h[2], h[3]]) as usize;
         if len < HEADER {
             return Err(bad(format!(
@@ -87,12 +94,12 @@ mod tests {
     #[tokio::test]
     async fn frames_round_trip_across_packets() {
         let payload: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
-        let wire = frame(TABULAR_RESULT, &payload, 1024);
+        let wire = frame(SQL_BATCH, &payload, 1024);
         assert_eq!(wire.len(), payload.len() + 3 * HEADER);
         let (kind, back) = read_message(&mut super::super::transport::Bytes(&wire[..]))
             .await
             .unwrap();
-        assert_eq!((kind, back), (TABULAR_RESULT, payload));
+        assert_eq!((kind, back), (SQL_BATCH, payload));
     }
 
     #[tokio::test]
