@@ -139,8 +139,7 @@ async fn bad_tds_certificates_fail_the_handshake() {
         let side = &lab.info.sql_server;
         let err = connect_with(side, config(side, EncryptionLevel::Required))
             .await
-            .err()
-            .expect(file);
+            .expect_err(file);
         let text = format!("{err:?}").to_lowercase();
         assert!(
             text.contains(&words.replace(' ', "")) || text.contains(words),

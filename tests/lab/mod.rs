@@ -1,2 +1,4 @@
 mod faults;
+mod scenarios;
 mod tds;
+mod third_party;

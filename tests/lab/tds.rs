@@ -62,7 +62,7 @@ async fn wrong_password_gets_18456() {
     let side = &lab.info.sql_server;
     let mut cfg = config(side, EncryptionLevel::Required);
     cfg.authentication(AuthMethod::sql_server(&side.user, "wrong"));
-    let err = connect_with(side, cfg).await.err().expect("login fails");
+    let err = connect_with(side, cfg).await.expect_err("login fails");
     match err {
         tiberius::error::Error::Server(e) => {
             assert_eq!(e.code(), 18456);
