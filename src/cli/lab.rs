@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 
-use crate::lab::Lab;
 use crate::lab::scenario::Scenario;
+use crate::lab::{Lab, Mode};
 
 #[derive(Subcommand)]
 pub enum LabCommand {
@@ -17,6 +17,9 @@ pub enum LabCommand {
         /// Print one JSON object with the addresses and logins, as the first line.
         #[arg(long)]
         json: bool,
+        /// Put each side in its own network namespace (root): faults per direction.
+        #[arg(long)]
+        topology: bool,
     },
     /// List scenarios and their descriptions.
     Ls {
@@ -27,16 +30,25 @@ pub enum LabCommand {
 
 pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        LabCommand::Up { scenario, json } => up(&scenario, json),
+        LabCommand::Up {
+            scenario,
+            json,
+            topology,
+        } => up(&scenario, json, topology),
         LabCommand::Ls { dir } => ls(&dir),
     }
 }
 
-fn up(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
+fn up(path: &Path, json: bool, topology: bool) -> anyhow::Result<ExitCode> {
     let scenario = Scenario::load(path)?;
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
-        let lab = Lab::start(&scenario)
+        let mode = if topology {
+            Mode::Topology
+        } else {
+            Mode::Loopback
+        };
+        let lab = Lab::start_in(&scenario, mode)
             .await
             .with_context(|| format!("starting the lab for {}", path.display()))?;
         if json {
@@ -59,7 +71,7 @@ async fn wait_for_stop() {
 }
 
 fn print_human(scenario: &Scenario, lab: &Lab) {
-    println!("milink lab: {}", scenario.description);
+    println!("milink lab ({:?} mode): {}", lab.mode, scenario.description);
     for (label, s) in [
         ("SQL Server", &lab.info.sql_server),
         ("managed instance", &lab.info.managed_instance),

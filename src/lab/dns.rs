@@ -230,11 +230,15 @@ impl Drop for DnsServer {
     }
 }
 
-/// UDP and TCP on the same port.
-pub async fn start(ip: IpAddr, zone: Zone) -> std::io::Result<DnsServer> {
-    let udp = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+/// UDP and TCP on the same port. Sockets are made synchronously, so that in
+/// topology mode they can be made inside the router's namespace.
+pub fn start(addr: SocketAddr, zone: Zone) -> std::io::Result<DnsServer> {
+    let udp = std::net::UdpSocket::bind(addr)?;
+    udp.set_nonblocking(true)?;
     let addr = udp.local_addr()?;
-    let tcp = TcpListener::bind(addr).await?;
+    let tcp = std::net::TcpListener::bind(addr)?;
+    tcp.set_nonblocking(true)?;
+    let (udp, tcp) = (UdpSocket::from_std(udp)?, TcpListener::from_std(tcp)?);
     let mut server = Server::new(Handler { zone });
     server.register_socket(udp);
     server.register_listener(tcp, Duration::from_secs(5), 4096);

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod certs;
 pub mod dns;
 pub mod listener;
+pub mod netns;
 pub mod scenario;
 pub mod sql;
 pub mod tds;
@@ -92,6 +93,9 @@ pub struct LabInfo {
     pub sql_server: SideInfo,
     pub managed_instance: SideInfo,
     pub dns: DnsInfo,
+    /// Topology mode: the namespace to run clients in (`ip netns exec <it> …`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_netns: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,17 +116,34 @@ pub enum LabError {
         addr: SocketAddr,
         source: io::Error,
     },
+    #[error("{0} needs topology mode (root; milink lab up --topology)")]
+    NeedsTopology(String),
     #[error("{0}")]
     Io(#[from] io::Error),
 }
 
-/// A running lab. Dropping it stops every stand-in and removes its files.
+/// Where the stand-ins live.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Each lab on its own 127.a.b.0/24; needs no privileges. A network fault
+    /// applies to its target port whoever connects.
+    #[default]
+    Loopback,
+    /// Each side in its own network namespace (root): faults per direction.
+    Topology,
+}
+
+/// A running lab. Dropping it stops every stand-in and removes its files and
+/// namespaces.
 pub struct Lab {
     pub info: LabInfo,
+    pub mode: Mode,
     dir: PathBuf,
     tasks: Vec<JoinHandle<()>>,
     _listeners: Vec<listener::EndpointListener>,
     _dns: dns::DnsServer,
+    // Dropped last: the namespaces go once nothing in them is served.
+    net: Net,
 }
 
 impl Drop for Lab {
@@ -146,18 +167,77 @@ fn random() -> u64 {
     h.finish()
 }
 
-/// Each lab gets its own 127.a.b.0/24 so that both sides can use the real
-/// ports (1433, 5022) and labs can run side by side.
-fn loopback_base() -> [u8; 3] {
-    let r = random();
-    [127, 1 + (r % 250) as u8, (r >> 8) as u8]
+/// Addresses of the sides and the DNS server, and the namespaces in topology mode.
+struct Net {
+    sql: IpAddr,
+    mi: IpAddr,
+    dns: SocketAddr,
+    topology: Option<netns::Topology>,
+}
+
+impl Net {
+    /// Each loopback lab gets its own 127.a.b.0/24 so that both sides can use the
+    /// real ports (1433, 5022) and labs can run side by side.
+    fn loopback() -> Net {
+        let r = random();
+        let ip = |last: u8| {
+            IpAddr::V4(Ipv4Addr::new(
+                127,
+                1 + (r % 250) as u8,
+                (r >> 8) as u8,
+                last,
+            ))
+        };
+        Net {
+            sql: ip(2),
+            mi: ip(3),
+            dns: SocketAddr::new(ip(4), 0),
+            topology: None,
+        }
+    }
+
+    fn topology(t: netns::Topology) -> Net {
+        Net {
+            sql: IpAddr::V4(netns::SQL),
+            mi: IpAddr::V4(netns::MI),
+            dns: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 53),
+            topology: Some(t),
+        }
+    }
+
+    /// Runs `f` where `place`'s sockets must be made.
+    fn within<R: Send>(&self, place: netns::Place, f: impl FnOnce() -> R + Send) -> io::Result<R> {
+        match &self.topology {
+            Some(t) => t.within(place, &tokio::runtime::Handle::current(), f),
+            None => Ok(f()),
+        }
+    }
 }
 
 impl Lab {
     pub async fn start(scenario: &Scenario) -> Result<Lab, LabError> {
+        Lab::start_in(scenario, Mode::Loopback).await
+    }
+
+    pub async fn start_in(scenario: &Scenario, mode: Mode) -> Result<Lab, LabError> {
+        if mode == Mode::Topology {
+            let topology = netns::Topology::create(&scenario.network.faults)?;
+            return Lab::start_on(scenario, Net::topology(topology)).await;
+        }
+        if let Some(f) = scenario
+            .network
+            .faults
+            .iter()
+            .find(|f| f.action == scenario::FaultAction::Unreachable)
+        {
+            return Err(LabError::NeedsTopology(format!(
+                "an `unreachable` fault to {}",
+                f.to
+            )));
+        }
         let mut last = None;
         for _ in 0..8 {
-            match Lab::start_at(scenario, loopback_base()).await {
+            match Lab::start_on(scenario, Net::loopback()).await {
                 Err(LabError::Bind { source, .. }) if source.kind() == io::ErrorKind::AddrInUse => {
                     last = Some(source)
                 }
@@ -169,11 +249,13 @@ impl Lab {
         ))
     }
 
-    async fn start_at(scenario: &Scenario, base: [u8; 3]) -> Result<Lab, LabError> {
-        let ip = |last: u8| IpAddr::V4(Ipv4Addr::new(base[0], base[1], base[2], last));
-        let (sql_ip, mi_ip, dns_ip) = (ip(2), ip(3), ip(4));
+    async fn start_on(scenario: &Scenario, net: Net) -> Result<Lab, LabError> {
+        let mode = if net.topology.is_some() {
+            Mode::Topology
+        } else {
+            Mode::Loopback
+        };
         let now = time::OffsetDateTime::now_utc();
-
         let ca = certs::LabCa::new()?;
         let dir =
             std::env::temp_dir().join(format!("milink-lab-{}-{:x}", std::process::id(), random()));
@@ -181,15 +263,27 @@ impl Lab {
         let ca_path = dir.join("lab-ca.pem");
         std::fs::write(&ca_path, &ca.pem)?;
 
-        let (sql_catalog, mi_catalog) = build_catalogs(scenario, now, &sql_ip.to_string())?;
+        let (sql_catalog, mi_catalog) = build_catalogs(scenario, now, &net.sql.to_string())?;
         let mut tasks = Vec::new();
         let mut listeners = Vec::new();
         let mut infos = Vec::new();
-        for ((_, side), (catalog, ip)) in scenario
-            .sides()
-            .into_iter()
-            .zip([(sql_catalog, sql_ip), (mi_catalog, mi_ip)])
-        {
+        let sides = [
+            (
+                "sql_server",
+                &scenario.sql_server,
+                sql_catalog,
+                net.sql,
+                netns::Place::SqlServer,
+            ),
+            (
+                "managed_instance",
+                &scenario.managed_instance,
+                mi_catalog,
+                net.mi,
+                netns::Place::ManagedInstance,
+            ),
+        ];
+        for (label, side, catalog, ip, place) in sides {
             let identity = ca.server_identity(&side.fqdn, side.tds.certificate)?;
             let (tls_prelogin, tls_strict) = tds::tls_configs(&identity)?;
             let catalog = Arc::new(Mutex::new(catalog));
@@ -208,27 +302,54 @@ impl Lab {
                 redirect,
                 fault: side.tds.fault,
             };
-            let tds_addr = SocketAddr::new(ip, 1433);
-            let listener = bind_tcp(tds_addr, "TDS").await?;
+            // In loopback mode a network fault is a property of the target port.
+            let loopback_fault = |port: u16| -> Option<scenario::Listener> {
+                if mode == Mode::Topology {
+                    return None;
+                }
+                scenario
+                    .network
+                    .faults
+                    .iter()
+                    .find(|f| f.to == label && f.port.is_none_or(|p| p == port))
+                    .map(|f| match f.action {
+                        scenario::FaultAction::Refused => scenario::Listener::Refused,
+                        _ => scenario::Listener::Filtered,
+                    })
+            };
             let redirect = side.tds.redirect_port.map(|p| (ip.to_string(), p));
-            if let Some((_, port)) = &redirect {
-                let node = bind_tcp(SocketAddr::new(ip, *port), "TDS redirect target").await?;
-                tasks.push(tokio::spawn(tds::server::serve(node, Arc::new(cfg(None)))));
+            let mut ports = vec![(1433, redirect.clone())];
+            if let Some((_, p)) = &redirect {
+                ports.push((*p, None));
             }
-            tasks.push(tokio::spawn(tds::server::serve(
-                listener,
-                Arc::new(cfg(redirect)),
-            )));
+            for (port, redirect) in ports {
+                let addr = SocketAddr::new(ip, port);
+                match loopback_fault(port) {
+                    Some(behaviour) => listeners.push(
+                        net.within(place, || listener::bind(addr, behaviour, 0))?
+                            .map_err(|source| LabError::Bind {
+                                what: "TDS".into(),
+                                addr,
+                                source,
+                            })?,
+                    ),
+                    None => {
+                        let l = net.within(place, || bind_tcp(addr, "TDS"))??;
+                        tasks.push(tokio::spawn(tds::server::serve(l, Arc::new(cfg(redirect)))));
+                    }
+                }
+            }
             let endpoint = match &side.endpoint {
                 Some(ep) => {
                     let addr = SocketAddr::new(ip, ep.port);
-                    let l = listener::bind(addr, ep.listener, ep.slow_ms).map_err(|source| {
-                        LabError::Bind {
+                    let behaviour = loopback_fault(ep.port).unwrap_or(ep.listener);
+                    let l = net
+                        .within(place, || listener::bind(addr, behaviour, ep.slow_ms))?
+                        .map_err(|source| LabError::Bind {
                             what: "mirroring endpoint".into(),
                             addr,
                             source,
-                        }
-                    })?;
+                        })?;
                     let info = EndpointInfo {
                         host: ip.to_string(),
                         port: l.addr.port(),
@@ -242,44 +363,124 @@ impl Lab {
         }
         let zone = dns::Zone::new(
             &[
-                (&scenario.sql_server.fqdn, sql_ip),
-                (&scenario.managed_instance.fqdn, mi_ip),
+                (&scenario.sql_server.fqdn, net.sql),
+                (&scenario.managed_instance.fqdn, net.mi),
             ],
             &scenario.dns.records,
             vec![
-                (sql_ip, dns::View::SqlServer),
-                (mi_ip, dns::View::ManagedInstance),
+                (net.sql, dns::View::SqlServer),
+                (net.mi, dns::View::ManagedInstance),
             ],
         )
         .map_err(LabError::Dns)?;
-        let dns = dns::start(dns_ip, zone).await?;
+        let dns_addr = net.dns;
+        let dns = net
+            .within(netns::Place::Router, || dns::start(dns_addr, zone))?
+            .map_err(|source| LabError::Bind {
+                what: "DNS".into(),
+                addr: dns_addr,
+                source,
+            })?;
+        let dns_info = match mode {
+            Mode::Topology => DnsInfo {
+                host: netns::ROUTER_HOST_SIDE.to_string(),
+                port: dns.addr.port(),
+            },
+            Mode::Loopback => DnsInfo {
+                host: dns.addr.ip().to_string(),
+                port: dns.addr.port(),
+            },
+        };
         let managed_instance = infos.pop().expect("two sides");
         let sql_server = infos.pop().expect("two sides");
         Ok(Lab {
             info: LabInfo {
                 sql_server,
                 managed_instance,
-                dns: DnsInfo {
-                    host: dns.addr.ip().to_string(),
-                    port: dns.addr.port(),
-                },
+                dns: dns_info,
+                host_netns: net.topology.as_ref().map(|t| t.ns(netns::Place::Host)),
             },
+            mode,
             dir,
             tasks,
             _listeners: listeners,
             _dns: dns,
+            net,
         })
+    }
+
+    /// A TCP connection made from inside a side (its address, its namespace), as
+    /// that side's own programs would make it.
+    pub async fn connect_from(
+        &self,
+        place: netns::Place,
+        to: SocketAddr,
+    ) -> io::Result<tokio::net::TcpStream> {
+        let from = match place {
+            netns::Place::SqlServer => Some(self.net.sql),
+            netns::Place::ManagedInstance => Some(self.net.mi),
+            _ => None,
+        };
+        let socket = self
+            .net
+            .within(place, || -> io::Result<tokio::net::TcpSocket> {
+                let s = tokio::net::TcpSocket::new_v4()?;
+                if let Some(ip) = from {
+                    s.bind(SocketAddr::new(ip, 0))?;
+                }
+                Ok(s)
+            })??;
+        socket.connect(to).await
+    }
+
+    /// Runs `f` on a thread of its own where milink's host is: in topology mode
+    /// inside the host namespace, so every socket `f` makes starts there, as if
+    /// milink ran on that machine (`ip netns exec … milink`).
+    pub async fn on_host<F, Fut, R>(&self, f: F) -> io::Result<R>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = R>,
+        R: Send + 'static,
+    {
+        let path = self
+            .net
+            .topology
+            .as_ref()
+            .map(|t| t.path(netns::Place::Host));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let run = || -> io::Result<R> {
+                if let Some(p) = &path {
+                    netns::enter(p)?;
+                }
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                Ok(rt.block_on(f()))
+            };
+            let _ = tx.send(run());
+        });
+        rx.await
+            .map_err(|_| io::Error::other("host thread panicked"))?
+    }
+
+    /// The namespace milink's host is in (topology mode only).
+    pub fn host_namespace(&self) -> Option<String> {
+        self.net.topology.as_ref().map(|t| t.ns(netns::Place::Host))
     }
 }
 
-async fn bind_tcp(addr: SocketAddr, what: &str) -> Result<TcpListener, LabError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| LabError::Bind {
-            what: what.into(),
-            addr,
-            source,
-        })
+fn bind_tcp(addr: SocketAddr, what: &str) -> Result<TcpListener, LabError> {
+    let bind = || -> io::Result<TcpListener> {
+        let l = std::net::TcpListener::bind(addr)?;
+        l.set_nonblocking(true)?;
+        TcpListener::from_std(l)
+    };
+    bind().map_err(|source| LabError::Bind {
+        what: what.into(),
+        addr,
+        source,
+    })
 }
 
 fn side_info(

@@ -25,6 +25,8 @@ pub struct Scenario {
     pub link: Option<Link>,
     #[serde(default)]
     pub dns: Dns,
+    #[serde(default)]
+    pub network: Network,
     /// What later issues assert; the lab only keeps it.
     #[serde(default)]
     pub expect: toml::Table,
@@ -366,6 +368,38 @@ pub struct Seeding {
     pub database_mb: i64,
 }
 
+/// Faults between the sides. In topology mode they are nftables rules per
+/// direction and port; in loopback mode a fault applies to the target listener
+/// whoever connects, and `unreachable` is not available.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    #[serde(default)]
+    pub faults: Vec<Fault>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    /// `sql_server`, `managed_instance`, `host` (where milink runs) or `any`.
+    #[serde(default = "default_any")]
+    pub from: String,
+    /// `sql_server` or `managed_instance`.
+    pub to: String,
+    /// All TCP ports when absent.
+    #[serde(default)]
+    pub port: Option<u16>,
+    pub action: FaultAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultAction {
+    Refused,
+    Filtered,
+    Unreachable,
+}
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Dns {
@@ -488,23 +522,7 @@ impl Scenario {
             }
         };
         let mut table: toml::Table = toml::from_str(text).map_err(invalid)?;
-        if let Some(toml::Value::String(base)) = table.get("extends") {
-            let base_path = dir.unwrap_or(Path::new(".")).join(base);
-            let base_text = read(&base_path)?;
-            let mut merged: toml::Table =
-                toml::from_str(&base_text).map_err(|e| ScenarioError::Invalid {
-                    path: base_path.display().to_string(),
-                    line: e
-                        .span()
-                        .map(|s| line_col(&base_text, s.start).0)
-                        .unwrap_or(0),
-                    column: 0,
-                    message: e.message().to_string(),
-                })?;
-            merged.remove("extends");
-            merge(&mut merged, std::mem::take(&mut table));
-            table = merged;
-        }
+        resolve_extends(&mut table, dir, 0)?;
         let scenario: Scenario = table.try_into().map_err(invalid)?;
         scenario
             .validate()
@@ -565,6 +583,23 @@ impl Scenario {
                 ));
             }
         }
+        for f in &self.network.faults {
+            if !matches!(
+                f.from.as_str(),
+                "sql_server" | "managed_instance" | "host" | "any"
+            ) {
+                return Err(format!(
+                    "network.faults: from `{}` is not sql_server, managed_instance, host or any",
+                    f.from
+                ));
+            }
+            if !matches!(f.to.as_str(), "sql_server" | "managed_instance") {
+                return Err(format!(
+                    "network.faults: to `{}` is not sql_server or managed_instance",
+                    f.to
+                ));
+            }
+        }
         for r in &self.dns.records {
             let kind = r.kind.to_ascii_uppercase();
             let needs_value = matches!(kind.as_str(), "A" | "AAAA" | "CNAME");
@@ -617,6 +652,44 @@ pub fn parse_version(v: &str) -> Option<(u32, u32, u32, u32)> {
     let mut it = v.split('.').map(|p| p.parse::<u32>().ok());
     let r = (it.next()??, it.next()??, it.next()??, it.next()??);
     it.next().is_none().then_some(r)
+}
+
+/// Replaces `extends = "base.toml"` with the base's table merged under this one,
+/// following the base's own `extends`.
+fn resolve_extends(
+    table: &mut toml::Table,
+    dir: Option<&Path>,
+    depth: usize,
+) -> Result<(), ScenarioError> {
+    let Some(toml::Value::String(base)) = table.remove("extends") else {
+        return Ok(());
+    };
+    let base_path = dir.unwrap_or(Path::new(".")).join(&base);
+    if depth >= 8 {
+        return Err(ScenarioError::Inconsistent {
+            path: base_path.display().to_string(),
+            message: "`extends` goes more than 8 files deep (a cycle?)".into(),
+        });
+    }
+    let base_text = read(&base_path)?;
+    let mut merged: toml::Table =
+        toml::from_str(&base_text).map_err(|e| ScenarioError::Invalid {
+            path: base_path.display().to_string(),
+            line: e
+                .span()
+                .map(|s| line_col(&base_text, s.start).0)
+                .unwrap_or(0),
+            column: e
+                .span()
+                .map(|s| line_col(&base_text, s.start).1)
+                .unwrap_or(0),
+            message: e.message().to_string(),
+        })?;
+    resolve_extends(&mut merged, base_path.parent(), depth + 1)?;
+    merge(&mut merged, std::mem::take(table));
+    merged.insert("extends".into(), toml::Value::String(base));
+    *table = merged;
+    Ok(())
 }
 
 fn read(path: &Path) -> Result<String, ScenarioError> {
@@ -746,6 +819,9 @@ fn default_both() -> String {
 }
 fn default_seeding_state() -> String {
     "COMPLETED".into()
+}
+fn default_any() -> String {
+    "any".into()
 }
 fn default_all() -> String {
     "all".into()

@@ -2,3 +2,4 @@ mod faults;
 mod scenarios;
 mod tds;
 mod third_party;
+mod topology;

@@ -87,15 +87,26 @@ pub async fn query(client: &mut Tds, sql: &str) -> tiberius::Result<Vec<tiberius
 
 /// A resolver that asks the lab's DNS server, from `source` (which side asks).
 pub fn resolver(lab: &Lab, source: &str) -> hickory_resolver::TokioResolver {
+    let dns = format!("{}:{}", lab.info.dns.host, lab.info.dns.port)
+        .parse()
+        .unwrap();
+    resolver_at(
+        dns,
+        Some(std::net::SocketAddr::new(source.parse().unwrap(), 0)),
+    )
+}
+
+pub fn resolver_at(
+    dns: std::net::SocketAddr,
+    bind: Option<std::net::SocketAddr>,
+) -> hickory_resolver::TokioResolver {
     use hickory_resolver::config::{
         ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
     };
-    let ip: std::net::IpAddr = lab.info.dns.host.parse().unwrap();
-    let bind = std::net::SocketAddr::new(source.parse().unwrap(), 0);
     let mut udp = ConnectionConfig::udp();
-    udp.port = lab.info.dns.port;
-    udp.bind_addr = Some(bind);
-    let mut ns = NameServerConfig::udp(ip);
+    udp.port = dns.port();
+    udp.bind_addr = bind;
+    let mut ns = NameServerConfig::udp(dns.ip());
     ns.connections = vec![udp];
     let mut opts = ResolverOpts::default();
     opts.timeout = Duration::from_millis(700);
@@ -121,4 +132,18 @@ pub async fn probe(host: &str, port: u16, timeout: Duration) -> (&'static str, D
         Ok(Err(_)) => "other",
     };
     (kind, start.elapsed())
+}
+
+/// Topology tests need root (network namespaces). CI is root: there a missing
+/// privilege fails the test instead of skipping it.
+pub fn can_run_topology() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root && std::env::var_os("CI").is_some() {
+        panic!("topology tests need root in CI");
+    }
+    if !root {
+        eprintln!("skipped: topology tests need root");
+    }
+    root
 }
