@@ -31,18 +31,10 @@ async fn login(side: &milink::lab::SideInfo) -> Duration {
     c.authentication(AuthMethod::sql_server(&side.user, &side.password));
     c.encryption(EncryptionLevel::Required);
     c.trust_cert_ca(&side.ca_cert);
-    let tcp = TcpStream::connect((side.host.as_str(), side.port))
-        .await
-        .unwrap();
+    let tcp = TcpStream::connect((side.host.as_str(), side.port)).await.unwrap();
     tcp.set_nodelay(true).unwrap();
     let mut client = Client::connect(c, tcp.compat_write()).await.expect("login");
-    client
-        .simple_query("SELECT @@SERVERNAME")
-        .await
-        .unwrap()
-        .into_first_result()
-        .await
-        .unwrap();
+    client.simple_query("SELECT @@SERVERNAME").await.unwrap().into_first_result().await.unwrap();
     start.elapsed()
 }
 

@@ -30,11 +30,7 @@ pub enum LabCommand {
 
 pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        LabCommand::Up {
-            scenario,
-            json,
-            topology,
-        } => up(&scenario, json, topology),
+        LabCommand::Up { scenario, json, topology } => up(&scenario, json, topology),
         LabCommand::Ls { dir } => ls(&dir),
     }
 }
@@ -43,14 +39,9 @@ fn up(path: &Path, json: bool, topology: bool) -> anyhow::Result<ExitCode> {
     let scenario = Scenario::load(path)?;
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
-        let mode = if topology {
-            Mode::Topology
-        } else {
-            Mode::Loopback
-        };
-        let lab = Lab::start_in(&scenario, mode)
-            .await
-            .with_context(|| format!("starting the lab for {}", path.display()))?;
+        let mode = if topology { Mode::Topology } else { Mode::Loopback };
+        let lab =
+            Lab::start_in(&scenario, mode).await.with_context(|| format!("starting the lab for {}", path.display()))?;
         if json {
             println!("{}", serde_json::to_string(&lab.info)?);
         } else {
@@ -72,15 +63,9 @@ async fn wait_for_stop() {
 
 fn print_human(scenario: &Scenario, lab: &Lab) {
     println!("milink lab ({:?} mode): {}", lab.mode, scenario.description);
-    for (label, s) in [
-        ("SQL Server", &lab.info.sql_server),
-        ("managed instance", &lab.info.managed_instance),
-    ] {
+    for (label, s) in [("SQL Server", &lab.info.sql_server), ("managed instance", &lab.info.managed_instance)] {
         println!("  {label:<17} {} ({})", s.name, s.fqdn);
-        println!(
-            "    TDS             {}:{}  login {} (password in --json output)",
-            s.host, s.port, s.user
-        );
+        println!("    TDS             {}:{}  login {} (password in --json output)", s.host, s.port, s.user);
         if let Some(ep) = &s.endpoint {
             println!("    mirroring       {}:{}", ep.host, ep.port);
         }
@@ -88,10 +73,7 @@ fn print_human(scenario: &Scenario, lab: &Lab) {
             println!("    redirect        {}:{p}", s.host);
         }
     }
-    println!(
-        "  DNS               {}:{}",
-        lab.info.dns.host, lab.info.dns.port
-    );
+    println!("  DNS               {}:{}", lab.info.dns.host, lab.info.dns.port);
     println!("  lab CA            {}", lab.info.sql_server.ca_cert);
     println!("Ctrl-C stops the lab.");
 }
@@ -103,18 +85,10 @@ fn ls(dir: &Path) -> anyhow::Result<ExitCode> {
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     files.sort();
-    let width = files
-        .iter()
-        .map(|p| p.file_stem().map(|s| s.len()).unwrap_or(0))
-        .max()
-        .unwrap_or(0);
+    let width = files.iter().map(|p| p.file_stem().map(|s| s.len()).unwrap_or(0)).max().unwrap_or(0);
     let mut bad = false;
     for f in files {
-        let stem = f
-            .file_stem()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .to_string();
+        let stem = f.file_stem().unwrap_or_default().to_string_lossy().to_string();
         match Scenario::load(&f) {
             Ok(s) => println!("{stem:<width$}  {}", s.description),
             Err(e) => {
@@ -123,9 +97,5 @@ fn ls(dir: &Path) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(if bad {
-        ExitCode::from(super::EXIT_TOOL_ERROR)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if bad { ExitCode::from(super::EXIT_TOOL_ERROR) } else { ExitCode::SUCCESS })
 }

@@ -40,11 +40,7 @@ pub fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(EXIT_TOOL_ERROR)
-            } else {
-                ExitCode::SUCCESS
-            };
+            return if e.use_stderr() { ExitCode::from(EXIT_TOOL_ERROR) } else { ExitCode::SUCCESS };
         }
     };
     let result = match args.command {

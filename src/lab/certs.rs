@@ -3,8 +3,8 @@
 //! that `sys.certificates` and `CERTENCODED` serve.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SerialNumber,
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::{Duration, OffsetDateTime};
@@ -49,11 +49,7 @@ impl LabCa {
         params.not_before = now - Duration::days(1);
         params.not_after = now + Duration::days(3650);
         let cert = params.self_signed(&key)?;
-        Ok(LabCa {
-            pem: cert.pem(),
-            der: cert.der().to_vec(),
-            issuer: Issuer::new(params, key),
-        })
+        Ok(LabCa { pem: cert.pem(), der: cert.der().to_vec(), issuer: Issuer::new(params, key) })
     }
 
     /// The TDS server certificate for `host`, broken the way `kind` says.
@@ -80,10 +76,7 @@ impl LabCa {
         if kind != TlsCert::SelfSigned {
             chain.push(CertificateDer::from(self.der.clone()));
         }
-        Ok(ServerIdentity {
-            chain,
-            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        })
+        Ok(ServerIdentity { chain, key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())) })
     }
 }
 
@@ -117,13 +110,7 @@ pub fn endpoint_cert(
         der: cert.der().to_vec(),
         subject: subject.to_string(),
         issuer: issuer_name,
-        serial_hex: serial
-            .to_be_bytes()
-            .iter()
-            .map(|b| format!("{b:02x} "))
-            .collect::<String>()
-            .trim_end()
-            .to_string(),
+        serial_hex: serial.to_be_bytes().iter().map(|b| format!("{b:02x} ")).collect::<String>().trim_end().to_string(),
         start,
         expiry,
     })

@@ -47,8 +47,7 @@ pub struct Zone {
 }
 
 fn fqdn(name: &str) -> Result<Name, String> {
-    let mut n =
-        Name::from_ascii(name.trim_end_matches('.')).map_err(|e| format!("`{name}`: {e}"))?;
+    let mut n = Name::from_ascii(name.trim_end_matches('.')).map_err(|e| format!("`{name}`: {e}"))?;
     n.set_fqdn(true);
     Ok(n.to_lowercase())
 }
@@ -64,19 +63,11 @@ impl Zone {
         let mut entries = Vec::new();
         for r in records {
             let answer = match r.kind.to_ascii_uppercase().as_str() {
-                "A" => Answer::A(
-                    r.value
-                        .as_deref()
-                        .unwrap_or("")
-                        .parse()
-                        .map_err(|e| format!("dns `{}`: {e}", r.name))?,
-                ),
+                "A" => {
+                    Answer::A(r.value.as_deref().unwrap_or("").parse().map_err(|e| format!("dns `{}`: {e}", r.name))?)
+                }
                 "AAAA" => Answer::Aaaa(
-                    r.value
-                        .as_deref()
-                        .unwrap_or("")
-                        .parse()
-                        .map_err(|e| format!("dns `{}`: {e}", r.name))?,
+                    r.value.as_deref().unwrap_or("").parse().map_err(|e| format!("dns `{}`: {e}", r.name))?,
                 ),
                 "CNAME" => Answer::Cname(fqdn(r.value.as_deref().unwrap_or(""))?),
                 "NXDOMAIN" => Answer::NxDomain,
@@ -88,21 +79,13 @@ impl Zone {
                 "managed_instance" => vec![View::ManagedInstance],
                 _ => vec![View::SqlServer, View::ManagedInstance],
             };
-            entries.push(Entry {
-                name: fqdn(&r.name)?,
-                answer,
-                views,
-            });
+            entries.push(Entry { name: fqdn(&r.name)?, answer, views });
         }
         for (name, ip) in defaults {
             let name = fqdn(name)?;
             let views: Vec<View> = [View::SqlServer, View::ManagedInstance]
                 .into_iter()
-                .filter(|v| {
-                    !entries
-                        .iter()
-                        .any(|e| e.name == name && e.views.contains(v))
-                })
+                .filter(|v| !entries.iter().any(|e| e.name == name && e.views.contains(v)))
                 .collect();
             if views.is_empty() {
                 continue;
@@ -111,20 +94,13 @@ impl Zone {
                 IpAddr::V4(a) => Answer::A(*a),
                 IpAddr::V6(a) => Answer::Aaaa(*a),
             };
-            entries.push(Entry {
-                name,
-                answer,
-                views,
-            });
+            entries.push(Entry { name, answer, views });
         }
         Ok(Zone { entries, sources })
     }
 
     fn lookup(&self, view: View, name: &Name) -> Vec<&Entry> {
-        self.entries
-            .iter()
-            .filter(|e| e.views.contains(&view) && &e.name == name)
-            .collect()
+        self.entries.iter().filter(|e| e.views.contains(&view) && &e.name == name).collect()
     }
 
     /// Records for `qtype` at `name`, following CNAMEs inside the zone.
@@ -134,11 +110,7 @@ impl Zone {
         for _ in 0..8 {
             let found = self.lookup(view, &current);
             if found.is_empty() {
-                return if out.is_empty() {
-                    Err(Answer::NxDomain)
-                } else {
-                    Ok(out)
-                };
+                return if out.is_empty() { Err(Answer::NxDomain) } else { Ok(out) };
             }
             let mut next = None;
             for e in found {
@@ -171,11 +143,7 @@ pub struct Handler {
 
 #[async_trait::async_trait]
 impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        mut response: R,
-    ) -> ResponseInfo {
+    async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, mut response: R) -> ResponseInfo {
         let view = self
             .zone
             .sources
@@ -186,10 +154,7 @@ impl RequestHandler for Handler {
         let builder = MessageResponseBuilder::from_message_request(request);
         let Ok(info) = request.request_info() else {
             let msg = builder.error_msg(&request.metadata, ResponseCode::FormErr);
-            return response
-                .send_response(msg)
-                .await
-                .unwrap_or_else(|_| silent(request));
+            return response.send_response(msg).await.unwrap_or_else(|_| silent(request));
         };
         let name: Name = info.query.name().into();
         let result = self.zone.records(view, &name, info.query.query_type());
@@ -204,10 +169,7 @@ impl RequestHandler for Handler {
         meta.response_code = code;
         let answers = result.unwrap_or_default();
         let msg = builder.build(meta, answers.iter(), [], [], []);
-        response
-            .send_response(msg)
-            .await
-            .unwrap_or_else(|_| silent(request))
+        response.send_response(msg).await.unwrap_or_else(|_| silent(request))
     }
 }
 

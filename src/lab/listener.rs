@@ -46,12 +46,7 @@ fn full_queue(addr: SocketAddr) -> io::Result<(Socket, std::net::TcpStream)> {
 }
 
 pub fn bind(addr: SocketAddr, behaviour: Listener, slow_ms: u64) -> io::Result<EndpointListener> {
-    let mut out = EndpointListener {
-        addr,
-        _sockets: vec![],
-        _fillers: vec![],
-        task: None,
-    };
+    let mut out = EndpointListener { addr, _sockets: vec![], _fillers: vec![], task: None };
     match behaviour {
         // Bound but not listening: the port is ours and every SYN gets a RST.
         Listener::Refused => {

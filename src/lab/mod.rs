@@ -111,11 +111,7 @@ pub enum LabError {
     #[error("DNS zone: {0}")]
     Dns(String),
     #[error("binding {what} on {addr}: {source}")]
-    Bind {
-        what: String,
-        addr: SocketAddr,
-        source: io::Error,
-    },
+    Bind { what: String, addr: SocketAddr, source: io::Error },
     #[error("{0} needs topology mode (root; milink lab up --topology)")]
     NeedsTopology(String),
     #[error("{0}")]
@@ -157,12 +153,7 @@ impl Drop for Lab {
 
 fn random() -> u64 {
     let mut h = RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    );
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
     h.write_u32(std::process::id());
     h.finish()
 }
@@ -180,20 +171,8 @@ impl Net {
     /// real ports (1433, 5022) and labs can run side by side.
     fn loopback() -> Net {
         let r = random();
-        let ip = |last: u8| {
-            IpAddr::V4(Ipv4Addr::new(
-                127,
-                1 + (r % 250) as u8,
-                (r >> 8) as u8,
-                last,
-            ))
-        };
-        Net {
-            sql: ip(2),
-            mi: ip(3),
-            dns: SocketAddr::new(ip(4), 0),
-            topology: None,
-        }
+        let ip = |last: u8| IpAddr::V4(Ipv4Addr::new(127, 1 + (r % 250) as u8, (r >> 8) as u8, last));
+        Net { sql: ip(2), mi: ip(3), dns: SocketAddr::new(ip(4), 0), topology: None }
     }
 
     fn topology(t: netns::Topology) -> Net {
@@ -224,41 +203,24 @@ impl Lab {
             let topology = netns::Topology::create(&scenario.network.faults)?;
             return Lab::start_on(scenario, Net::topology(topology)).await;
         }
-        if let Some(f) = scenario
-            .network
-            .faults
-            .iter()
-            .find(|f| f.action == scenario::FaultAction::Unreachable)
-        {
-            return Err(LabError::NeedsTopology(format!(
-                "an `unreachable` fault to {}",
-                f.to
-            )));
+        if let Some(f) = scenario.network.faults.iter().find(|f| f.action == scenario::FaultAction::Unreachable) {
+            return Err(LabError::NeedsTopology(format!("an `unreachable` fault to {}", f.to)));
         }
         let mut last = None;
         for _ in 0..8 {
             match Lab::start_on(scenario, Net::loopback()).await {
-                Err(LabError::Bind { source, .. }) if source.kind() == io::ErrorKind::AddrInUse => {
-                    last = Some(source)
-                }
+                Err(LabError::Bind { source, .. }) if source.kind() == io::ErrorKind::AddrInUse => last = Some(source),
                 other => return other,
             }
         }
-        Err(LabError::Io(
-            last.unwrap_or_else(|| io::ErrorKind::AddrInUse.into()),
-        ))
+        Err(LabError::Io(last.unwrap_or_else(|| io::ErrorKind::AddrInUse.into())))
     }
 
     async fn start_on(scenario: &Scenario, net: Net) -> Result<Lab, LabError> {
-        let mode = if net.topology.is_some() {
-            Mode::Topology
-        } else {
-            Mode::Loopback
-        };
+        let mode = if net.topology.is_some() { Mode::Topology } else { Mode::Loopback };
         let now = time::OffsetDateTime::now_utc();
         let ca = certs::LabCa::new()?;
-        let dir =
-            std::env::temp_dir().join(format!("milink-lab-{}-{:x}", std::process::id(), random()));
+        let dir = std::env::temp_dir().join(format!("milink-lab-{}-{:x}", std::process::id(), random()));
         std::fs::create_dir_all(&dir)?;
         let ca_path = dir.join("lab-ca.pem");
         std::fs::write(&ca_path, &ca.pem)?;
@@ -268,20 +230,8 @@ impl Lab {
         let mut listeners = Vec::new();
         let mut infos = Vec::new();
         let sides = [
-            (
-                "sql_server",
-                &scenario.sql_server,
-                sql_catalog,
-                net.sql,
-                netns::Place::SqlServer,
-            ),
-            (
-                "managed_instance",
-                &scenario.managed_instance,
-                mi_catalog,
-                net.mi,
-                netns::Place::ManagedInstance,
-            ),
+            ("sql_server", &scenario.sql_server, sql_catalog, net.sql, netns::Place::SqlServer),
+            ("managed_instance", &scenario.managed_instance, mi_catalog, net.mi, netns::Place::ManagedInstance),
         ];
         for (label, side, catalog, ip, place) in sides {
             let identity = ca.server_identity(&side.fqdn, side.tds.certificate)?;
@@ -307,15 +257,12 @@ impl Lab {
                 if mode == Mode::Topology {
                     return None;
                 }
-                scenario
-                    .network
-                    .faults
-                    .iter()
-                    .find(|f| f.to == label && f.port.is_none_or(|p| p == port))
-                    .map(|f| match f.action {
+                scenario.network.faults.iter().find(|f| f.to == label && f.port.is_none_or(|p| p == port)).map(|f| {
+                    match f.action {
                         scenario::FaultAction::Refused => scenario::Listener::Refused,
                         _ => scenario::Listener::Filtered,
-                    })
+                    }
+                })
             };
             let redirect = side.tds.redirect_port.map(|p| (ip.to_string(), p));
             let mut ports = vec![(1433, redirect.clone())];
@@ -325,14 +272,12 @@ impl Lab {
             for (port, redirect) in ports {
                 let addr = SocketAddr::new(ip, port);
                 match loopback_fault(port) {
-                    Some(behaviour) => listeners.push(
-                        net.within(place, || listener::bind(addr, behaviour, 0))?
-                            .map_err(|source| LabError::Bind {
-                                what: "TDS".into(),
-                                addr,
-                                source,
-                            })?,
-                    ),
+                    Some(behaviour) => {
+                        listeners.push(
+                            net.within(place, || listener::bind(addr, behaviour, 0))?
+                                .map_err(|source| LabError::Bind { what: "TDS".into(), addr, source })?,
+                        )
+                    }
                     None => {
                         let l = net.within(place, || bind_tcp(addr, "TDS"))??;
                         tasks.push(tokio::spawn(tds::server::serve(l, Arc::new(cfg(redirect)))));
@@ -345,15 +290,8 @@ impl Lab {
                     let behaviour = loopback_fault(ep.port).unwrap_or(ep.listener);
                     let l = net
                         .within(place, || listener::bind(addr, behaviour, ep.slow_ms))?
-                        .map_err(|source| LabError::Bind {
-                            what: "mirroring endpoint".into(),
-                            addr,
-                            source,
-                        })?;
-                    let info = EndpointInfo {
-                        host: ip.to_string(),
-                        port: l.addr.port(),
-                    };
+                        .map_err(|source| LabError::Bind { what: "mirroring endpoint".into(), addr, source })?;
+                    let info = EndpointInfo { host: ip.to_string(), port: l.addr.port() };
                     listeners.push(l);
                     Some(info)
                 }
@@ -362,34 +300,18 @@ impl Lab {
             infos.push(side_info(side, ip, &ca_path, endpoint));
         }
         let zone = dns::Zone::new(
-            &[
-                (&scenario.sql_server.fqdn, net.sql),
-                (&scenario.managed_instance.fqdn, net.mi),
-            ],
+            &[(&scenario.sql_server.fqdn, net.sql), (&scenario.managed_instance.fqdn, net.mi)],
             &scenario.dns.records,
-            vec![
-                (net.sql, dns::View::SqlServer),
-                (net.mi, dns::View::ManagedInstance),
-            ],
+            vec![(net.sql, dns::View::SqlServer), (net.mi, dns::View::ManagedInstance)],
         )
         .map_err(LabError::Dns)?;
         let dns_addr = net.dns;
         let dns = net
             .within(netns::Place::Router, || dns::start(dns_addr, zone))?
-            .map_err(|source| LabError::Bind {
-                what: "DNS".into(),
-                addr: dns_addr,
-                source,
-            })?;
+            .map_err(|source| LabError::Bind { what: "DNS".into(), addr: dns_addr, source })?;
         let dns_info = match mode {
-            Mode::Topology => DnsInfo {
-                host: netns::ROUTER_HOST_SIDE.to_string(),
-                port: dns.addr.port(),
-            },
-            Mode::Loopback => DnsInfo {
-                host: dns.addr.ip().to_string(),
-                port: dns.addr.port(),
-            },
+            Mode::Topology => DnsInfo { host: netns::ROUTER_HOST_SIDE.to_string(), port: dns.addr.port() },
+            Mode::Loopback => DnsInfo { host: dns.addr.ip().to_string(), port: dns.addr.port() },
         };
         let managed_instance = infos.pop().expect("two sides");
         let sql_server = infos.pop().expect("two sides");
@@ -411,25 +333,19 @@ impl Lab {
 
     /// A TCP connection made from inside a side (its address, its namespace), as
     /// that side's own programs would make it.
-    pub async fn connect_from(
-        &self,
-        place: netns::Place,
-        to: SocketAddr,
-    ) -> io::Result<tokio::net::TcpStream> {
+    pub async fn connect_from(&self, place: netns::Place, to: SocketAddr) -> io::Result<tokio::net::TcpStream> {
         let from = match place {
             netns::Place::SqlServer => Some(self.net.sql),
             netns::Place::ManagedInstance => Some(self.net.mi),
             _ => None,
         };
-        let socket = self
-            .net
-            .within(place, || -> io::Result<tokio::net::TcpSocket> {
-                let s = tokio::net::TcpSocket::new_v4()?;
-                if let Some(ip) = from {
-                    s.bind(SocketAddr::new(ip, 0))?;
-                }
-                Ok(s)
-            })??;
+        let socket = self.net.within(place, || -> io::Result<tokio::net::TcpSocket> {
+            let s = tokio::net::TcpSocket::new_v4()?;
+            if let Some(ip) = from {
+                s.bind(SocketAddr::new(ip, 0))?;
+            }
+            Ok(s)
+        })??;
         socket.connect(to).await
     }
 
@@ -442,26 +358,19 @@ impl Lab {
         Fut: Future<Output = R>,
         R: Send + 'static,
     {
-        let path = self
-            .net
-            .topology
-            .as_ref()
-            .map(|t| t.path(netns::Place::Host));
+        let path = self.net.topology.as_ref().map(|t| t.path(netns::Place::Host));
         let (tx, rx) = tokio::sync::oneshot::channel();
         std::thread::spawn(move || {
             let run = || -> io::Result<R> {
                 if let Some(p) = &path {
                     netns::enter(p)?;
                 }
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
                 Ok(rt.block_on(f()))
             };
             let _ = tx.send(run());
         });
-        rx.await
-            .map_err(|_| io::Error::other("host thread panicked"))?
+        rx.await.map_err(|_| io::Error::other("host thread panicked"))?
     }
 
     /// The namespace milink's host is in (topology mode only).
@@ -476,19 +385,10 @@ fn bind_tcp(addr: SocketAddr, what: &str) -> Result<TcpListener, LabError> {
         l.set_nonblocking(true)?;
         TcpListener::from_std(l)
     };
-    bind().map_err(|source| LabError::Bind {
-        what: what.into(),
-        addr,
-        source,
-    })
+    bind().map_err(|source| LabError::Bind { what: what.into(), addr, source })
 }
 
-fn side_info(
-    side: &Side,
-    ip: IpAddr,
-    ca: &std::path::Path,
-    endpoint: Option<EndpointInfo>,
-) -> SideInfo {
+fn side_info(side: &Side, ip: IpAddr, ca: &std::path::Path, endpoint: Option<EndpointInfo>) -> SideInfo {
     SideInfo {
         host: ip.to_string(),
         port: 1433,

@@ -43,35 +43,21 @@ pub struct Topology {
 }
 
 fn run(args: &[&str]) -> io::Result<()> {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .stdin(Stdio::null())
-        .output()?;
+    let out = Command::new(args[0]).args(&args[1..]).stdin(Stdio::null()).output()?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(io::Error::other(format!(
-            "`{}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
+        Err(io::Error::other(format!("`{}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())))
     }
 }
 
 fn available() -> io::Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            "topology mode needs root (network namespaces)",
-        ));
+        return Err(io::Error::new(io::ErrorKind::PermissionDenied, "topology mode needs root (network namespaces)"));
     }
     for tool in ["ip", "nft"] {
-        let found = Command::new(tool)
-            .arg("-V")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let found = Command::new(tool).arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status();
         if !found.is_ok_and(|s| s.success()) {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
@@ -89,10 +75,7 @@ pub fn remove_stale() {
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
-        let pid = name
-            .strip_prefix(PREFIX)
-            .and_then(|r| r.split('x').next())
-            .and_then(|p| p.parse::<u32>().ok());
+        let pid = name.strip_prefix(PREFIX).and_then(|r| r.split('x').next()).and_then(|p| p.parse::<u32>().ok());
         if let Some(pid) = pid
             && !std::path::Path::new(&format!("/proc/{pid}")).exists()
         {
@@ -105,11 +88,7 @@ impl Topology {
     pub fn create(faults: &[Fault]) -> io::Result<Topology> {
         available()?;
         remove_stale();
-        let tag = format!(
-            "{PREFIX}{}x{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let tag = format!("{PREFIX}{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         let topo = Topology { tag };
         topo.build()?;
         topo.apply_faults(faults)?;
@@ -128,12 +107,7 @@ impl Topology {
 
     fn build(&self) -> io::Result<()> {
         let rt = self.ns(Place::Router);
-        for place in [
-            Place::Router,
-            Place::SqlServer,
-            Place::ManagedInstance,
-            Place::Host,
-        ] {
+        for place in [Place::Router, Place::SqlServer, Place::ManagedInstance, Place::Host] {
             let ns = self.ns(place);
             run(&["ip", "netns", "add", &ns])?;
             run(&["ip", "-n", &ns, "link", "set", "lo", "up"])?;
@@ -142,43 +116,18 @@ impl Topology {
         // to its side, so no interface ever exists in the root namespace.
         for (place, peer, addr, gw) in [
             (Place::SqlServer, "s0", "198.51.100.10/24", "198.51.100.1"),
-            (
-                Place::ManagedInstance,
-                "m0",
-                "203.0.113.10/24",
-                "203.0.113.1",
-            ),
+            (Place::ManagedInstance, "m0", "203.0.113.10/24", "203.0.113.1"),
             (Place::Host, "h0", "192.0.2.10/24", "192.0.2.1"),
         ] {
             let ns = self.ns(place);
-            run(&[
-                "ip", "-n", &rt, "link", "add", peer, "type", "veth", "peer", "name", "eth0",
-                "netns", &ns,
-            ])?;
+            run(&["ip", "-n", &rt, "link", "add", peer, "type", "veth", "peer", "name", "eth0", "netns", &ns])?;
             run(&["ip", "-n", &ns, "addr", "add", addr, "dev", "eth0"])?;
             run(&["ip", "-n", &ns, "link", "set", "eth0", "up"])?;
             run(&["ip", "-n", &ns, "route", "add", "default", "via", gw])?;
-            run(&[
-                "ip",
-                "-n",
-                &rt,
-                "addr",
-                "add",
-                &format!("{gw}/24"),
-                "dev",
-                peer,
-            ])?;
+            run(&["ip", "-n", &rt, "addr", "add", &format!("{gw}/24"), "dev", peer])?;
             run(&["ip", "-n", &rt, "link", "set", peer, "up"])?;
         }
-        run(&[
-            "ip",
-            "netns",
-            "exec",
-            &rt,
-            "sysctl",
-            "-qw",
-            "net.ipv4.ip_forward=1",
-        ])
+        run(&["ip", "netns", "exec", &rt, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
     }
 
     fn apply_faults(&self, faults: &[Fault]) -> io::Result<()> {
@@ -194,17 +143,10 @@ impl Topology {
             .stdin(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()?;
-        child
-            .stdin
-            .take()
-            .expect("piped")
-            .write_all(rules.as_bytes())?;
+        child.stdin.take().expect("piped").write_all(rules.as_bytes())?;
         let out = child.wait_with_output()?;
         if !out.status.success() {
-            return Err(io::Error::other(format!(
-                "nft: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )));
+            return Err(io::Error::other(format!("nft: {}", String::from_utf8_lossy(&out.stderr))));
         }
         Ok(())
     }
@@ -247,12 +189,7 @@ pub fn enter(path: &str) -> io::Result<()> {
 
 impl Drop for Topology {
     fn drop(&mut self) {
-        for place in [
-            Place::SqlServer,
-            Place::ManagedInstance,
-            Place::Host,
-            Place::Router,
-        ] {
+        for place in [Place::SqlServer, Place::ManagedInstance, Place::Host, Place::Router] {
             let _ = run(&["ip", "netns", "del", &self.ns(place)]);
         }
     }
@@ -301,19 +238,9 @@ mod tests {
             port: Some(5022),
             action: FaultAction::Filtered,
         };
-        assert_eq!(
-            nft_rule(&f),
-            "ip saddr 203.0.113.0/24 ip daddr 198.51.100.10 meta l4proto tcp tcp dport 5022 drop"
-        );
-        let f = Fault {
-            from: "any".into(),
-            to: "managed_instance".into(),
-            port: None,
-            action: FaultAction::Unreachable,
-        };
-        assert_eq!(
-            nft_rule(&f),
-            "ip daddr 203.0.113.10 meta l4proto tcp reject with icmp type host-unreachable"
-        );
+        assert_eq!(nft_rule(&f), "ip saddr 203.0.113.0/24 ip daddr 198.51.100.10 meta l4proto tcp tcp dport 5022 drop");
+        let f =
+            Fault { from: "any".into(), to: "managed_instance".into(), port: None, action: FaultAction::Unreachable };
+        assert_eq!(nft_rule(&f), "ip daddr 203.0.113.10 meta l4proto tcp reject with icmp type host-unreachable");
     }
 }

@@ -99,11 +99,7 @@ pub struct Host {
 
 impl Default for Host {
     fn default() -> Self {
-        Host {
-            platform: default_platform(),
-            distribution: default_distribution(),
-            release: default_release(),
-        }
+        Host { platform: default_platform(), distribution: default_distribution(), release: default_release() }
     }
 }
 
@@ -477,17 +473,9 @@ fn parse_offset(s: &str) -> Result<When, String> {
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     #[error("cannot read scenario {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("{path}:{line}:{column}: {message}")]
-    Invalid {
-        path: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    Invalid { path: String, line: usize, column: usize, message: String },
     #[error("{path}: {message}")]
     Inconsistent { path: String, message: String },
 }
@@ -509,45 +497,27 @@ impl Scenario {
             // A merged table has no spans of its own: point at the key's first mention.
             let span = e.span().map(|s| s.start).or_else(|| {
                 let key = e.message().split('`').nth(1)?;
-                text.find(&format!("\n{key}"))
-                    .map(|i| i + 1)
-                    .or_else(|| text.find(key))
+                text.find(&format!("\n{key}")).map(|i| i + 1).or_else(|| text.find(key))
             });
             let (line, column) = span.map(|s| line_col(text, s)).unwrap_or((0, 0));
-            ScenarioError::Invalid {
-                path: origin.to_string(),
-                line,
-                column,
-                message: e.message().to_string(),
-            }
+            ScenarioError::Invalid { path: origin.to_string(), line, column, message: e.message().to_string() }
         };
         let mut table: toml::Table = toml::from_str(text).map_err(invalid)?;
         resolve_extends(&mut table, dir, 0)?;
         let scenario: Scenario = table.try_into().map_err(invalid)?;
-        scenario
-            .validate()
-            .map_err(|message| ScenarioError::Inconsistent {
-                path: origin.to_string(),
-                message,
-            })?;
+        scenario.validate().map_err(|message| ScenarioError::Inconsistent { path: origin.to_string(), message })?;
         Ok(scenario)
     }
 
     fn validate(&self) -> Result<(), String> {
         for (label, side) in self.sides() {
-            parse_version(&side.version).ok_or_else(|| {
-                format!(
-                    "{label}.version `{}` is not major.minor.build.revision",
-                    side.version
-                )
-            })?;
+            parse_version(&side.version)
+                .ok_or_else(|| format!("{label}.version `{}` is not major.minor.build.revision", side.version))?;
             if let Some(ep) = &side.endpoint
                 && let Some(cert) = &ep.certificate
                 && !side.certificates.iter().any(|c| &c.name == cert)
             {
-                return Err(format!(
-                    "{label}.endpoint.certificate `{cert}` is not in {label}.certificates"
-                ));
+                return Err(format!("{label}.endpoint.certificate `{cert}` is not in {label}.certificates"));
             }
             for c in &side.certificates {
                 if let Some(other) = &c.copy_of
@@ -562,74 +532,49 @@ impl Scenario {
             }
             for b in &side.backups {
                 if !side.databases.iter().any(|d| d.name == b.database) {
-                    return Err(format!(
-                        "{label}.backups: database `{}` is not in {label}.databases",
-                        b.database
-                    ));
+                    return Err(format!("{label}.backups: database `{}` is not in {label}.databases", b.database));
                 }
             }
             for table in side.rows.keys() {
                 if crate::lab::catalog::schema::table(table).is_none() {
-                    return Err(format!(
-                        "{label}.rows: `{table}` is not a catalog table the lab has"
-                    ));
+                    return Err(format!("{label}.rows: `{table}` is not a catalog table the lab has"));
                 }
             }
             if let Some(p) = side.tds.redirect_port
                 && !(11000..=11999).contains(&p)
             {
-                return Err(format!(
-                    "{label}.tds.redirect_port {p} is outside 11000-11999"
-                ));
+                return Err(format!("{label}.tds.redirect_port {p} is outside 11000-11999"));
             }
         }
         for f in &self.network.faults {
-            if !matches!(
-                f.from.as_str(),
-                "sql_server" | "managed_instance" | "host" | "any"
-            ) {
+            if !matches!(f.from.as_str(), "sql_server" | "managed_instance" | "host" | "any") {
                 return Err(format!(
                     "network.faults: from `{}` is not sql_server, managed_instance, host or any",
                     f.from
                 ));
             }
             if !matches!(f.to.as_str(), "sql_server" | "managed_instance") {
-                return Err(format!(
-                    "network.faults: to `{}` is not sql_server or managed_instance",
-                    f.to
-                ));
+                return Err(format!("network.faults: to `{}` is not sql_server or managed_instance", f.to));
             }
         }
         for r in &self.dns.records {
             let kind = r.kind.to_ascii_uppercase();
             let needs_value = matches!(kind.as_str(), "A" | "AAAA" | "CNAME");
             if !needs_value && !matches!(kind.as_str(), "NXDOMAIN" | "SERVFAIL" | "SILENT") {
-                return Err(format!(
-                    "dns.records `{}`: unknown type `{}`",
-                    r.name, r.kind
-                ));
+                return Err(format!("dns.records `{}`: unknown type `{}`", r.name, r.kind));
             }
             if needs_value && r.value.is_none() {
-                return Err(format!(
-                    "dns.records `{}`: type {} needs a value",
-                    r.name, r.kind
-                ));
+                return Err(format!("dns.records `{}`: type {} needs a value", r.name, r.kind));
             }
             if !matches!(r.view.as_str(), "all" | "sql_server" | "managed_instance") {
-                return Err(format!(
-                    "dns.records `{}`: view must be all, sql_server or managed_instance",
-                    r.name
-                ));
+                return Err(format!("dns.records `{}`: view must be all, sql_server or managed_instance", r.name));
             }
         }
         Ok(())
     }
 
     pub fn sides(&self) -> [(&'static str, &Side); 2] {
-        [
-            ("sql_server", &self.sql_server),
-            ("managed_instance", &self.managed_instance),
-        ]
+        [("sql_server", &self.sql_server), ("managed_instance", &self.managed_instance)]
     }
 }
 
@@ -656,11 +601,7 @@ pub fn parse_version(v: &str) -> Option<(u32, u32, u32, u32)> {
 
 /// Replaces `extends = "base.toml"` with the base's table merged under this one,
 /// following the base's own `extends`.
-fn resolve_extends(
-    table: &mut toml::Table,
-    dir: Option<&Path>,
-    depth: usize,
-) -> Result<(), ScenarioError> {
+fn resolve_extends(table: &mut toml::Table, dir: Option<&Path>, depth: usize) -> Result<(), ScenarioError> {
     let Some(toml::Value::String(base)) = table.remove("extends") else {
         return Ok(());
     };
@@ -672,19 +613,12 @@ fn resolve_extends(
         });
     }
     let base_text = read(&base_path)?;
-    let mut merged: toml::Table =
-        toml::from_str(&base_text).map_err(|e| ScenarioError::Invalid {
-            path: base_path.display().to_string(),
-            line: e
-                .span()
-                .map(|s| line_col(&base_text, s.start).0)
-                .unwrap_or(0),
-            column: e
-                .span()
-                .map(|s| line_col(&base_text, s.start).1)
-                .unwrap_or(0),
-            message: e.message().to_string(),
-        })?;
+    let mut merged: toml::Table = toml::from_str(&base_text).map_err(|e| ScenarioError::Invalid {
+        path: base_path.display().to_string(),
+        line: e.span().map(|s| line_col(&base_text, s.start).0).unwrap_or(0),
+        column: e.span().map(|s| line_col(&base_text, s.start).1).unwrap_or(0),
+        message: e.message().to_string(),
+    })?;
     resolve_extends(&mut merged, base_path.parent(), depth + 1)?;
     merge(&mut merged, std::mem::take(table));
     merged.insert("extends".into(), toml::Value::String(base));
@@ -693,10 +627,7 @@ fn resolve_extends(
 }
 
 fn read(path: &Path) -> Result<String, ScenarioError> {
-    std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-        path: path.display().to_string(),
-        source,
-    })
+    std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.display().to_string(), source })
 }
 
 /// Tables merge key by key; anything else in `over` replaces what `base` had.
@@ -848,16 +779,11 @@ mod tests {
         assert_eq!(s.sql_server.collation, "Latin1_General_CS_AS");
         assert!(s.sql_server.trace_flags.is_empty());
         assert_eq!(s.sql_server.name, "SQLPROD01");
-        let err = Scenario::parse(
-            "extends = \"healthy.toml\"\ndescription = \"x\"\n[sql_server]\nbogus = 1\n",
-            "x.toml",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.starts_with("x.toml:4:") && err.contains("bogus"),
-            "{err}"
-        );
+        let err =
+            Scenario::parse("extends = \"healthy.toml\"\ndescription = \"x\"\n[sql_server]\nbogus = 1\n", "x.toml")
+                .unwrap_err()
+                .to_string();
+        assert!(err.starts_with("x.toml:4:") && err.contains("bogus"), "{err}");
     }
 
     #[test]

@@ -16,14 +16,9 @@ async fn tiberius_logs_in_over_tls_and_reads_typed_rows() {
         .await
         .unwrap();
         assert_eq!(rows.len(), 1);
-        assert_eq!(
-            rows[0].get::<&str, _>("type_desc"),
-            Some("DATABASE_MIRRORING")
-        );
+        assert_eq!(rows[0].get::<&str, _>("type_desc"), Some("DATABASE_MIRRORING"));
         assert_eq!(rows[0].get::<bool, _>("is_encryption_enabled"), Some(true));
-        let rows = query(&mut c, "SELECT @@SERVERNAME AS SQLServerName")
-            .await
-            .unwrap();
+        let rows = query(&mut c, "SELECT @@SERVERNAME AS SQLServerName").await.unwrap();
         assert_eq!(rows[0].get::<&str, _>(0), Some(side.name.as_str()));
     }
 }
@@ -38,20 +33,11 @@ async fn every_encryption_mode_and_strict_tds8() {
         ("strict", EncryptionLevel::Strict),
     ] {
         init();
-        let s = scenario_with("healthy.toml", |t| {
-            set(t, "sql_server.tds.encryption", mode)
-        });
+        let s = scenario_with("healthy.toml", |t| set(t, "sql_server.tds.encryption", mode));
         let lab = milink::lab::Lab::start(&s).await.unwrap();
         let side = &lab.info.sql_server;
-        let mut c = connect_with(side, config(side, client))
-            .await
-            .unwrap_or_else(|e| panic!("{mode}: {e}"));
-        let rows = query(
-            &mut c,
-            "SELECT CAST(SERVERPROPERTY('ProductVersion') AS nvarchar(128)) AS v",
-        )
-        .await
-        .unwrap();
+        let mut c = connect_with(side, config(side, client)).await.unwrap_or_else(|e| panic!("{mode}: {e}"));
+        let rows = query(&mut c, "SELECT CAST(SERVERPROPERTY('ProductVersion') AS nvarchar(128)) AS v").await.unwrap();
         assert_eq!(rows[0].get::<&str, _>("v"), Some("16.0.4135.4"), "{mode}");
     }
 }
@@ -67,10 +53,7 @@ async fn wrong_password_gets_18456() {
         tiberius::error::Error::Server(e) => {
             assert_eq!(e.code(), 18456);
             assert_eq!(e.class(), 14);
-            assert_eq!(
-                e.message(),
-                format!("Login failed for user '{}'.", side.user)
-            );
+            assert_eq!(e.message(), format!("Login failed for user '{}'.", side.user));
         }
         other => panic!("{other:?}"),
     }
@@ -81,16 +64,9 @@ async fn managed_instance_accepts_an_access_token() {
     let lab = lab("healthy.toml").await;
     let side = &lab.info.managed_instance;
     let mut cfg = config(side, EncryptionLevel::Required);
-    cfg.authentication(AuthMethod::aad_token(
-        "eyJ0eXAiOiJKV1QiLCJhbGciOi.lab.token",
-    ));
+    cfg.authentication(AuthMethod::aad_token("eyJ0eXAiOiJKV1QiLCJhbGciOi.lab.token"));
     let mut c = connect_with(side, cfg).await.unwrap();
-    let rows = query(
-        &mut c,
-        "SELECT CAST(SERVERPROPERTY('EngineEdition') AS int) AS e",
-    )
-    .await
-    .unwrap();
+    let rows = query(&mut c, "SELECT CAST(SERVERPROPERTY('EngineEdition') AS int) AS e").await.unwrap();
     assert_eq!(rows[0].get::<i32, _>("e"), Some(8));
 }
 
@@ -98,16 +74,9 @@ async fn managed_instance_accepts_an_access_token() {
 async fn sql_variant_reaches_the_client_typed() {
     let lab = lab("healthy.toml").await;
     let mut c = connect(&lab.info.sql_server).await;
-    let rows = query(
-        &mut c,
-        "SELECT SERVERPROPERTY('Collation') AS c, SERVERPROPERTY('IsHadrEnabled') AS h",
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        rows[0].get::<&str, _>("c"),
-        Some("SQL_Latin1_General_CP1_CI_AS")
-    );
+    let rows =
+        query(&mut c, "SELECT SERVERPROPERTY('Collation') AS c, SERVERPROPERTY('IsHadrEnabled') AS h").await.unwrap();
+    assert_eq!(rows[0].get::<&str, _>("c"), Some("SQL_Latin1_General_CP1_CI_AS"));
     assert_eq!(rows[0].get::<i32, _>("h"), Some(1));
 }
 
@@ -116,13 +85,8 @@ async fn certificates_and_the_endpoint_certificate_procedure() {
     let lab = lab("healthy.toml").await;
     let mut sql = connect(&lab.info.sql_server).await;
     let mut mi = connect(&lab.info.managed_instance).await;
-    let rows = query(&mut sql, "SELECT * FROM sys.certificates")
-        .await
-        .unwrap();
-    let mk: Vec<_> = rows
-        .iter()
-        .filter(|r| r.get::<&str, _>("pvt_key_encryption_type") == Some("MK"))
-        .collect();
+    let rows = query(&mut sql, "SELECT * FROM sys.certificates").await.unwrap();
+    let mk: Vec<_> = rows.iter().filter(|r| r.get::<&str, _>("pvt_key_encryption_type") == Some("MK")).collect();
     assert_eq!(mk.len(), 1);
     let expiry: time::PrimitiveDateTime = mk[0].get("expiry_date").unwrap();
     assert!(expiry > time::OffsetDateTime::now_utc().date().midnight());
@@ -134,15 +98,9 @@ async fn certificates_and_the_endpoint_certificate_procedure() {
         .await
         .unwrap();
     let der: &[u8] = theirs[0].get("EndpointCertificatePublicKey").unwrap();
-    let imported = query(
-        &mut sql,
-        &format!(
-            "SELECT CERTENCODED(CERT_ID(N'{}')) AS c",
-            lab.info.managed_instance.fqdn
-        ),
-    )
-    .await
-    .unwrap();
+    let imported = query(&mut sql, &format!("SELECT CERTENCODED(CERT_ID(N'{}')) AS c", lab.info.managed_instance.fqdn))
+        .await
+        .unwrap();
     assert_eq!(imported[0].get::<&[u8], _>("c"), Some(der));
 }
 
@@ -151,7 +109,10 @@ async fn rpc_sp_executesql_with_parameters() {
     let lab = lab("healthy.toml").await;
     let mut c = connect(&lab.info.sql_server).await;
     let rows = c
-        .query("SELECT name, recovery_model_desc FROM sys.databases WHERE name = @P1 AND database_id > @P2", &[&"SalesDB", &4i32])
+        .query(
+            "SELECT name, recovery_model_desc FROM sys.databases WHERE name = @P1 AND database_id > @P2",
+            &[&"SalesDB", &4i32],
+        )
         .await
         .unwrap()
         .into_first_result()
@@ -176,8 +137,5 @@ async fn server_errors_are_sql_servers() {
         }
     }
     // The connection still works after errors.
-    assert_eq!(
-        query(&mut c, "SELECT 1 AS one").await.unwrap()[0].get::<i32, _>("one"),
-        Some(1)
-    );
+    assert_eq!(query(&mut c, "SELECT 1 AS one").await.unwrap()[0].get::<i32, _>("one"), Some(1));
 }

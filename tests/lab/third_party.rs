@@ -23,36 +23,26 @@ impl LabProcess {
             .spawn()
             .expect("milink runs");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         assert!(line.starts_with('{'), "first line is JSON: {line}");
         LabProcess { child, line }
     }
 
     /// SIGTERM, as a service manager stops it.
     fn stop(mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         self.child.wait().unwrap()
     }
 }
 
 fn pytds(input: &str) -> std::process::Output {
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let probe = Command::new(&python)
-        .args(["-c", "import pytds, OpenSSL"])
-        .status();
+    let probe = Command::new(&python).args(["-c", "import pytds, OpenSSL"]).status();
     assert!(
         probe.is_ok_and(|s| s.success()),
         "python-tds and pyOpenSSL are needed: pip install python-tds pyOpenSSL (.ci/run installs them)"
     );
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/pytds_seed_queries.py"
-    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/pytds_seed_queries.py");
     let mut child = Command::new(&python)
         .arg(script)
         .stdin(Stdio::piped())
@@ -60,21 +50,12 @@ fn pytds(input: &str) -> std::process::Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     child.wait_with_output().unwrap()
 }
 
 fn strings(v: &Value) -> Vec<&str> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_str().unwrap_or(""))
-        .collect()
+    v.as_array().unwrap().iter().map(|x| x.as_str().unwrap_or("")).collect()
 }
 
 #[test]
@@ -82,11 +63,7 @@ fn python_tds_runs_the_documented_queries_over_tls() {
     let lab = LabProcess::start("link-healthy.toml");
     let info: Value = serde_json::from_str(&lab.line).unwrap();
     let out = pytds(&lab.line);
-    assert!(
-        out.status.success(),
-        "python-tds failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "python-tds failed: {}", String::from_utf8_lossy(&out.stderr));
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     let sql = &r["sql_server"];
 
@@ -105,42 +82,24 @@ fn python_tds_runs_the_documented_queries_over_tls() {
     );
     assert_eq!(ep["rows"][0][4], "CERTIFICATE");
     assert_eq!(ep["rows"][0][5], true, "bit arrives as a boolean");
-    assert_eq!(
-        sql["endpoints_filtered"]["rows"].as_array().unwrap().len(),
-        1
-    );
+    assert_eq!(sql["endpoints_filtered"]["rows"].as_array().unwrap().len(), 1);
 
     // DB-API type codes are TDS types: nvarchar 231, int (INTN) 38/56, datetime 61/111.
     let certs = &sql["certificates"];
     let cols = strings(&certs["columns"]);
     let col = |n: &str| cols.iter().position(|c| *c == n).unwrap();
     assert_eq!(certs["types"][col("name")], 231);
-    assert!(matches!(
-        certs["types"][col("expiry_date")].as_i64(),
-        Some(61 | 111)
-    ));
+    assert!(matches!(certs["types"][col("expiry_date")].as_i64(), Some(61 | 111)));
     let rows = certs["rows"].as_array().unwrap();
-    let mk = rows
-        .iter()
-        .filter(|r| r[col("pvt_key_encryption_type")] == "MK")
-        .count();
+    let mk = rows.iter().filter(|r| r[col("pvt_key_encryption_type")] == "MK").count();
     assert_eq!(mk, 1);
 
     let key = sql["public_key"]["rows"][0][0].as_str().unwrap();
     assert!(key.starts_with("0x3082"), "DER certificate: {key}");
     assert_eq!(sql["server_name"]["rows"][0][0], "SQLPROD01");
     let ags = &sql["availability_groups"];
-    let dist = strings(&ags["columns"])
-        .iter()
-        .position(|c| *c == "is_distributed")
-        .unwrap();
-    assert!(
-        ags["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r[dist] == true)
-    );
+    let dist = strings(&ags["columns"]).iter().position(|c| *c == "is_distributed").unwrap();
+    assert!(ags["rows"].as_array().unwrap().iter().any(|r| r[dist] == true));
 
     let verify = &sql["verify_link"];
     assert_eq!(
@@ -154,42 +113,20 @@ fn python_tds_runs_the_documented_queries_over_tls() {
             "Last error timestamp"
         ]
     );
-    assert!(
-        verify["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r[2] == "CONNECTED")
-    );
+    assert!(verify["rows"].as_array().unwrap().iter().any(|r| r[2] == "CONNECTED"));
 
     // What the managed instance presents is what SQL Server imported under its FQDN.
-    let mi_cert = r["managed_instance"]["endpoint_certificate"]["rows"][0][0]
-        .as_str()
-        .unwrap();
-    let der: Vec<u8> = (2..mi_cert.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&mi_cert[i..i + 2], 16).unwrap())
-        .collect();
-    let thumb = format!(
-        "0x{}",
-        Sha1::digest(&der)
-            .iter()
-            .map(|b| format!("{b:02X}"))
-            .collect::<String>()
-    );
+    let mi_cert = r["managed_instance"]["endpoint_certificate"]["rows"][0][0].as_str().unwrap();
+    let der: Vec<u8> =
+        (2..mi_cert.len()).step_by(2).map(|i| u8::from_str_radix(&mi_cert[i..i + 2], 16).unwrap()).collect();
+    let thumb = format!("0x{}", Sha1::digest(&der).iter().map(|b| format!("{b:02X}")).collect::<String>());
     let fqdn = info["managed_instance"]["fqdn"].as_str().unwrap();
-    let imported = rows
-        .iter()
-        .find(|r| r[col("name")] == fqdn)
-        .expect("MI certificate imported");
+    let imported = rows.iter().find(|r| r[col("name")] == fqdn).expect("MI certificate imported");
     assert_eq!(imported[col("thumbprint")], thumb);
 
     let ca = info["sql_server"]["ca_cert"].as_str().unwrap().to_string();
     assert!(lab.stop().success(), "SIGTERM stops the lab cleanly");
-    assert!(
-        !std::path::Path::new(&ca).exists(),
-        "the lab removes its files on exit"
-    );
+    assert!(!std::path::Path::new(&ca).exists(), "the lab removes its files on exit");
 }
 
 #[test]
@@ -202,10 +139,7 @@ fn python_tds_refuses_a_lab_it_does_not_trust() {
     let mut info: Value = serde_json::from_str(&lab.line).unwrap();
     info["sql_server"]["ca_cert"] = Value::String(other_ca.display().to_string());
     let out = pytds(&format!("{info}\n"));
-    assert!(
-        !out.status.success(),
-        "python-tds must not trust a certificate from another CA"
-    );
+    assert!(!out.status.success(), "python-tds must not trust a certificate from another CA");
     let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
     assert!(err.contains("certificate") || err.contains("ssl"), "{err}");
     lab.stop();

@@ -15,9 +15,7 @@ use crate::support::*;
 
 async fn topology_lab(name: &str) -> Lab {
     init();
-    Lab::start_in(&scenario(name), Mode::Topology)
-        .await
-        .expect("topology lab starts")
+    Lab::start_in(&scenario(name), Mode::Topology).await.expect("topology lab starts")
 }
 
 #[tokio::test]
@@ -32,50 +30,29 @@ async fn a_fault_on_one_direction_leaves_the_other_open() {
     let mi_ep: SocketAddr = "203.0.113.10:5022".parse().unwrap();
 
     // MI → SQL 5022: dropped.
-    let r = tokio::time::timeout(
-        Duration::from_millis(700),
-        lab.connect_from(Place::ManagedInstance, sql_ep),
-    )
-    .await;
+    let r = tokio::time::timeout(Duration::from_millis(700), lab.connect_from(Place::ManagedInstance, sql_ep)).await;
     assert!(r.is_err(), "MI→SQL 5022 is filtered: {r:?}");
     // SQL → MI 5022: open, from SQL Server's own address.
-    let s = lab
-        .connect_from(Place::SqlServer, mi_ep)
-        .await
-        .expect("SQL→MI 5022 is open");
+    let s = lab.connect_from(Place::SqlServer, mi_ep).await.expect("SQL→MI 5022 is open");
     assert_eq!(s.local_addr().unwrap().ip().to_string(), "198.51.100.10");
 
     // From milink's host: both endpoints, both TDS servers, and DNS through the router.
     let info = lab.info.clone();
-    let dns: SocketAddr = format!("{}:{}", info.dns.host, info.dns.port)
-        .parse()
-        .unwrap();
+    let dns: SocketAddr = format!("{}:{}", info.dns.host, info.dns.port).parse().unwrap();
     let seen = lab
         .on_host(move || async move {
-            let ep = probe("198.51.100.10", 5022, Duration::from_millis(700))
-                .await
-                .0;
+            let ep = probe("198.51.100.10", 5022, Duration::from_millis(700)).await.0;
             let mut sql = connect(&info.sql_server).await;
             let mut mi = connect(&info.managed_instance).await;
-            let a = query(&mut sql, "SELECT @@SERVERNAME AS n").await.unwrap()[0]
-                .get::<&str, _>("n")
-                .map(String::from);
-            let b = query(&mut mi, "SELECT @@SERVERNAME AS n").await.unwrap()[0]
-                .get::<&str, _>("n")
-                .map(String::from);
-            let ip = resolver_at(dns, None)
-                .lookup_ip(info.managed_instance.fqdn.as_str())
-                .await
-                .unwrap();
+            let a = query(&mut sql, "SELECT @@SERVERNAME AS n").await.unwrap()[0].get::<&str, _>("n").map(String::from);
+            let b = query(&mut mi, "SELECT @@SERVERNAME AS n").await.unwrap()[0].get::<&str, _>("n").map(String::from);
+            let ip = resolver_at(dns, None).lookup_ip(info.managed_instance.fqdn.as_str()).await.unwrap();
             (ep, a, b, ip.iter().next().unwrap().to_string())
         })
         .await
         .unwrap();
     assert_eq!(seen.0, "open");
-    assert_eq!(
-        (seen.1.as_deref(), seen.2.as_deref()),
-        (Some("SQLPROD01"), Some("mi-contoso"))
-    );
+    assert_eq!((seen.1.as_deref(), seen.2.as_deref()), (Some("SQLPROD01"), Some("mi-contoso")));
     assert_eq!(seen.3, "203.0.113.10");
 }
 
@@ -89,13 +66,9 @@ async fn unreachable_is_an_icmp_error_not_a_timeout() {
     let (kind, took, sql_ok) = lab
         .on_host(move || async move {
             let start = std::time::Instant::now();
-            let err = tokio::net::TcpStream::connect(("203.0.113.10", 1433))
-                .await
-                .unwrap_err();
+            let err = tokio::net::TcpStream::connect(("203.0.113.10", 1433)).await.unwrap_err();
             let side = &info.sql_server;
-            let sql_ok = connect_with(side, config(side, EncryptionLevel::Required))
-                .await
-                .is_ok();
+            let sql_ok = connect_with(side, config(side, EncryptionLevel::Required)).await.is_ok();
             (err.kind(), start.elapsed(), sql_ok)
         })
         .await
@@ -104,22 +77,14 @@ async fn unreachable_is_an_icmp_error_not_a_timeout() {
     assert!(took < Duration::from_secs(2), "{took:?}");
     assert!(sql_ok, "the SQL Server side is still reachable");
     // The fault is the host's only: the managed instance still reaches SQL Server.
-    lab.connect_from(
-        Place::ManagedInstance,
-        "198.51.100.10:5022".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    lab.connect_from(Place::ManagedInstance, "198.51.100.10:5022".parse().unwrap()).await.unwrap();
 }
 
 #[test]
 fn loopback_mode_refuses_unreachable_faults() {
     init();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let err = rt
-        .block_on(Lab::start(&scenario("mi-unreachable.toml")))
-        .err()
-        .expect("needs topology");
+    let err = rt.block_on(Lab::start(&scenario("mi-unreachable.toml"))).err().expect("needs topology");
     assert!(err.to_string().contains("topology mode"), "{err}");
 }
 
@@ -135,36 +100,20 @@ fn namespaces_left_by_a_killed_lab_are_removed_by_the_next() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
     let info: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let host_ns = info["host_netns"]
-        .as_str()
-        .expect("topology mode names the host namespace")
-        .to_string();
+    let host_ns = info["host_netns"].as_str().expect("topology mode names the host namespace").to_string();
     let path = format!("/run/netns/{host_ns}");
     assert!(std::path::Path::new(&path).exists());
     child.kill().unwrap(); // SIGKILL: no cleanup runs
     child.wait().unwrap();
-    assert!(
-        std::path::Path::new(&path).exists(),
-        "a crash leaves the namespace behind"
-    );
+    assert!(std::path::Path::new(&path).exists(), "a crash leaves the namespace behind");
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let lab = rt.block_on(topology_lab("healthy.toml"));
-    assert!(
-        !std::path::Path::new(&path).exists(),
-        "the next lab removed it"
-    );
+    assert!(!std::path::Path::new(&path).exists(), "the next lab removed it");
     let own = format!("/run/netns/{}", lab.host_namespace().unwrap());
     assert!(std::path::Path::new(&own).exists());
     drop(lab);
-    assert!(
-        !std::path::Path::new(&own).exists(),
-        "dropping the lab removes its namespaces"
-    );
+    assert!(!std::path::Path::new(&own).exists(), "dropping the lab removes its namespaces");
 }

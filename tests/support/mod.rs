@@ -16,9 +16,7 @@ pub fn init() {
 }
 
 pub fn scenario_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("scenarios")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(name)
 }
 
 pub fn scenario(name: &str) -> Scenario {
@@ -38,11 +36,7 @@ pub fn set(table: &mut toml::Table, path: &str, value: impl Into<toml::Value>) {
     let last = parts.pop().unwrap();
     let mut t = table;
     for p in parts {
-        t = t
-            .entry(p)
-            .or_insert_with(|| toml::Value::Table(Default::default()))
-            .as_table_mut()
-            .unwrap();
+        t = t.entry(p).or_insert_with(|| toml::Value::Table(Default::default())).as_table_mut().unwrap();
     }
     t.insert(last.to_string(), value.into());
 }
@@ -67,18 +61,13 @@ pub fn config(side: &SideInfo, enc: EncryptionLevel) -> Config {
 pub async fn connect_with(side: &SideInfo, config: Config) -> tiberius::Result<Tds> {
     let tcp = TcpStream::connect((side.host.as_str(), side.port)).await?;
     tcp.set_nodelay(true)?;
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        Client::connect(config, tcp.compat_write()),
-    )
-    .await
-    .expect("login does not hang")
+    tokio::time::timeout(Duration::from_secs(10), Client::connect(config, tcp.compat_write()))
+        .await
+        .expect("login does not hang")
 }
 
 pub async fn connect(side: &SideInfo) -> Tds {
-    connect_with(side, config(side, EncryptionLevel::Required))
-        .await
-        .expect("login succeeds")
+    connect_with(side, config(side, EncryptionLevel::Required)).await.expect("login succeeds")
 }
 
 pub async fn query(client: &mut Tds, sql: &str) -> tiberius::Result<Vec<tiberius::Row>> {
@@ -87,22 +76,12 @@ pub async fn query(client: &mut Tds, sql: &str) -> tiberius::Result<Vec<tiberius
 
 /// A resolver that asks the lab's DNS server, from `source` (which side asks).
 pub fn resolver(lab: &Lab, source: &str) -> hickory_resolver::TokioResolver {
-    let dns = format!("{}:{}", lab.info.dns.host, lab.info.dns.port)
-        .parse()
-        .unwrap();
-    resolver_at(
-        dns,
-        Some(std::net::SocketAddr::new(source.parse().unwrap(), 0)),
-    )
+    let dns = format!("{}:{}", lab.info.dns.host, lab.info.dns.port).parse().unwrap();
+    resolver_at(dns, Some(std::net::SocketAddr::new(source.parse().unwrap(), 0)))
 }
 
-pub fn resolver_at(
-    dns: std::net::SocketAddr,
-    bind: Option<std::net::SocketAddr>,
-) -> hickory_resolver::TokioResolver {
-    use hickory_resolver::config::{
-        ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
-    };
+pub fn resolver_at(dns: std::net::SocketAddr, bind: Option<std::net::SocketAddr>) -> hickory_resolver::TokioResolver {
+    use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
     let mut udp = ConnectionConfig::udp();
     udp.port = dns.port();
     udp.bind_addr = bind;

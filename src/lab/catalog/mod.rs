@@ -52,11 +52,7 @@ pub enum CatalogError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("{side}.rows.\"{table}\": {message}")]
-    Row {
-        side: String,
-        table: String,
-        message: String,
-    },
+    Row { side: String, table: String, message: String },
 }
 
 /// Endpoint certificates of both sides, made once so that an import on one side
@@ -65,22 +61,10 @@ pub struct SideCerts {
     pub by_name: BTreeMap<String, EndpointCert>,
 }
 
-pub fn make_certs(
-    side: &Side,
-    now: OffsetDateTime,
-    serial_base: u64,
-) -> Result<SideCerts, certs::CertError> {
+pub fn make_certs(side: &Side, now: OffsetDateTime, serial_base: u64) -> Result<SideCerts, certs::CertError> {
     let mut by_name = BTreeMap::new();
-    for (i, c) in side
-        .certificates
-        .iter()
-        .filter(|c| c.copy_of.is_none())
-        .enumerate()
-    {
-        let subject = c
-            .subject
-            .clone()
-            .unwrap_or_else(|| format!("Certificate for {}", side.name));
+    for (i, c) in side.certificates.iter().filter(|c| c.copy_of.is_none()).enumerate() {
+        let subject = c.subject.clone().unwrap_or_else(|| format!("Certificate for {}", side.name));
         let cert = certs::endpoint_cert(
             &subject,
             c.issuer.as_deref(),
@@ -126,12 +110,7 @@ pub fn build(input: BuildInput<'_>) -> Result<Catalog, CatalogError> {
         .collect();
     let db = Connection::open_in_memory()?;
     // The view over log space calls this before the real one is registered.
-    db.create_scalar_function(
-        "lab_current_db",
-        0,
-        rusqlite::functions::FunctionFlags::SQLITE_UTF8,
-        |_| Ok(1i64),
-    )?;
+    db.create_scalar_function("lab_current_db", 0, rusqlite::functions::FunctionFlags::SQLITE_UTF8, |_| Ok(1i64))?;
     for t in &tables {
         let cols: Vec<String> = t
             .columns
@@ -153,21 +132,11 @@ pub fn build(input: BuildInput<'_>) -> Result<Catalog, CatalogError> {
             db.execute_batch(&format!("CREATE TABLE [{}] ({});", t.name, cols.join(", ")))?;
         }
     }
-    let mut b = Builder {
-        db: &db,
-        now: input.now,
-        guid_seed: if mi { 0x4d49 } else { 0x5351 },
-        guid_n: 0,
-    };
+    let mut b = Builder { db: &db, now: input.now, guid_seed: if mi { 0x4d49 } else { 0x5351 }, guid_n: 0 };
     let facts = b.materialise(&input)?;
     let current_db = Arc::new(AtomicI64::new(1));
     crate::lab::sql::functions::register(&db, &facts, current_db.clone())?;
-    Ok(Catalog {
-        db,
-        facts,
-        tables,
-        current_db,
-    })
+    Ok(Catalog { db, facts, tables, current_db })
 }
 
 const LOG_SPACE: &str = "sys.dm_db_log_space_usage";
@@ -207,10 +176,7 @@ fn bit(b: bool) -> Value {
 impl Builder<'_> {
     fn guid(&mut self) -> Value {
         self.guid_n += 1;
-        text(format!(
-            "{:08X}-4C41-4200-8000-{:012X}",
-            self.guid_seed, self.guid_n
-        ))
+        text(format!("{:08X}-4C41-4200-8000-{:012X}", self.guid_seed, self.guid_n))
     }
 
     fn when(&self, t: OffsetDateTime) -> Value {
@@ -220,11 +186,7 @@ impl Builder<'_> {
     fn insert(&self, table: &str, row: &[(&str, Value)]) -> Result<(), CatalogError> {
         let cols: Vec<String> = row.iter().map(|(c, _)| format!("[{c}]")).collect();
         let marks: Vec<&str> = row.iter().map(|_| "?").collect();
-        let sql = format!(
-            "INSERT INTO [{table}] ({}) VALUES ({})",
-            cols.join(","),
-            marks.join(",")
-        );
+        let sql = format!("INSERT INTO [{table}] ({}) VALUES ({})", cols.join(","), marks.join(","));
         let params: Vec<&Value> = row.iter().map(|(_, v)| v).collect();
         self.db.execute(&sql, rusqlite::params_from_iter(params))?;
         Ok(())
@@ -290,10 +252,7 @@ impl Builder<'_> {
             p.insert(k.to_ascii_lowercase(), v);
         };
         set("ServerName", text(&side.name));
-        set(
-            "MachineName",
-            text(side.name.split('\\').next().unwrap_or(&side.name)),
-        );
+        set("MachineName", text(side.name.split('\\').next().unwrap_or(&side.name)));
         set("InstanceName", Value::Null);
         set("Collation", text(&side.collation));
         set("Edition", text(&side.edition));
@@ -303,14 +262,8 @@ impl Builder<'_> {
         set("ProductMinorVersion", text(minor.to_string()));
         set("ProductBuild", text(build.to_string()));
         set("ProductLevel", text("RTM"));
-        set(
-            "ProductUpdateLevel",
-            side.update_level.clone().map(text).unwrap_or(Value::Null),
-        );
-        set(
-            "ProductUpdateType",
-            side.update_type.clone().map(text).unwrap_or(Value::Null),
-        );
+        set("ProductUpdateLevel", side.update_level.clone().map(text).unwrap_or(Value::Null));
+        set("ProductUpdateType", side.update_type.clone().map(text).unwrap_or(Value::Null));
         set("IsHadrEnabled", int(side.hadr_enabled as i64));
         set("HadrManagerStatus", int(side.hadr_manager_status));
         set("IsClustered", int(0));
@@ -318,11 +271,7 @@ impl Builder<'_> {
         set("@@VERSION", text(version_text));
 
         let endpoint_cert = input.own.endpoint_cert(side).map(|c| c.der.clone());
-        let log_space = side
-            .databases
-            .iter()
-            .map(|d| (d.name.clone(), d.log_size_mb, d.log_used_percent))
-            .collect();
+        let log_space = side.databases.iter().map(|d| (d.name.clone(), d.log_size_mb, d.log_used_percent)).collect();
         Ok(Facts {
             server_name: side.name.clone(),
             version: side.version.clone(),
@@ -331,20 +280,11 @@ impl Builder<'_> {
             properties: p,
             certs,
             endpoint_cert,
-            endpoint_cert_auth: side
-                .endpoint
-                .as_ref()
-                .is_some_and(|e| e.auth.contains("CERTIFICATE")),
+            endpoint_cert_auth: side.endpoint.as_ref().is_some_and(|e| e.auth.contains("CERTIFICATE")),
             errorlog: side
                 .errorlog
                 .iter()
-                .map(|l| {
-                    (
-                        datetime_text(l.at.at(self.now)),
-                        l.process.clone(),
-                        l.text.clone(),
-                    )
-                })
+                .map(|l| (datetime_text(l.at.at(self.now)), l.process.clone(), l.text.clone()))
                 .collect(),
             trace_flags: side.trace_flags.clone(),
             databases,
@@ -359,23 +299,13 @@ impl Builder<'_> {
         // System endpoints every instance has.
         let system: [(&str, i64, i64, &str, i64, &str, bool); 5] = [
             ("Dedicated Admin Connection", 1, 2, "TCP", 2, "TSQL", true),
-            (
-                "TSQL Local Machine",
-                2,
-                4,
-                "SHARED_MEMORY",
-                2,
-                "TSQL",
-                false,
-            ),
+            ("TSQL Local Machine", 2, 4, "SHARED_MEMORY", 2, "TSQL", false),
             ("TSQL Named Pipes", 3, 3, "NAMED_PIPES", 2, "TSQL", false),
             ("TSQL Default TCP", 4, 2, "TCP", 2, "TSQL", false),
             ("TSQL Default VIA", 5, 5, "VIA", 2, "TSQL", false),
         ];
         for (name, id, proto, proto_desc, ty, ty_desc, admin) in system {
-            let row = endpoint_row(
-                name, id, proto, proto_desc, ty, ty_desc, 0, "STARTED", admin,
-            );
+            let row = endpoint_row(name, id, proto, proto_desc, ty, ty_desc, 0, "STARTED", admin);
             self.insert("sys.endpoints", &row)?;
             if proto == 2 {
                 let mut r = row.clone();
@@ -406,16 +336,11 @@ impl Builder<'_> {
         );
         self.insert("sys.endpoints", &row)?;
         let mut tcp = row.clone();
-        tcp.extend([
-            ("port", int(ep.port as i64)),
-            ("is_dynamic_port", bit(false)),
-            ("ip_address", Value::Null),
-        ]);
+        tcp.extend([("port", int(ep.port as i64)), ("is_dynamic_port", bit(false)), ("ip_address", Value::Null)]);
         self.insert("sys.tcp_endpoints", &tcp)?;
-        let role = ["NONE", "PARTNER", "WITNESS", "ALL"]
-            .iter()
-            .position(|r| r.eq_ignore_ascii_case(&ep.role))
-            .unwrap_or(3) as i64;
+        let role =
+            ["NONE", "PARTNER", "WITNESS", "ALL"].iter().position(|r| r.eq_ignore_ascii_case(&ep.role)).unwrap_or(3)
+                as i64;
         let auths = [
             "NTLM",
             "KERBEROS",
@@ -428,11 +353,7 @@ impl Builder<'_> {
             "CERTIFICATE, KERBEROS",
             "CERTIFICATE, NEGOTIATE",
         ];
-        let auth = auths
-            .iter()
-            .position(|a| a.eq_ignore_ascii_case(&ep.auth))
-            .map(|i| i as i64 + 1)
-            .unwrap_or(4);
+        let auth = auths.iter().position(|a| a.eq_ignore_ascii_case(&ep.auth)).map(|i| i as i64 + 1).unwrap_or(4);
         let algos = [
             "NONE",
             "RC4",
@@ -444,15 +365,8 @@ impl Builder<'_> {
             "NONE, RC4, AES",
             "NONE, AES, RC4",
         ];
-        let algo_desc = if ep.encryption {
-            ep.algorithm.to_ascii_uppercase()
-        } else {
-            "NONE".to_string()
-        };
-        let algo = algos
-            .iter()
-            .position(|a| a.eq_ignore_ascii_case(&algo_desc))
-            .unwrap_or(0) as i64;
+        let algo_desc = if ep.encryption { ep.algorithm.to_ascii_uppercase() } else { "NONE".to_string() };
+        let algo = algos.iter().position(|a| a.eq_ignore_ascii_case(&algo_desc)).unwrap_or(0) as i64;
         let cert_id = ep
             .certificate
             .as_ref()
@@ -473,10 +387,7 @@ impl Builder<'_> {
         self.insert("sys.database_mirroring_endpoints", &dm)
     }
 
-    fn certificates(
-        &mut self,
-        input: &BuildInput<'_>,
-    ) -> Result<BTreeMap<i64, (String, EndpointCert)>, CatalogError> {
+    fn certificates(&mut self, input: &BuildInput<'_>) -> Result<BTreeMap<i64, (String, EndpointCert)>, CatalogError> {
         let mut out = BTreeMap::new();
         // A system certificate, so checks cannot assume the endpoint's is the only one.
         let sys = certs::endpoint_cert(
@@ -490,11 +401,8 @@ impl Builder<'_> {
         for (i, c) in input.side.certificates.iter().enumerate() {
             let cert = match &c.copy_of {
                 Some(other) => {
-                    let (side, certs) = if other == input.label {
-                        (input.side, input.own)
-                    } else {
-                        (input.other_side, input.other)
-                    };
+                    let (side, certs) =
+                        if other == input.label { (input.side, input.own) } else { (input.other_side, input.other) };
                     match certs.endpoint_cert(side) {
                         Some(c) => c.clone(),
                         None => {
@@ -517,9 +425,7 @@ impl Builder<'_> {
             let pvt = if *id == 101 {
                 "SK".to_string()
             } else {
-                input.side.certificates[(*id - 256) as usize]
-                    .private_key
-                    .to_ascii_uppercase()
+                input.side.certificates[(*id - 256) as usize].private_key.to_ascii_uppercase()
             };
             let pvt_desc = match pvt.as_str() {
                 "MK" => "ENCRYPTED_BY_MASTER_KEY",
@@ -539,10 +445,7 @@ impl Builder<'_> {
                     ("is_active_for_begin_dialog", bit(true)),
                     ("issuer_name", text(strip_cn(&cert.issuer))),
                     ("cert_serial_number", text(&cert.serial_hex)),
-                    (
-                        "sid",
-                        Value::Blob(vec![1, 6, 0, 0, 0, 0, 0, 9, 1, 0, 0, 0, (*id & 0xff) as u8]),
-                    ),
+                    ("sid", Value::Blob(vec![1, 6, 0, 0, 0, 0, 0, 9, 1, 0, 0, 0, (*id & 0xff) as u8])),
                     ("string_sid", text(format!("S-1-9-1-{id}"))),
                     ("subject", text(strip_cn(&cert.subject))),
                     ("expiry_date", self.when(cert.expiry)),
@@ -572,14 +475,8 @@ impl Builder<'_> {
                     ("key_length", int(256)),
                     ("key_algorithm", text("A3")),
                     ("algorithm_desc", text("AES_256")),
-                    (
-                        "create_date",
-                        self.when(self.now - time::Duration::days(700)),
-                    ),
-                    (
-                        "modify_date",
-                        self.when(self.now - time::Duration::days(700)),
-                    ),
+                    ("create_date", self.when(self.now - time::Duration::days(700))),
+                    ("modify_date", self.when(self.now - time::Duration::days(700))),
                     ("key_guid", guid),
                 ],
             )?;
@@ -588,12 +485,7 @@ impl Builder<'_> {
     }
 
     fn databases(&mut self, side: &Side) -> Result<Vec<(i64, String)>, CatalogError> {
-        let system = [
-            ("master", "SIMPLE"),
-            ("tempdb", "SIMPLE"),
-            ("model", "FULL"),
-            ("msdb", "SIMPLE"),
-        ];
+        let system = [("master", "SIMPLE"), ("tempdb", "SIMPLE"), ("model", "FULL"), ("msdb", "SIMPLE")];
         let mut all: Vec<(i64, String)> = Vec::new();
         for (i, (name, recovery)) in system.iter().enumerate() {
             let id = i as i64 + 1;
@@ -603,16 +495,7 @@ impl Builder<'_> {
         }
         for (i, d) in side.databases.iter().enumerate() {
             let id = i as i64 + 5;
-            self.database_row(
-                side,
-                id,
-                &d.name,
-                &d.recovery,
-                &d.state,
-                d.tde,
-                d.in_memory,
-                &d.log_reuse_wait,
-            )?;
+            self.database_row(side, id, &d.name, &d.recovery, &d.state, d.tde, d.in_memory, &d.log_reuse_wait)?;
             self.files(id, &d.name, d.log_files, d.filestream)?;
             let total = (d.log_size_mb * 1024.0 * 1024.0) as i64;
             self.insert(
@@ -620,15 +503,9 @@ impl Builder<'_> {
                 &[
                     ("database_id", int(id)),
                     ("total_log_size_in_bytes", int(total)),
-                    (
-                        "used_log_space_in_bytes",
-                        int((total as f64 * d.log_used_percent / 100.0) as i64),
-                    ),
+                    ("used_log_space_in_bytes", int((total as f64 * d.log_used_percent / 100.0) as i64)),
                     ("used_log_space_in_percent", Value::Real(d.log_used_percent)),
-                    (
-                        "log_space_in_bytes_since_last_backup",
-                        int((total as f64 * d.log_used_percent / 200.0) as i64),
-                    ),
+                    ("log_space_in_bytes_since_last_backup", int((total as f64 * d.log_used_percent / 200.0) as i64)),
                 ],
             )?;
             all.push((id, d.name.clone()));
@@ -654,19 +531,8 @@ impl Builder<'_> {
             "BULK_LOGGED" => 2,
             _ => 3,
         };
-        let states = [
-            "ONLINE",
-            "RESTORING",
-            "RECOVERING",
-            "RECOVERY_PENDING",
-            "SUSPECT",
-            "EMERGENCY",
-            "OFFLINE",
-        ];
-        let st = states
-            .iter()
-            .position(|s| s.eq_ignore_ascii_case(state))
-            .unwrap_or(0) as i64;
+        let states = ["ONLINE", "RESTORING", "RECOVERING", "RECOVERY_PENDING", "SUSPECT", "EMERGENCY", "OFFLINE"];
+        let st = states.iter().position(|s| s.eq_ignore_ascii_case(state)).unwrap_or(0) as i64;
         let reuses = [
             "NOTHING",
             "CHECKPOINT",
@@ -679,10 +545,7 @@ impl Builder<'_> {
             "LOG_SCAN",
             "AVAILABILITY_REPLICA",
         ];
-        let reuse_id = reuses
-            .iter()
-            .position(|s| s.eq_ignore_ascii_case(reuse))
-            .unwrap_or(0) as i64;
+        let reuse_id = reuses.iter().position(|s| s.eq_ignore_ascii_case(reuse)).unwrap_or(0) as i64;
         self.insert(
             "sys.databases",
             &[
@@ -690,14 +553,8 @@ impl Builder<'_> {
                 ("database_id", int(id)),
                 ("source_database_id", Value::Null),
                 ("owner_sid", Value::Blob(vec![1])),
-                (
-                    "create_date",
-                    self.when(self.now - time::Duration::days(400)),
-                ),
-                (
-                    "compatibility_level",
-                    int(side.version_parts().0 as i64 * 10),
-                ),
+                ("create_date", self.when(self.now - time::Duration::days(400))),
+                ("compatibility_level", int(side.version_parts().0 as i64 * 10)),
                 ("collation_name", text(&side.collation)),
                 ("user_access", int(0)),
                 ("user_access_desc", text("MULTI_USER")),
@@ -718,34 +575,14 @@ impl Builder<'_> {
         )
     }
 
-    fn files(
-        &mut self,
-        db_id: i64,
-        name: &str,
-        log_files: i64,
-        filestream: bool,
-    ) -> Result<(), CatalogError> {
+    fn files(&mut self, db_id: i64, name: &str, log_files: i64, filestream: bool) -> Result<(), CatalogError> {
         let mut files = vec![(0, "ROWS", name.to_string(), format!("D:\\Data\\{name}.mdf"))];
         for i in 0..log_files {
-            let suffix = if i == 0 {
-                String::new()
-            } else {
-                format!("_{}", i + 1)
-            };
-            files.push((
-                1,
-                "LOG",
-                format!("{name}_log{suffix}"),
-                format!("L:\\Log\\{name}_log{suffix}.ldf"),
-            ));
+            let suffix = if i == 0 { String::new() } else { format!("_{}", i + 1) };
+            files.push((1, "LOG", format!("{name}_log{suffix}"), format!("L:\\Log\\{name}_log{suffix}.ldf")));
         }
         if filestream {
-            files.push((
-                2,
-                "FILESTREAM",
-                format!("{name}_fs"),
-                format!("D:\\Data\\{name}_fs"),
-            ));
+            files.push((2, "FILESTREAM", format!("{name}_fs"), format!("D:\\Data\\{name}_fs")));
         }
         for (i, (ty, desc, lname, path)) in files.into_iter().enumerate() {
             let guid = self.guid();
@@ -786,19 +623,13 @@ impl Builder<'_> {
                     ("server_name", text(&side.name)),
                     ("type", text(b.kind.to_ascii_uppercase())),
                     ("is_copy_only", bit(b.copy_only)),
-                    (
-                        "backup_start_date",
-                        self.when(finished - time::Duration::minutes(5)),
-                    ),
+                    ("backup_start_date", self.when(finished - time::Duration::minutes(5))),
                     ("backup_finish_date", self.when(finished)),
                     ("first_lsn", int(lsn)),
                     ("last_lsn", int(lsn + 500)),
                     ("database_backup_lsn", int(lsn)),
                     ("recovery_model", text("FULL")),
-                    (
-                        "begins_log_chain",
-                        bit(b.kind.eq_ignore_ascii_case("D") && !b.copy_only),
-                    ),
+                    ("begins_log_chain", bit(b.kind.eq_ignore_ascii_case("D") && !b.copy_only)),
                     ("has_backup_checksums", bit(true)),
                     ("backup_size", int(104_857_600)),
                 ],
@@ -818,14 +649,7 @@ impl Builder<'_> {
                 ("host_distribution", text(&side.host.distribution)),
                 ("host_release", text(&side.host.release)),
                 ("host_service_pack_level", text("")),
-                (
-                    "host_sku",
-                    int(if side.host.platform.eq_ignore_ascii_case("Windows") {
-                        8
-                    } else {
-                        0
-                    }),
-                ),
+                ("host_sku", int(if side.host.platform.eq_ignore_ascii_case("Windows") { 8 } else { 0 })),
                 ("os_language_version", int(1033)),
                 ("host_architecture", text("X64")),
             ],
@@ -833,48 +657,18 @@ impl Builder<'_> {
     }
 
     /// The distributed AG between the two sides, as each side's DMVs show it.
-    fn link(
-        &mut self,
-        input: &BuildInput<'_>,
-        link: &Link,
-        dbs: &[(i64, String)],
-    ) -> Result<(), CatalogError> {
+    fn link(&mut self, input: &BuildInput<'_>, link: &Link, dbs: &[(i64, String)]) -> Result<(), CatalogError> {
         let sc = input.scenario;
         let here_is_sql = input.label == "sql_server";
-        let sql_ag = link
-            .sql_ag
-            .clone()
-            .unwrap_or_else(|| format!("AG_{}", link.database));
-        let mi_ag = link
-            .mi_ag
-            .clone()
-            .unwrap_or_else(|| format!("AG_{}_MI", link.database));
-        let (local_ag, remote_ag) = if here_is_sql {
-            (&sql_ag, &mi_ag)
-        } else {
-            (&mi_ag, &sql_ag)
-        };
-        let (local_role, remote_role) = if here_is_sql {
-            (&link.sql_role, &link.mi_role)
-        } else {
-            (&link.mi_role, &link.sql_role)
-        };
-        let sql_port = sc
-            .sql_server
-            .endpoint
-            .as_ref()
-            .map(|e| e.port)
-            .unwrap_or(5022);
+        let sql_ag = link.sql_ag.clone().unwrap_or_else(|| format!("AG_{}", link.database));
+        let mi_ag = link.mi_ag.clone().unwrap_or_else(|| format!("AG_{}_MI", link.database));
+        let (local_ag, remote_ag) = if here_is_sql { (&sql_ag, &mi_ag) } else { (&mi_ag, &sql_ag) };
+        let (local_role, remote_role) =
+            if here_is_sql { (&link.sql_role, &link.mi_role) } else { (&link.mi_role, &link.sql_role) };
+        let sql_port = sc.sql_server.endpoint.as_ref().map(|e| e.port).unwrap_or(5022);
         let sql_url = format!("TCP://{}:{}", input.sql_endpoint_host, sql_port);
-        let mi_url = format!(
-            "tcp://{}:5022;Server=[{}]",
-            sc.managed_instance.fqdn, sc.managed_instance.name
-        );
-        let (local_url, remote_url) = if here_is_sql {
-            (sql_url, mi_url)
-        } else {
-            (mi_url, sql_url)
-        };
+        let mi_url = format!("tcp://{}:5022;Server=[{}]", sc.managed_instance.fqdn, sc.managed_instance.name);
+        let (local_url, remote_url) = if here_is_sql { (sql_url, mi_url) } else { (mi_url, sql_url) };
 
         let ag_id = self.guid();
         let dag_id = self.guid();
@@ -882,15 +676,8 @@ impl Builder<'_> {
         let dag_local = self.guid();
         let dag_remote = self.guid();
         let created = self.when(self.now - time::Duration::days(2));
-        let cluster_type = if here_is_sql && input.side.version_parts().0 == 13 {
-            (0, "WSFC")
-        } else {
-            (2, "NONE")
-        };
-        for (id, name, dist) in [
-            (&ag_id, local_ag.as_str(), false),
-            (&dag_id, link.name.as_str(), true),
-        ] {
+        let cluster_type = if here_is_sql && input.side.version_parts().0 == 13 { (0, "WSFC") } else { (2, "NONE") };
+        for (id, name, dist) in [(&ag_id, local_ag.as_str(), false), (&dag_id, link.name.as_str(), true)] {
             self.insert(
                 "sys.availability_groups",
                 &[
@@ -916,12 +703,7 @@ impl Builder<'_> {
             )?;
         }
         let replicas = [
-            (
-                &local_rep,
-                &ag_id,
-                input.side.name.clone(),
-                local_url.clone(),
-            ),
+            (&local_rep, &ag_id, input.side.name.clone(), local_url.clone()),
             (&dag_local, &dag_id, local_ag.clone(), local_url),
             (&dag_remote, &dag_id, remote_ag.clone(), remote_url),
         ];
@@ -953,15 +735,10 @@ impl Builder<'_> {
                 ],
             )?;
         }
-        let err = link
-            .last_connect_error
-            .as_ref()
-            .filter(|e| e.side == "both" || e.side == input.label);
+        let err = link.last_connect_error.as_ref().filter(|e| e.side == "both" || e.side == input.label);
         let health = link.synchronization_health.to_ascii_uppercase();
-        let health_id = ["NOT_HEALTHY", "PARTIALLY_HEALTHY", "HEALTHY"]
-            .iter()
-            .position(|h| *h == health)
-            .unwrap_or(2) as i64;
+        let health_id =
+            ["NOT_HEALTHY", "PARTIALLY_HEALTHY", "HEALTHY"].iter().position(|h| *h == health).unwrap_or(2) as i64;
         let role_id = |r: &str| match r.to_ascii_uppercase().as_str() {
             "PRIMARY" => 1,
             "SECONDARY" => 2,
@@ -969,22 +746,8 @@ impl Builder<'_> {
         };
         let states = [
             (&local_rep, &ag_id, true, "PRIMARY".to_string(), true, None),
-            (
-                &dag_local,
-                &dag_id,
-                true,
-                local_role.to_ascii_uppercase(),
-                true,
-                None,
-            ),
-            (
-                &dag_remote,
-                &dag_id,
-                false,
-                remote_role.to_ascii_uppercase(),
-                link.connected,
-                err,
-            ),
+            (&dag_local, &dag_id, true, local_role.to_ascii_uppercase(), true, None),
+            (&dag_remote, &dag_id, false, remote_role.to_ascii_uppercase(), link.connected, err),
         ];
         for (rid, gid, local, role, connected, err) in states {
             // A secondary sees only its own rows of the distributed AG.
@@ -999,63 +762,27 @@ impl Builder<'_> {
                     ("is_local", bit(local)),
                     ("role", int(role_id(&role))),
                     ("role_desc", text(role)),
-                    (
-                        "operational_state",
-                        if local { int(2) } else { Value::Null },
-                    ),
-                    (
-                        "operational_state_desc",
-                        if local { text("ONLINE") } else { Value::Null },
-                    ),
+                    ("operational_state", if local { int(2) } else { Value::Null }),
+                    ("operational_state_desc", if local { text("ONLINE") } else { Value::Null }),
                     ("connected_state", int(connected as i64)),
-                    (
-                        "connected_state_desc",
-                        text(if connected {
-                            "CONNECTED"
-                        } else {
-                            "DISCONNECTED"
-                        }),
-                    ),
+                    ("connected_state_desc", text(if connected { "CONNECTED" } else { "DISCONNECTED" })),
                     ("recovery_health", if local { int(1) } else { Value::Null }),
-                    (
-                        "recovery_health_desc",
-                        if local { text("ONLINE") } else { Value::Null },
-                    ),
+                    ("recovery_health_desc", if local { text("ONLINE") } else { Value::Null }),
                     ("synchronization_health", int(health_id)),
                     ("synchronization_health_desc", text(&health)),
-                    (
-                        "last_connect_error_number",
-                        err.map(|e| int(e.number as i64)).unwrap_or(Value::Null),
-                    ),
-                    (
-                        "last_connect_error_description",
-                        err.map(|e| text(&e.description)).unwrap_or(Value::Null),
-                    ),
-                    (
-                        "last_connect_error_timestamp",
-                        err.map(|e| self.when(e.at.at(self.now)))
-                            .unwrap_or(Value::Null),
-                    ),
+                    ("last_connect_error_number", err.map(|e| int(e.number as i64)).unwrap_or(Value::Null)),
+                    ("last_connect_error_description", err.map(|e| text(&e.description)).unwrap_or(Value::Null)),
+                    ("last_connect_error_timestamp", err.map(|e| self.when(e.at.at(self.now))).unwrap_or(Value::Null)),
                 ],
             )?;
         }
-        let db_id = dbs
-            .iter()
-            .find(|(_, n)| n.eq_ignore_ascii_case(&link.database))
-            .map(|(i, _)| *i)
-            .unwrap_or(5);
+        let db_id = dbs.iter().find(|(_, n)| n.eq_ignore_ascii_case(&link.database)).map(|(i, _)| *i).unwrap_or(5);
         let group_db = self.guid();
         let sync = link.synchronization_state.to_ascii_uppercase();
-        let sync_id = [
-            "NOT SYNCHRONIZING",
-            "SYNCHRONIZING",
-            "SYNCHRONIZED",
-            "REVERTING",
-            "INITIALIZING",
-        ]
-        .iter()
-        .position(|s| *s == sync.replace('_', " "))
-        .unwrap_or(1) as i64;
+        let sync_id = ["NOT SYNCHRONIZING", "SYNCHRONIZING", "SYNCHRONIZED", "REVERTING", "INITIALIZING"]
+            .iter()
+            .position(|s| *s == sync.replace('_', " "))
+            .unwrap_or(1) as i64;
         let local_primary = local_role.eq_ignore_ascii_case("PRIMARY");
         for (rid, local) in [(&dag_local, true), (&dag_remote, false)] {
             if !local && !local_primary {
@@ -1111,10 +838,7 @@ impl Builder<'_> {
                 "sys.dm_hadr_automatic_seeding",
                 &[
                     ("start_time", self.when(self.now - time::Duration::hours(1))),
-                    (
-                        "completion_time",
-                        self.when(self.now - time::Duration::minutes(5)),
-                    ),
+                    ("completion_time", self.when(self.now - time::Duration::minutes(5))),
                     ("ag_id", ag_id.clone()),
                     ("ag_db_id", group_db.clone()),
                     ("ag_remote_replica_id", dag_remote.clone()),
@@ -1123,13 +847,7 @@ impl Builder<'_> {
                     ("current_state", text(&s.current_state)),
                     ("performed_seeding", bit(true)),
                     ("failure_state", int(s.failure_state as i64)),
-                    (
-                        "failure_state_desc",
-                        s.failure_state_desc
-                            .clone()
-                            .map(text)
-                            .unwrap_or(Value::Null),
-                    ),
+                    ("failure_state_desc", s.failure_state_desc.clone().map(text).unwrap_or(Value::Null)),
                     ("error_code", int(s.error_code as i64)),
                     ("number_of_attempts", int(s.number_of_attempts)),
                 ],
@@ -1142,30 +860,18 @@ impl Builder<'_> {
                     ("local_database_id", int(db_id)),
                     ("local_database_name", text(&link.database)),
                     ("remote_machine_name", text(input.other_side.fqdn.clone())),
-                    (
-                        "role_desc",
-                        text(if here_is_sql { "Source" } else { "Destination" }),
-                    ),
+                    ("role_desc", text(if here_is_sql { "Source" } else { "Destination" })),
                     ("internal_state_desc", text(&s.current_state)),
                     ("transfer_rate_bytes_per_second", int(10_485_760)),
                     ("transferred_size_bytes", int(s.transferred_mb * 1_048_576)),
                     ("database_size_bytes", int(s.database_mb * 1_048_576)),
-                    (
-                        "start_time_utc",
-                        self.when(self.now - time::Duration::hours(1)),
-                    ),
+                    ("start_time_utc", self.when(self.now - time::Duration::hours(1))),
                     ("end_time_utc", Value::Null),
-                    (
-                        "estimate_time_complete_utc",
-                        self.when(self.now + time::Duration::hours(1)),
-                    ),
+                    ("estimate_time_complete_utc", self.when(self.now + time::Duration::hours(1))),
                     ("total_disk_io_wait_time_ms", int(1200)),
                     ("total_network_wait_time_ms", int(800)),
                     ("failure_code", int(s.error_code as i64)),
-                    (
-                        "failure_message",
-                        s.failure_message.clone().map(text).unwrap_or(Value::Null),
-                    ),
+                    ("failure_message", s.failure_message.clone().map(text).unwrap_or(Value::Null)),
                     ("failure_time_utc", Value::Null),
                     ("is_compression_enabled", bit(true)),
                 ],
@@ -1174,18 +880,12 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn raw_rows(
-        &mut self,
-        label: &str,
-        table: &str,
-        rows: &[toml::Table],
-    ) -> Result<(), CatalogError> {
+    fn raw_rows(&mut self, label: &str, table: &str, rows: &[toml::Table]) -> Result<(), CatalogError> {
         let t = schema::table(table).expect("validated");
         for row in rows {
             let mut values = Vec::new();
             for (k, v) in row {
-                let Some((col, _)) = t.columns.iter().find(|(c, _)| c.eq_ignore_ascii_case(k))
-                else {
+                let Some((col, _)) = t.columns.iter().find(|(c, _)| c.eq_ignore_ascii_case(k)) else {
                     return Err(CatalogError::Row {
                         side: label.into(),
                         table: table.into(),

@@ -59,14 +59,7 @@ pub static TABLES: &[Table] = &[
             ("encryption_algorithm_desc", "nvarchar(60)"),
         ]
     ),
-    endpoint_view!(
-        "sys.tcp_endpoints",
-        [
-            ("port", "int"),
-            ("is_dynamic_port", "bit"),
-            ("ip_address", "nvarchar(45)")
-        ]
-    ),
+    endpoint_view!("sys.tcp_endpoints", [("port", "int"), ("is_dynamic_port", "bit"), ("ip_address", "nvarchar(45)")]),
     Table {
         name: "sys.certificates",
         columns: &[

@@ -11,12 +11,7 @@ pub struct SqlError {
 
 impl SqlError {
     pub fn new(number: i32, class: u8, state: u8, message: impl Into<String>) -> SqlError {
-        SqlError {
-            number,
-            state,
-            class,
-            message: message.into(),
-        }
+        SqlError { number, state, class, message: message.into() }
     }
 
     pub fn syntax_near(token: &str) -> SqlError {
@@ -24,12 +19,7 @@ impl SqlError {
     }
 
     pub fn syntax_near_keyword(keyword: &str) -> SqlError {
-        SqlError::new(
-            156,
-            15,
-            1,
-            format!("Incorrect syntax near the keyword '{keyword}'."),
-        )
+        SqlError::new(156, 15, 1, format!("Incorrect syntax near the keyword '{keyword}'."))
     }
 
     pub fn invalid_object(name: &str) -> SqlError {
@@ -45,30 +35,15 @@ impl SqlError {
     }
 
     pub fn unknown_function(name: &str) -> SqlError {
-        SqlError::new(
-            195,
-            15,
-            10,
-            format!("'{name}' is not a recognized built-in function name."),
-        )
+        SqlError::new(195, 15, 10, format!("'{name}' is not a recognized built-in function name."))
     }
 
     pub fn unknown_procedure(name: &str) -> SqlError {
-        SqlError::new(
-            2812,
-            16,
-            62,
-            format!("Could not find stored procedure '{name}'."),
-        )
+        SqlError::new(2812, 16, 62, format!("Could not find stored procedure '{name}'."))
     }
 
     pub fn undeclared_variable(name: &str) -> SqlError {
-        SqlError::new(
-            137,
-            15,
-            2,
-            format!("Must declare the scalar variable \"{name}\"."),
-        )
+        SqlError::new(137, 15, 2, format!("Must declare the scalar variable \"{name}\"."))
     }
 
     pub fn unknown_database(name: &str) -> SqlError {
@@ -76,38 +51,21 @@ impl SqlError {
             911,
             16,
             1,
-            format!(
-                "Database '{name}' does not exist. Make sure that the name is entered correctly."
-            ),
+            format!("Database '{name}' does not exist. Make sure that the name is entered correctly."),
         )
     }
 
     /// Both errors SQL Server raises when a DMV needs VIEW SERVER STATE.
     pub fn view_server_state_denied() -> [SqlError; 2] {
         [
-            SqlError::new(
-                300,
-                14,
-                1,
-                "VIEW SERVER STATE permission was denied on object 'server', database 'master'.",
-            ),
-            SqlError::new(
-                297,
-                16,
-                1,
-                "The user does not have permission to perform this action.",
-            ),
+            SqlError::new(300, 14, 1, "VIEW SERVER STATE permission was denied on object 'server', database 'master'."),
+            SqlError::new(297, 16, 1, "The user does not have permission to perform this action."),
         ]
     }
 
     /// What a login without write permissions gets for DDL or DML.
     pub fn permission_denied(statement: &str, database: &str) -> SqlError {
-        SqlError::new(
-            262,
-            14,
-            1,
-            format!("{statement} permission denied in database '{database}'."),
-        )
+        SqlError::new(262, 14, 1, format!("{statement} permission denied in database '{database}'."))
     }
 
     pub fn login_failed(user: &str) -> SqlError {
@@ -115,11 +73,6 @@ impl SqlError {
     }
 
     pub fn conversion(from: &str, to: &str) -> SqlError {
-        SqlError::new(
-            245,
-            16,
-            1,
-            format!("Conversion failed when converting the {from} value to data type {to}."),
-        )
+        SqlError::new(245, 16, 1, format!("Conversion failed when converting the {from} value to data type {to}."))
     }
 }

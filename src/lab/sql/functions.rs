@@ -10,29 +10,18 @@ use time::{Date, Duration, OffsetDateTime, PrimitiveDateTime, Time};
 
 use crate::lab::catalog::{Facts, datetime_text};
 
-pub fn register(
-    db: &Connection,
-    facts: &Facts,
-    current_db: Arc<AtomicI64>,
-) -> rusqlite::Result<()> {
+pub fn register(db: &Connection, facts: &Facts, current_db: Arc<AtomicI64>) -> rusqlite::Result<()> {
     let flags = FunctionFlags::SQLITE_UTF8;
     let props = facts.properties.clone();
     db.create_scalar_function("serverproperty", 1, flags, move |ctx| {
         let name: String = ctx.get::<Option<String>>(0)?.unwrap_or_default();
-        Ok(props
-            .get(&name.to_ascii_lowercase())
-            .cloned()
-            .unwrap_or(Value::Null))
+        Ok(props.get(&name.to_ascii_lowercase()).cloned().unwrap_or(Value::Null))
     })?;
     let certs = Arc::new(facts.certs.clone());
     let c = certs.clone();
     db.create_scalar_function("cert_id", 1, flags, move |ctx| {
         let name: Option<String> = ctx.get(0)?;
-        Ok(name.and_then(|n| {
-            c.iter()
-                .find(|(_, (cn, _))| cn.eq_ignore_ascii_case(&n))
-                .map(|(id, _)| *id)
-        }))
+        Ok(name.and_then(|n| c.iter().find(|(_, (cn, _))| cn.eq_ignore_ascii_case(&n)).map(|(id, _)| *id)))
     })?;
     let c = certs.clone();
     db.create_scalar_function("certencoded", 1, flags, move |ctx| {
@@ -42,10 +31,7 @@ pub fn register(
     let c = certs;
     db.create_scalar_function("certproperty", 2, flags, move |ctx| {
         let id: Option<i64> = ctx.get(0)?;
-        let prop: String = ctx
-            .get::<Option<String>>(1)?
-            .unwrap_or_default()
-            .to_ascii_lowercase();
+        let prop: String = ctx.get::<Option<String>>(1)?.unwrap_or_default().to_ascii_lowercase();
         let Some((_, cert)) = id.and_then(|i| c.get(&i)) else {
             return Ok(Value::Null);
         };
@@ -59,18 +45,14 @@ pub fn register(
         })
     })?;
     for name in ["getdate", "getutcdate", "sysutcdatetime", "sysdatetime"] {
-        db.create_scalar_function(name, 0, flags, |_| {
-            Ok(datetime_text(OffsetDateTime::now_utc()))
-        })?;
+        db.create_scalar_function(name, 0, flags, |_| Ok(datetime_text(OffsetDateTime::now_utc())))?;
     }
     db.create_scalar_function("datediff", 3, flags, |ctx| {
         let part: String = ctx.get(0)?;
         let (Some(a), Some(b)) = (datetime_arg(ctx, 1)?, datetime_arg(ctx, 2)?) else {
             return Ok(None);
         };
-        Ok(Some(
-            datediff(&part, a, b).ok_or_else(|| user_err(format!("datepart {part}")))?,
-        ))
+        Ok(Some(datediff(&part, a, b).ok_or_else(|| user_err(format!("datepart {part}")))?))
     })?;
     db.create_scalar_function("dateadd", 3, flags, |ctx| {
         let part: String = ctx.get(0)?;
@@ -85,25 +67,17 @@ pub fn register(
     let d = dbs.clone();
     db.create_scalar_function("db_name", 1, flags, move |ctx| {
         let id: Option<i64> = ctx.get(0)?;
-        Ok(id
-            .and_then(|i| d.iter().find(|(di, _)| *di == i))
-            .map(|(_, n)| n.clone()))
+        Ok(id.and_then(|i| d.iter().find(|(di, _)| *di == i)).map(|(_, n)| n.clone()))
     })?;
     let d = dbs;
     db.create_scalar_function("db_id", 1, flags, move |ctx| {
         let name: Option<String> = ctx.get(0)?;
-        Ok(name
-            .and_then(|n| d.iter().find(|(_, dn)| dn.eq_ignore_ascii_case(&n)))
-            .map(|(i, _)| *i))
+        Ok(name.and_then(|n| d.iter().find(|(_, dn)| dn.eq_ignore_ascii_case(&n))).map(|(i, _)| *i))
     })?;
     let sysadmin = facts.sysadmin;
     db.create_scalar_function("is_srvrolemember", 1, flags, move |ctx| {
         let role: String = ctx.get(0)?;
-        Ok(if role.eq_ignore_ascii_case("sysadmin") {
-            sysadmin as i64
-        } else {
-            0
-        })
+        Ok(if role.eq_ignore_ascii_case("sysadmin") { sysadmin as i64 } else { 0 })
     })?;
     let vss = facts.view_server_state;
     db.create_scalar_function("has_perms_by_name", -1, flags, move |ctx| {
@@ -122,9 +96,7 @@ pub fn register(
         Ok(match (needle, hay) {
             (Some(n), Some(h)) => {
                 let (n, h) = (n.to_lowercase(), h.to_lowercase());
-                h.find(&n)
-                    .map(|i| h[..i].chars().count() as i64 + 1)
-                    .unwrap_or(0)
+                h.find(&n).map(|i| h[..i].chars().count() as i64 + 1).unwrap_or(0)
             }
             _ => 0,
         })
@@ -139,14 +111,10 @@ pub fn register(
         let n: i64 = ctx.get(1)?;
         Ok(s.map(|s| {
             let chars: Vec<char> = s.chars().collect();
-            chars[chars.len().saturating_sub(n.max(0) as usize)..]
-                .iter()
-                .collect::<String>()
+            chars[chars.len().saturating_sub(n.max(0) as usize)..].iter().collect::<String>()
         }))
     })?;
-    db.create_scalar_function("lab_current_db", 0, flags, move |_| {
-        Ok(current_db.load(Ordering::Relaxed))
-    })?;
+    db.create_scalar_function("lab_current_db", 0, flags, move |_| Ok(current_db.load(Ordering::Relaxed)))?;
     Ok(())
 }
 
@@ -156,10 +124,7 @@ fn user_err(msg: String) -> Error {
 
 fn datetime_arg(ctx: &Context<'_>, i: usize) -> rusqlite::Result<Option<PrimitiveDateTime>> {
     let s: Option<String> = ctx.get(i)?;
-    s.map(|s| {
-        parse_datetime(&s).ok_or_else(|| user_err(format!("conversion of '{s}' to datetime")))
-    })
-    .transpose()
+    s.map(|s| parse_datetime(&s).ok_or_else(|| user_err(format!("conversion of '{s}' to datetime")))).transpose()
 }
 
 /// `YYYY-MM-DD[ HH:MM:SS[.fff]]`, as the catalog stores datetimes.
@@ -177,10 +142,7 @@ pub fn parse_datetime(s: &str) -> Option<PrimitiveDateTime> {
     let mut t = hms.split(':').map(|p| p.parse::<u8>().ok());
     let (h, mi, sec) = (t.next()??, t.next()??, t.next().flatten().unwrap_or(0));
     let ms: u16 = format!("{:0<3}", &frac[..frac.len().min(3)]).parse().ok()?;
-    Some(PrimitiveDateTime::new(
-        date,
-        Time::from_hms_milli(h, mi, sec, ms).ok()?,
-    ))
+    Some(PrimitiveDateTime::new(date, Time::from_hms_milli(h, mi, sec, ms).ok()?))
 }
 
 fn unit(part: &str) -> Option<Duration> {
@@ -199,9 +161,7 @@ fn datediff(part: &str, a: PrimitiveDateTime, b: PrimitiveDateTime) -> Option<i6
     let p = part.to_ascii_lowercase();
     Some(match p.as_str() {
         "year" | "yy" | "yyyy" => (b.year() - a.year()) as i64,
-        "month" | "mm" | "m" => {
-            (b.year() - a.year()) as i64 * 12 + b.month() as i64 - a.month() as i64
-        }
+        "month" | "mm" | "m" => (b.year() - a.year()) as i64 * 12 + b.month() as i64 - a.month() as i64,
         "day" | "dd" | "d" => (b.date() - a.date()).whole_days(),
         _ => {
             let u = unit(&p)?.whole_seconds();

@@ -52,10 +52,7 @@ pub struct Session {
 
 impl Session {
     pub fn new(database: &str) -> Session {
-        Session {
-            database: database.to_string(),
-            vars: HashMap::new(),
-        }
+        Session { database: database.to_string(), vars: HashMap::new() }
     }
 }
 
@@ -72,13 +69,8 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, SqlError> {
 /// SQL Server names the token it stopped at; keywords get Msg 156.
 fn syntax_error(e: &ParserError, sql: &str) -> SqlError {
     let text = e.to_string();
-    let found = text.split("found: ").nth(1).map(|rest| {
-        rest.split(" at Line")
-            .next()
-            .unwrap_or(rest)
-            .trim()
-            .to_string()
-    });
+    let found =
+        text.split("found: ").nth(1).map(|rest| rest.split(" at Line").next().unwrap_or(rest).trim().to_string());
     let tok = match found {
         Some(tok) if tok != "EOF" => tok,
         _ => sql.split_whitespace().last().unwrap_or("").to_string(),
@@ -86,11 +78,10 @@ fn syntax_error(e: &ParserError, sql: &str) -> SqlError {
     let upper = tok.to_ascii_uppercase();
     // Only reserved words count as keywords in SQL Server's message.
     let reserved = [
-        "SELECT", "FROM", "WHERE", "ORDER", "GROUP", "BY", "JOIN", "ON", "AS", "AND", "OR", "EXEC",
-        "EXECUTE", "INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "DROP", "SET", "DECLARE",
-        "USE", "TOP", "UNION", "HAVING", "INTO", "VALUES", "IS", "NOT", "NULL", "IN", "LIKE",
-        "BETWEEN", "CASE", "WHEN", "THEN", "ELSE", "END", "BEGIN", "IF", "WITH", "INNER", "LEFT",
-        "RIGHT", "OUTER", "CROSS", "DISTINCT",
+        "SELECT", "FROM", "WHERE", "ORDER", "GROUP", "BY", "JOIN", "ON", "AS", "AND", "OR", "EXEC", "EXECUTE",
+        "INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "DROP", "SET", "DECLARE", "USE", "TOP", "UNION", "HAVING",
+        "INTO", "VALUES", "IS", "NOT", "NULL", "IN", "LIKE", "BETWEEN", "CASE", "WHEN", "THEN", "ELSE", "END", "BEGIN",
+        "IF", "WITH", "INNER", "LEFT", "RIGHT", "OUTER", "CROSS", "DISTINCT",
     ];
     if reserved.contains(&upper.as_str()) {
         SqlError::syntax_near_keyword(&upper)
@@ -110,19 +101,10 @@ pub fn execute_batch(catalog: &Catalog, session: &mut Session, sql: &str) -> Vec
         Err(e) => {
             // DDL the parser does not know (CREATE CERTIFICATE, BACKUP…) is still valid
             // T-SQL: the lab's login may not run it.
-            let words: Vec<String> = trimmed
-                .split_whitespace()
-                .take(2)
-                .map(|w| w.to_ascii_uppercase())
-                .collect();
-            let ddl = [
-                "CREATE", "ALTER", "DROP", "BACKUP", "RESTORE", "GRANT", "REVOKE", "DENY",
-            ];
+            let words: Vec<String> = trimmed.split_whitespace().take(2).map(|w| w.to_ascii_uppercase()).collect();
+            let ddl = ["CREATE", "ALTER", "DROP", "BACKUP", "RESTORE", "GRANT", "REVOKE", "DENY"];
             if words.len() == 2 && ddl.contains(&words[0].as_str()) {
-                return vec![Output::Error(SqlError::permission_denied(
-                    &words.join(" "),
-                    &session.database,
-                ))];
+                return vec![Output::Error(SqlError::permission_denied(&words.join(" "), &session.database))];
             }
             return vec![Output::Error(e)];
         }
@@ -138,12 +120,7 @@ pub fn execute_batch(catalog: &Catalog, session: &mut Session, sql: &str) -> Vec
     out
 }
 
-fn execute_statement(
-    catalog: &Catalog,
-    session: &mut Session,
-    stmt: Statement,
-    out: &mut Vec<Output>,
-) {
+fn execute_statement(catalog: &Catalog, session: &mut Session, stmt: Statement, out: &mut Vec<Output>) {
     match stmt {
         Statement::Query(q) => match run_query(catalog, session, *q) {
             Ok(rs) => out.push(Output::Rows(rs)),
@@ -151,23 +128,11 @@ fn execute_statement(
         },
         Statement::Use(u) => {
             let name = u.to_string();
-            let name = name
-                .rsplit(' ')
-                .next()
-                .unwrap_or("")
-                .replace(['[', ']'], "");
-            match catalog
-                .facts
-                .databases
-                .iter()
-                .find(|(_, n)| n.eq_ignore_ascii_case(&name))
-            {
+            let name = name.rsplit(' ').next().unwrap_or("").replace(['[', ']'], "");
+            match catalog.facts.databases.iter().find(|(_, n)| n.eq_ignore_ascii_case(&name)) {
                 Some((_, n)) => {
                     let old = std::mem::replace(&mut session.database, n.clone());
-                    out.push(Output::DatabaseChanged {
-                        old,
-                        new: n.clone(),
-                    });
+                    out.push(Output::DatabaseChanged { old, new: n.clone() });
                 }
                 None => out.push(Output::Error(SqlError::unknown_database(&name))),
             }
@@ -190,9 +155,7 @@ fn execute_statement(
                     None => Value::Null,
                 };
                 for name in &d.names {
-                    session
-                        .vars
-                        .insert(name.value.to_ascii_lowercase(), (ty, value.clone()));
+                    session.vars.insert(name.value.to_ascii_lowercase(), (ty, value.clone()));
                 }
             }
             out.push(Output::Done);
@@ -212,16 +175,12 @@ fn execute_statement(
                 let expr = match parse(&format!("SELECT {}", expr.trim())) {
                     Ok(mut s) => match s.pop() {
                         Some(Statement::Query(q)) => match *q.body {
-                            sqlparser::ast::SetExpr::Select(sel) => {
-                                match sel.projection.into_iter().next() {
-                                    Some(sqlparser::ast::SelectItem::UnnamedExpr(e)) => e,
-                                    _ => {
-                                        return out.push(Output::Error(SqlError::syntax_near(
-                                            expr.trim(),
-                                        )));
-                                    }
+                            sqlparser::ast::SetExpr::Select(sel) => match sel.projection.into_iter().next() {
+                                Some(sqlparser::ast::SelectItem::UnnamedExpr(e)) => e,
+                                _ => {
+                                    return out.push(Output::Error(SqlError::syntax_near(expr.trim())));
                                 }
-                            }
+                            },
                             _ => {
                                 return out.push(Output::Error(SqlError::syntax_near(expr.trim())));
                             }
@@ -239,24 +198,14 @@ fn execute_statement(
             }
             out.push(Output::Done);
         }
-        Statement::Execute {
-            name: Some(name),
-            parameters,
-            ..
-        } => {
+        Statement::Execute { name: Some(name), parameters, .. } => {
             let proc = name.to_string().replace(['[', ']'], "");
             let mut args = Vec::new();
             for p in parameters {
                 let (pname, expr) = match p {
-                    Expr::BinaryOp {
-                        left,
-                        op: sqlparser::ast::BinaryOperator::Eq,
-                        right,
-                    } if matches!(left.as_ref(), Expr::Identifier(i) if i.value.starts_with('@')) =>
+                    Expr::BinaryOp { left, op: sqlparser::ast::BinaryOperator::Eq, right } if matches!(left.as_ref(), Expr::Identifier(i) if i.value.starts_with('@')) =>
                     {
-                        let Expr::Identifier(i) = *left else {
-                            unreachable!()
-                        };
+                        let Expr::Identifier(i) = *left else { unreachable!() };
                         (Some(i.value.to_ascii_lowercase()), *right)
                     }
                     other => (None, other),
@@ -270,16 +219,8 @@ fn execute_statement(
         }
         other => {
             let text = other.to_string();
-            let verb = text
-                .split_whitespace()
-                .take(2)
-                .collect::<Vec<_>>()
-                .join(" ")
-                .to_ascii_uppercase();
-            out.push(Output::Error(SqlError::permission_denied(
-                &verb,
-                &session.database,
-            )));
+            let verb = text.split_whitespace().take(2).collect::<Vec<_>>().join(" ").to_ascii_uppercase();
+            out.push(Output::Error(SqlError::permission_denied(&verb, &session.database)));
         }
     }
 }
@@ -304,23 +245,14 @@ fn declare_expr(a: &sqlparser::ast::DeclareAssignment) -> &Expr {
 }
 
 fn ctx<'a>(catalog: &'a Catalog, session: &'a Session) -> Context<'a> {
-    Context {
-        catalog,
-        database: &session.database,
-        vars: &session.vars,
-    }
+    Context { catalog, database: &session.database, vars: &session.vars }
 }
 
 /// Evaluates a scalar expression (a DECLARE or EXEC argument).
 fn eval(catalog: &Catalog, session: &Session, expr: Expr) -> Result<Value, Vec<SqlError>> {
     let (plan, _) = rewrite::plan_expr(expr, &ctx(catalog, session))?;
     let rs = run_plan(catalog, session, plan)?;
-    Ok(rs
-        .rows
-        .into_iter()
-        .next()
-        .and_then(|r| r.into_iter().next())
-        .unwrap_or(Value::Null))
+    Ok(rs.rows.into_iter().next().and_then(|r| r.into_iter().next()).unwrap_or(Value::Null))
 }
 
 pub fn run_query(
@@ -332,11 +264,7 @@ pub fn run_query(
     run_plan(catalog, session, plan)
 }
 
-fn run_plan(
-    catalog: &Catalog,
-    session: &Session,
-    plan: rewrite::Plan,
-) -> Result<ResultSet, Vec<SqlError>> {
+fn run_plan(catalog: &Catalog, session: &Session, plan: rewrite::Plan) -> Result<ResultSet, Vec<SqlError>> {
     let db_id = catalog
         .facts
         .databases
@@ -345,23 +273,16 @@ fn run_plan(
         .map(|(i, _)| *i)
         .unwrap_or(1);
     catalog.current_db.store(db_id, Ordering::Relaxed);
-    let mut stmt = catalog
-        .db
-        .prepare(&plan.sql)
-        .map_err(|e| vec![sqlite_error(&e)])?;
+    let mut stmt = catalog.db.prepare(&plan.sql).map_err(|e| vec![sqlite_error(&e)])?;
     for (name, value) in &plan.params {
         let idx = stmt
             .parameter_index(name)
             .map_err(|e| vec![sqlite_error(&e)])?
             .ok_or_else(|| vec![SqlError::undeclared_variable(name)])?;
-        stmt.raw_bind_parameter(idx, value)
-            .map_err(|e| vec![sqlite_error(&e)])?;
+        stmt.raw_bind_parameter(idx, value).map_err(|e| vec![sqlite_error(&e)])?;
     }
     let names: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
-    let decl: Vec<Option<SqlType>> = stmt
-        .columns()
-        .map(|c| c.decl_type().and_then(SqlType::parse))
-        .collect();
+    let decl: Vec<Option<SqlType>> = stmt.columns().map(|c| c.decl_type().and_then(SqlType::parse)).collect();
     let n = names.len();
     let mut rows = Vec::new();
     let mut raw = stmt.raw_query();
@@ -381,13 +302,9 @@ fn run_plan(
     let columns = (0..n)
         .map(|i| {
             let planned = plan.columns.as_ref().and_then(|c| c.get(i));
-            let name = planned
-                .and_then(|p| p.name.clone())
-                .unwrap_or_else(|| names[i].clone());
-            let ty = planned
-                .and_then(|p| p.ty)
-                .or(decl[i])
-                .unwrap_or_else(|| type_from_values(rows.iter().map(|r| &r[i])));
+            let name = planned.and_then(|p| p.name.clone()).unwrap_or_else(|| names[i].clone());
+            let ty =
+                planned.and_then(|p| p.ty).or(decl[i]).unwrap_or_else(|| type_from_values(rows.iter().map(|r| &r[i])));
             (name, ty)
         })
         .collect();
@@ -424,16 +341,10 @@ fn sqlite_error(e: &rusqlite::Error) -> SqlError {
             241,
             16,
             1,
-            format!(
-                "Conversion failed when converting date and/or time from character string ({what})."
-            ),
+            format!("Conversion failed when converting date and/or time from character string ({what})."),
         );
     }
-    let near = msg
-        .split("near \"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap_or("");
+    let near = msg.split("near \"").nth(1).and_then(|s| s.split('"').next()).unwrap_or("");
     SqlError::syntax_near(near)
 }
 

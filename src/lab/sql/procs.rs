@@ -5,8 +5,7 @@ use rusqlite::types::Value;
 use super::{Output, ResultSet, Session, SqlError, SqlType};
 use crate::lab::catalog::Catalog;
 
-const DBCC_DONE: &str =
-    "DBCC execution completed. If DBCC printed error messages, contact your system administrator.";
+const DBCC_DONE: &str = "DBCC execution completed. If DBCC printed error messages, contact your system administrator.";
 
 /// System procedures that exist on a real server but that the lab's read-only
 /// login may not run: they answer with a permission error, not 2812.
@@ -23,10 +22,7 @@ const KNOWN_DENIED: &[&str] = &[
 type Args = [(Option<String>, Value)];
 
 fn arg<'a>(args: &'a Args, pos: usize, name: &str) -> Option<&'a Value> {
-    args.iter()
-        .find(|(n, _)| n.as_deref() == Some(name))
-        .map(|(_, v)| v)
-        .or_else(|| args.get(pos).map(|(_, v)| v))
+    args.iter().find(|(n, _)| n.as_deref() == Some(name)).map(|(_, v)| v).or_else(|| args.get(pos).map(|(_, v)| v))
 }
 
 fn as_int(v: Option<&Value>) -> Option<i64> {
@@ -45,13 +41,7 @@ fn as_text(v: Option<&Value>) -> Option<String> {
     }
 }
 
-pub fn execute(
-    catalog: &Catalog,
-    session: &mut Session,
-    proc: &str,
-    args: &Args,
-    out: &mut Vec<Output>,
-) {
+pub fn execute(catalog: &Catalog, session: &mut Session, proc: &str, args: &Args, out: &mut Vec<Output>) {
     let facts = &catalog.facts;
     let short = proc.rsplit('.').next().unwrap_or(proc).to_ascii_lowercase();
     match short.as_str() {
@@ -101,7 +91,9 @@ pub fn execute(
                 .errorlog
                 .iter()
                 .filter(|(_, _, text)| filters.iter().all(|f| text.to_lowercase().contains(f)))
-                .map(|(at, process, text)| vec![Value::Text(at.clone()), Value::Text(process.clone()), Value::Text(text.clone())])
+                .map(|(at, process, text)| {
+                    vec![Value::Text(at.clone()), Value::Text(process.clone()), Value::Text(text.clone())]
+                })
                 .collect();
             out.push(Output::Rows(ResultSet {
                 columns: vec![
@@ -158,14 +150,7 @@ pub fn dbcc(catalog: &Catalog, text: &str) -> Vec<Output> {
         let rows = facts
             .trace_flags
             .iter()
-            .map(|f| {
-                vec![
-                    Value::Integer(*f as i64),
-                    Value::Integer(1),
-                    Value::Integer(1),
-                    Value::Integer(0),
-                ]
-            })
+            .map(|f| vec![Value::Integer(*f as i64), Value::Integer(1), Value::Integer(1), Value::Integer(0)])
             .collect();
         out.push(Output::Rows(ResultSet {
             columns: ["TraceFlag", "Status", "Global", "Session"]
@@ -176,29 +161,14 @@ pub fn dbcc(catalog: &Catalog, text: &str) -> Vec<Output> {
         }));
     } else if words.starts_with("DBCCSQLPERF(LOGSPACE)") {
         if !facts.view_server_state {
-            return SqlError::view_server_state_denied()
-                .into_iter()
-                .map(Output::Error)
-                .collect();
+            return SqlError::view_server_state_denied().into_iter().map(Output::Error).collect();
         }
         let mut rows: Vec<Vec<Value>> = ["master", "tempdb", "model", "msdb"]
             .iter()
-            .map(|n| {
-                vec![
-                    Value::Text(n.to_string()),
-                    Value::Real(8.0),
-                    Value::Real(20.0),
-                    Value::Integer(0),
-                ]
-            })
+            .map(|n| vec![Value::Text(n.to_string()), Value::Real(8.0), Value::Real(20.0), Value::Integer(0)])
             .collect();
         rows.extend(facts.log_space.iter().map(|(n, size, used)| {
-            vec![
-                Value::Text(n.clone()),
-                Value::Real(*size),
-                Value::Real(*used),
-                Value::Integer(0),
-            ]
+            vec![Value::Text(n.clone()), Value::Real(*size), Value::Real(*used), Value::Integer(0)]
         }));
         out.push(Output::Rows(ResultSet {
             columns: vec![

@@ -6,9 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, CastKind, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
-    Ident, LimitClause, ObjectName, ObjectNamePart, Query, Select, SelectItem, SetExpr,
-    TopQuantity, Value, VisitMut, VisitorMut,
+    BinaryOperator, CastKind, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, LimitClause,
+    ObjectName, ObjectNamePart, Query, Select, SelectItem, SetExpr, TopQuantity, Value, VisitMut, VisitorMut,
 };
 
 use super::errors::SqlError;
@@ -23,10 +22,7 @@ pub struct Context<'a> {
 }
 
 /// Canonical table for a name as written, or SQL Server's error.
-pub fn resolve_table(
-    name: &ObjectName,
-    ctx: &Context<'_>,
-) -> Result<&'static schema::Table, SqlError> {
+pub fn resolve_table(name: &ObjectName, ctx: &Context<'_>) -> Result<&'static schema::Table, SqlError> {
     let parts: Vec<String> = name
         .0
         .iter()
@@ -45,12 +41,7 @@ pub fn resolve_table(
         [db, s, t] if db == "msdb" && (s == "dbo" || s.is_empty()) => format!("msdb.dbo.{t}"),
         _ => return Err(SqlError::invalid_object(&written)),
     };
-    ctx.catalog
-        .tables
-        .iter()
-        .find(|t| t.name == canonical)
-        .copied()
-        .ok_or_else(|| SqlError::invalid_object(&written))
+    ctx.catalog.tables.iter().find(|t| t.name == canonical).copied().ok_or_else(|| SqlError::invalid_object(&written))
 }
 
 /// Result column: name (empty for an unnamed expression, as SQL Server sends) and,
@@ -86,80 +77,54 @@ pub fn plan_query(mut query: Query, ctx: &Context<'_>) -> Result<Plan, Vec<SqlEr
     if let Some(e) = errors.into_iter().next() {
         return Err(vec![e]);
     }
-    if !ctx.catalog.facts.view_server_state
-        && tables.iter().any(|(_, t)| t.needs_view_server_state())
-    {
+    if !ctx.catalog.facts.view_server_state && tables.iter().any(|(_, t)| t.needs_view_server_state()) {
         return Err(SqlError::view_server_state_denied().to_vec());
     }
     collect_aliases(&query, ctx, &mut tables);
-    let resolver = Resolver {
-        tables: &tables,
-        vars: ctx.vars,
-    };
+    let resolver = Resolver { tables: &tables, vars: ctx.vars };
     let columns = match first_select(&query.body) {
         Some(select) if !has_wildcard(select) => Some(
             select
                 .projection
                 .iter()
                 .map(|item| match item {
-                    SelectItem::ExprWithAlias { expr, alias } => ColumnPlan {
-                        name: Some(alias.value.clone()),
-                        ty: resolver.infer(expr),
-                    },
+                    SelectItem::ExprWithAlias { expr, alias } => {
+                        ColumnPlan { name: Some(alias.value.clone()), ty: resolver.infer(expr) }
+                    }
                     SelectItem::UnnamedExpr(expr) => ColumnPlan {
                         name: Some(match expr {
                             Expr::Identifier(i) if !i.value.starts_with('@') => i.value.clone(),
-                            Expr::CompoundIdentifier(p) => {
-                                p.last().map(|i| i.value.clone()).unwrap_or_default()
-                            }
+                            Expr::CompoundIdentifier(p) => p.last().map(|i| i.value.clone()).unwrap_or_default(),
                             _ => String::new(),
                         }),
                         ty: resolver.infer(expr),
                     },
-                    _ => ColumnPlan {
-                        name: None,
-                        ty: None,
-                    },
+                    _ => ColumnPlan { name: None, ty: None },
                 })
                 .collect(),
         ),
         _ => None,
     };
-    let mut rw = Rewriter {
-        ctx,
-        resolver,
-        params: Vec::new(),
-        error: None,
-        ctes,
-    };
+    let mut rw = Rewriter { ctx, resolver, params: Vec::new(), error: None, ctes };
     let _ = query.visit(&mut rw);
     if let Some(e) = rw.error {
         return Err(vec![e]);
     }
-    Ok(Plan {
-        sql: query.to_string(),
-        columns,
-        params: rw.params,
-    })
+    Ok(Plan { sql: query.to_string(), columns, params: rw.params })
 }
 
 /// Rewrites a single expression (a DECLARE or SET value) and plans `SELECT <expr>`.
 pub fn plan_expr(expr: Expr, ctx: &Context<'_>) -> Result<(Plan, Option<SqlType>), Vec<SqlError>> {
     let sql = format!("SELECT {expr}");
-    let query =
-        match sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::MsSqlDialect {}, &sql) {
-            Ok(mut s) if s.len() == 1 => match s.remove(0) {
-                sqlparser::ast::Statement::Query(q) => *q,
-                _ => return Err(vec![SqlError::syntax_near(&expr.to_string())]),
-            },
+    let query = match sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::MsSqlDialect {}, &sql) {
+        Ok(mut s) if s.len() == 1 => match s.remove(0) {
+            sqlparser::ast::Statement::Query(q) => *q,
             _ => return Err(vec![SqlError::syntax_near(&expr.to_string())]),
-        };
+        },
+        _ => return Err(vec![SqlError::syntax_near(&expr.to_string())]),
+    };
     let plan = plan_query(query, ctx)?;
-    let ty = plan
-        .columns
-        .as_ref()
-        .and_then(|c| c.first())
-        .and_then(|c| c.ty);
+    let ty = plan.columns.as_ref().and_then(|c| c.first()).and_then(|c| c.ty);
     Ok((plan, ty))
 }
 
@@ -181,20 +146,11 @@ fn first_select(body: &SetExpr) -> Option<&Select> {
 }
 
 fn has_wildcard(select: &Select) -> bool {
-    select.projection.iter().any(|i| {
-        matches!(
-            i,
-            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
-        )
-    })
+    select.projection.iter().any(|i| matches!(i, SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)))
 }
 
 /// Table aliases in FROM clauses, so `rs.role_desc` finds its column type.
-fn collect_aliases(
-    query: &Query,
-    ctx: &Context<'_>,
-    tables: &mut Vec<(Option<String>, &'static schema::Table)>,
-) {
+fn collect_aliases(query: &Query, ctx: &Context<'_>, tables: &mut Vec<(Option<String>, &'static schema::Table)>) {
     struct V<'a, 'b> {
         ctx: &'a Context<'b>,
         out: Vec<(Option<String>, &'static schema::Table)>,
@@ -205,16 +161,12 @@ fn collect_aliases(
             if let sqlparser::ast::TableFactor::Table { name, alias, .. } = tf
                 && let Ok(t) = resolve_table(name, self.ctx)
             {
-                self.out
-                    .push((alias.as_ref().map(|a| a.name.value.to_ascii_lowercase()), t));
+                self.out.push((alias.as_ref().map(|a| a.name.value.to_ascii_lowercase()), t));
             }
             ControlFlow::Continue(())
         }
     }
-    let mut v = V {
-        ctx,
-        out: Vec::new(),
-    };
+    let mut v = V { ctx, out: Vec::new() };
     let _ = sqlparser::ast::Visit::visit(query, &mut v);
     tables.extend(v.out);
 }
@@ -242,31 +194,23 @@ impl Resolver<'_> {
     /// The T-SQL type of an expression, where it can be told from the AST.
     fn infer(&self, expr: &Expr) -> Option<SqlType> {
         match expr {
-            Expr::Identifier(i) if i.value.starts_with("@@") => {
-                Some(match i.value.to_ascii_lowercase().as_str() {
-                    "@@version" => SqlType::NVarChar(Some(300)),
-                    "@@spid" => SqlType::SmallInt,
-                    _ => SqlType::NVarChar(Some(128)),
-                })
+            Expr::Identifier(i) if i.value.starts_with("@@") => Some(match i.value.to_ascii_lowercase().as_str() {
+                "@@version" => SqlType::NVarChar(Some(300)),
+                "@@spid" => SqlType::SmallInt,
+                _ => SqlType::NVarChar(Some(128)),
+            }),
+            Expr::Identifier(i) if i.value.starts_with('@') => {
+                self.vars.get(&i.value.to_ascii_lowercase()).map(|(t, _)| *t)
             }
-            Expr::Identifier(i) if i.value.starts_with('@') => self
-                .vars
-                .get(&i.value.to_ascii_lowercase())
-                .map(|(t, _)| *t),
             Expr::Identifier(i) => self.column(None, &i.value),
             Expr::CompoundIdentifier(p) if p.len() >= 2 => {
                 self.column(Some(&p[p.len() - 2].value), &p[p.len() - 1].value)
             }
             Expr::Nested(e) => self.infer(e),
             Expr::Cast { data_type, .. } => SqlType::parse(&data_type.to_string()),
-            Expr::Convert {
-                data_type: Some(dt),
-                ..
-            } => SqlType::parse(&dt.to_string()),
+            Expr::Convert { data_type: Some(dt), .. } => SqlType::parse(&dt.to_string()),
             Expr::Value(v) => match &v.value {
-                Value::NationalStringLiteral(s) => {
-                    Some(SqlType::NVarChar(Some(s.chars().count().max(1) as u16)))
-                }
+                Value::NationalStringLiteral(s) => Some(SqlType::NVarChar(Some(s.chars().count().max(1) as u16))),
                 Value::SingleQuotedString(s) => Some(SqlType::VarChar(Some(s.len().max(1) as u16))),
                 Value::Number(n, _) if n.contains('.') => Some(SqlType::Numeric(n.len() as u8, 1)),
                 Value::Number(n, _) => Some(match n.parse::<i64>() {
@@ -284,10 +228,9 @@ impl Resolver<'_> {
                         l.or(r)
                     }
                 }
-                BinaryOperator::Minus
-                | BinaryOperator::Multiply
-                | BinaryOperator::Divide
-                | BinaryOperator::Modulo => self.infer(left).or(self.infer(right)),
+                BinaryOperator::Minus | BinaryOperator::Multiply | BinaryOperator::Divide | BinaryOperator::Modulo => {
+                    self.infer(left).or(self.infer(right))
+                }
                 _ => None,
             },
             Expr::Function(f) => {
@@ -295,31 +238,21 @@ impl Resolver<'_> {
                 Some(match name.as_str() {
                     "serverproperty" | "certproperty" => SqlType::Variant,
                     "certencoded" => SqlType::VarBinary(None),
-                    "cert_id" | "db_id" | "datediff" | "len" | "charindex" | "count"
-                    | "is_srvrolemember" | "has_perms_by_name" => SqlType::Int,
+                    "cert_id" | "db_id" | "datediff" | "len" | "charindex" | "count" | "is_srvrolemember"
+                    | "has_perms_by_name" => SqlType::Int,
                     "count_big" => SqlType::BigInt,
-                    "db_name" | "suser_name" | "suser_sname" | "host_name" => {
-                        SqlType::NVarChar(Some(128))
-                    }
-                    "getdate" | "getutcdate" | "sysutcdatetime" | "sysdatetime" | "dateadd" => {
-                        SqlType::DateTime
-                    }
-                    "isnull" | "coalesce" | "max" | "min" | "upper" | "lower" | "ltrim"
-                    | "rtrim" | "trim" | "left" | "right" | "substring" | "sum" => {
+                    "db_name" | "suser_name" | "suser_sname" | "host_name" => SqlType::NVarChar(Some(128)),
+                    "getdate" | "getutcdate" | "sysutcdatetime" | "sysdatetime" | "dateadd" => SqlType::DateTime,
+                    "isnull" | "coalesce" | "max" | "min" | "upper" | "lower" | "ltrim" | "rtrim" | "trim" | "left"
+                    | "right" | "substring" | "sum" => {
                         return self.first_arg_type(f);
                     }
                     _ => return None,
                 })
             }
-            Expr::Case {
-                conditions,
-                else_result,
-                ..
-            } => conditions
-                .iter()
-                .map(|r| &r.result)
-                .chain(else_result.as_deref())
-                .find_map(|e| self.infer(e)),
+            Expr::Case { conditions, else_result, .. } => {
+                conditions.iter().map(|r| &r.result).chain(else_result.as_deref()).find_map(|e| self.infer(e))
+            }
             Expr::IsNull(_) | Expr::IsNotNull(_) => Some(SqlType::Bit),
             _ => None,
         }
@@ -361,11 +294,7 @@ impl VisitorMut for Rewriter<'_, '_> {
                 Some(TopQuantity::Expr(e)) => e,
                 None => return ControlFlow::Continue(()),
             };
-            query.limit_clause = Some(LimitClause::LimitOffset {
-                limit: Some(limit),
-                offset: None,
-                limit_by: vec![],
-            });
+            query.limit_clause = Some(LimitClause::LimitOffset { limit: Some(limit), offset: None, limit_by: vec![] });
         }
         ControlFlow::Continue(())
     }
@@ -375,9 +304,7 @@ impl VisitorMut for Rewriter<'_, '_> {
             return ControlFlow::Continue(());
         }
         if let Ok(t) = resolve_table(name, self.ctx) {
-            *name = ObjectName(vec![ObjectNamePart::Identifier(Ident::with_quote(
-                '[', t.name,
-            ))]);
+            *name = ObjectName(vec![ObjectNamePart::Identifier(Ident::with_quote('[', t.name))]);
         }
         ControlFlow::Continue(())
     }
@@ -416,16 +343,9 @@ impl VisitorMut for Rewriter<'_, '_> {
                 self.params.push((pname.clone(), value.clone()));
                 Some(Expr::value(Value::Placeholder(pname)))
             }
-            Expr::Convert {
-                expr: inner,
-                data_type: Some(dt),
-                ..
-            } => Some(Expr::Cast {
-                kind: CastKind::Cast,
-                expr: inner.clone(),
-                data_type: sqlite_type(dt),
-                format: None,
-            }),
+            Expr::Convert { expr: inner, data_type: Some(dt), .. } => {
+                Some(Expr::Cast { kind: CastKind::Cast, expr: inner.clone(), data_type: sqlite_type(dt), format: None })
+            }
             Expr::Cast { data_type, .. } => {
                 *data_type = sqlite_type(data_type);
                 None
@@ -448,8 +368,7 @@ impl VisitorMut for Rewriter<'_, '_> {
                 };
                 match name.as_str() {
                     "isnull" => {
-                        f.name =
-                            ObjectName(vec![ObjectNamePart::Identifier(Ident::new("COALESCE"))]);
+                        f.name = ObjectName(vec![ObjectNamePart::Identifier(Ident::new("COALESCE"))]);
                         None
                     }
                     "db_name" if no_args => Some(string(self.ctx.database)),
@@ -464,8 +383,7 @@ impl VisitorMut for Rewriter<'_, '_> {
                     }
                     "datediff" | "dateadd" => {
                         if let FunctionArguments::List(l) = &mut f.args
-                            && let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(e))) =
-                                l.args.first_mut()
+                            && let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(e))) = l.args.first_mut()
                             && let Expr::Identifier(part) = e
                         {
                             *e = string(part.value.clone());
@@ -490,10 +408,7 @@ fn sqlite_type(dt: &DataType) -> DataType {
         Some("INTEGER") => DataType::Integer(None),
         Some("REAL") => DataType::Real,
         Some("BLOB") => DataType::Blob(None),
-        Some("") => DataType::Custom(
-            ObjectName(vec![ObjectNamePart::Identifier(Ident::new("ANY"))]),
-            vec![],
-        ),
+        Some("") => DataType::Custom(ObjectName(vec![ObjectNamePart::Identifier(Ident::new("ANY"))]), vec![]),
         _ => DataType::Text,
     }
 }

@@ -16,20 +16,14 @@ fn run(c: &Catalog, sql: &str) -> Vec<Output> {
 }
 
 fn rows(c: &Catalog, sql: &str) -> ResultSet {
-    match run(c, sql)
-        .into_iter()
-        .find(|o| matches!(o, Output::Rows(_) | Output::Error(_)))
-    {
+    match run(c, sql).into_iter().find(|o| matches!(o, Output::Rows(_) | Output::Error(_))) {
         Some(Output::Rows(rs)) => rs,
         other => panic!("{sql}: {other:?}"),
     }
 }
 
 fn error(c: &Catalog, sql: &str) -> SqlError {
-    match run(c, sql)
-        .into_iter()
-        .find(|o| matches!(o, Output::Error(_)))
-    {
+    match run(c, sql).into_iter().find(|o| matches!(o, Output::Error(_))) {
         Some(Output::Error(e)) => e,
         other => panic!("{sql}: expected an error, got {other:?}"),
     }
@@ -47,10 +41,7 @@ fn endpoint_query_from_the_docs() {
     assert_eq!(rs.rows.len(), 1);
     assert_eq!(rs.rows[0][4], Value::Text("CERTIFICATE".into()));
     // _CI_ collation: lower case matches.
-    let rs = rows(
-        &sql,
-        "SELECT * FROM sys.database_mirroring_endpoints WHERE type_desc = 'database_mirroring'",
-    );
+    let rs = rows(&sql, "SELECT * FROM sys.database_mirroring_endpoints WHERE type_desc = 'database_mirroring'");
     assert_eq!(rs.rows.len(), 1);
     assert_eq!(rs.columns.len(), 18);
 }
@@ -62,23 +53,15 @@ fn certencoded_in_a_declared_variable() {
         &sql,
         "USE MASTER\nDECLARE @sqlserver_certificate_name NVARCHAR(MAX) = N'Cert_' + @@servername  + N'_endpoint'\nDECLARE @PUBLICKEYENC VARBINARY(MAX) = CERTENCODED(CERT_ID(@sqlserver_certificate_name));\nSELECT @PUBLICKEYENC AS PublicKeyEncoded;",
     );
-    assert_eq!(
-        rs.columns[0],
-        ("PublicKeyEncoded".into(), SqlType::VarBinary(None))
-    );
-    let Value::Blob(der) = &rs.rows[0][0] else {
-        panic!("{:?}", rs.rows)
-    };
+    assert_eq!(rs.columns[0], ("PublicKeyEncoded".into(), SqlType::VarBinary(None)));
+    let Value::Blob(der) = &rs.rows[0][0] else { panic!("{:?}", rs.rows) };
     assert_eq!(der[0], 0x30, "DER starts with a SEQUENCE");
 }
 
 #[test]
 fn imported_certificate_is_byte_equal_to_the_other_side() {
     let (sql, mi) = catalogs();
-    let mine = rows(
-        &sql,
-        "SELECT CERTENCODED(CERT_ID(N'mi-contoso.a1b2c3d4e5f6.database.windows.net'))",
-    );
+    let mine = rows(&sql, "SELECT CERTENCODED(CERT_ID(N'mi-contoso.a1b2c3d4e5f6.database.windows.net'))");
     let theirs = match run(&mi, "EXEC sp_get_endpoint_certificate @endpoint_type = 4").remove(0) {
         Output::Rows(rs) => rs,
         o => panic!("{o:?}"),
@@ -111,9 +94,7 @@ fn top_join_three_part_names_and_dates() {
     assert_eq!(rs.rows.len(), 1);
     assert_eq!(rs.rows[0][0], Value::Text("SalesDB".into()));
     assert_eq!(rs.columns[1].1, SqlType::Char(1));
-    let Value::Integer(age) = rs.rows[0][2] else {
-        panic!()
-    };
+    let Value::Integer(age) = rs.rows[0][2] else { panic!() };
     assert!((23..=25).contains(&age), "{age}");
 }
 
@@ -121,33 +102,15 @@ fn top_join_three_part_names_and_dates() {
 fn errors_are_sql_servers() {
     let (sql, mi) = catalogs();
     assert_eq!(error(&sql, "SELECT * FROM sys.nope").number, 208);
-    assert_eq!(
-        error(&sql, "SELECT * FROM sys.dm_hadr_fabric_config_parameters").number,
-        208
-    );
-    assert!(matches!(
-        run(&mi, "SELECT * FROM sys.dm_hadr_fabric_config_parameters")[0],
-        Output::Rows(_)
-    ));
+    assert_eq!(error(&sql, "SELECT * FROM sys.dm_hadr_fabric_config_parameters").number, 208);
+    assert!(matches!(run(&mi, "SELECT * FROM sys.dm_hadr_fabric_config_parameters")[0], Output::Rows(_)));
     assert_eq!(error(&sql, "SELECT nope FROM sys.endpoints").number, 207);
     let e = error(&sql, "SELECT FROM sys.endpoints");
-    assert_eq!(
-        (e.number, e.message.as_str()),
-        (156, "Incorrect syntax near the keyword 'FROM'.")
-    );
-    assert_eq!(
-        error(&sql, "SELECT name FROM sys.endpoints WHERE").number,
-        156
-    );
-    assert_eq!(
-        error(&sql, "SELECT 1 +").message,
-        "Incorrect syntax near '+'."
-    );
+    assert_eq!((e.number, e.message.as_str()), (156, "Incorrect syntax near the keyword 'FROM'."));
+    assert_eq!(error(&sql, "SELECT name FROM sys.endpoints WHERE").number, 156);
+    assert_eq!(error(&sql, "SELECT 1 +").message, "Incorrect syntax near '+'.");
     assert_eq!(error(&sql, "EXEC sp_nothing_here").number, 2812);
-    assert_eq!(
-        error(&sql, "CREATE CERTIFICATE x WITH SUBJECT = 'y'").number,
-        262
-    );
+    assert_eq!(error(&sql, "CREATE CERTIFICATE x WITH SUBJECT = 'y'").number, 262);
     assert_eq!(error(&sql, "SELECT @nope").number, 137);
 }
 
@@ -157,11 +120,7 @@ fn dbcc_commands() {
     let rs = rows(&sql, "DBCC TRACESTATUS(-1)");
     assert_eq!(rs.rows.len(), 2);
     let rs = rows(&sql, "DBCC SQLPERF(LOGSPACE)");
-    assert!(
-        rs.rows
-            .iter()
-            .any(|r| r[0] == Value::Text("SalesDB".into()))
-    );
+    assert!(rs.rows.iter().any(|r| r[0] == Value::Text("SalesDB".into())));
     assert_eq!(error(&sql, "DBCC CHECKDB").number, 2526);
 }
 
@@ -169,14 +128,8 @@ fn dbcc_commands() {
 fn log_space_is_for_the_current_database() {
     let (sql, _) = catalogs();
     let mut s = Session::new("SalesDB");
-    let out = execute_batch(
-        &sql,
-        &mut s,
-        "SELECT used_log_space_in_percent FROM sys.dm_db_log_space_usage",
-    );
-    let Output::Rows(rs) = &out[0] else {
-        panic!("{out:?}")
-    };
+    let out = execute_batch(&sql, &mut s, "SELECT used_log_space_in_percent FROM sys.dm_db_log_space_usage");
+    let Output::Rows(rs) = &out[0] else { panic!("{out:?}") };
     assert_eq!(rs.rows, vec![vec![Value::Real(12.5)]]);
     assert_eq!(rs.columns[0].1, SqlType::Real);
 }

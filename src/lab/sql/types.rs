@@ -27,10 +27,7 @@ impl SqlType {
     pub fn parse(text: &str) -> Option<SqlType> {
         let t = text.trim().to_ascii_lowercase();
         let (base, args) = match t.split_once('(') {
-            Some((b, rest)) => (
-                b.trim().to_string(),
-                Some(rest.trim_end_matches(')').to_string()),
-            ),
+            Some((b, rest)) => (b.trim().to_string(), Some(rest.trim_end_matches(')').to_string())),
             None => (t.clone(), None),
         };
         let len = |default: u16| -> Option<Option<u16>> {
@@ -77,11 +74,7 @@ impl SqlType {
     /// how SQLite stores and compares the value.
     pub fn sqlite_affinity(self) -> &'static str {
         match self {
-            SqlType::TinyInt
-            | SqlType::SmallInt
-            | SqlType::Int
-            | SqlType::BigInt
-            | SqlType::Bit => "INTEGER",
+            SqlType::TinyInt | SqlType::SmallInt | SqlType::Int | SqlType::BigInt | SqlType::Bit => "INTEGER",
             SqlType::Real | SqlType::Float => "REAL",
             SqlType::Numeric(..) => "INTEGER",
             SqlType::VarBinary(_) => "BLOB",
@@ -91,10 +84,7 @@ impl SqlType {
     }
 
     pub fn is_text(self) -> bool {
-        matches!(
-            self,
-            SqlType::NVarChar(_) | SqlType::NChar(_) | SqlType::VarChar(_) | SqlType::Char(_)
-        )
+        matches!(self, SqlType::NVarChar(_) | SqlType::NChar(_) | SqlType::VarChar(_) | SqlType::Char(_))
     }
 }
 

@@ -17,17 +17,12 @@ pub struct Login {
 impl std::fmt::Debug for Login {
     // Never print the password or the token.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Login")
-            .field("user", &self.user)
-            .field("database", &self.database)
-            .finish_non_exhaustive()
+        f.debug_struct("Login").field("user", &self.user).field("database", &self.database).finish_non_exhaustive()
     }
 }
 
 fn u16_at(p: &[u8], at: usize) -> io::Result<usize> {
-    p.get(at..at + 2)
-        .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
-        .ok_or_else(|| bad("LOGIN7 is cut short"))
+    p.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize).ok_or_else(|| bad("LOGIN7 is cut short"))
 }
 
 fn u32_at(p: &[u8], at: usize) -> io::Result<usize> {
@@ -37,16 +32,11 @@ fn u32_at(p: &[u8], at: usize) -> io::Result<usize> {
 }
 
 fn utf16_at(p: &[u8], off: usize, chars: usize) -> io::Result<Vec<u8>> {
-    p.get(off..off + chars * 2)
-        .map(<[u8]>::to_vec)
-        .ok_or_else(|| bad("LOGIN7 field points outside the message"))
+    p.get(off..off + chars * 2).map(<[u8]>::to_vec).ok_or_else(|| bad("LOGIN7 field points outside the message"))
 }
 
 fn decode(bytes: &[u8]) -> String {
-    let units: Vec<u16> = bytes
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-        .collect();
+    let units: Vec<u16> = bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
     String::from_utf16_lossy(&units)
 }
 
@@ -68,32 +58,21 @@ pub fn parse(p: &[u8]) -> io::Result<Login> {
         *b ^= 0xA5;
         *b = b.rotate_left(4);
     }
-    let mut login = Login {
-        user: field(p, 1)?,
-        password: decode(&pw),
-        database: field(p, 8)?,
-        packet_size,
-        access_token: None,
-    };
+    let mut login =
+        Login { user: field(p, 1)?, password: decode(&pw), database: field(p, 8)?, packet_size, access_token: None };
     if option3 & 0x10 != 0 {
         let ext = u16_at(p, 56)?;
         let mut at = u32_at(p, ext)?;
         loop {
-            let id = *p
-                .get(at)
-                .ok_or_else(|| bad("FeatureExt is not terminated"))?;
+            let id = *p.get(at).ok_or_else(|| bad("FeatureExt is not terminated"))?;
             if id == 0xFF {
                 break;
             }
             let len = u32_at(p, at + 1)?;
-            let data = p
-                .get(at + 5..at + 5 + len)
-                .ok_or_else(|| bad("FeatureExt data is cut short"))?;
+            let data = p.get(at + 5..at + 5 + len).ok_or_else(|| bad("FeatureExt data is cut short"))?;
             if id == 0x02 && !data.is_empty() && data[0] >> 1 == 0x01 {
                 let tlen = u32_at(data, 1)?;
-                let token = data
-                    .get(5..5 + tlen)
-                    .ok_or_else(|| bad("FEDAUTH token is cut short"))?;
+                let token = data.get(5..5 + tlen).ok_or_else(|| bad("FEDAUTH token is cut short"))?;
                 login.access_token = Some(decode(token));
             }
             at += 5 + len;

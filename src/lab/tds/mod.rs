@@ -17,9 +17,7 @@ use crate::lab::certs::ServerIdentity;
 
 /// (inside PRELOGIN: TLS 1.2 only, as SQL Server speaks it there; strict: TLS 1.2
 /// or 1.3 with ALPN `tds/8.0`).
-pub fn tls_configs(
-    id: &ServerIdentity,
-) -> Result<(Arc<ServerConfig>, Arc<ServerConfig>), rustls::Error> {
+pub fn tls_configs(id: &ServerIdentity) -> Result<(Arc<ServerConfig>, Arc<ServerConfig>), rustls::Error> {
     let build = |versions: &[&'static rustls::SupportedProtocolVersion]| {
         ServerConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
             .with_protocol_versions(versions)?

@@ -30,16 +30,11 @@ pub async fn read_message<W: Wire>(r: &mut W) -> io::Result<(u8, Vec<u8>)> {
         r.read_exact(&mut h).await?;
         // Types a client may send (MS-TDS 2.2.3.1.1); anything else is not TDS.
         if !matches!(h[0], 0x01 | 0x03 | 0x06 | 0x07 | 0x0E | 0x10 | 0x11 | 0x12) {
-            return Err(bad(format!(
-                "packet type {:#04x} is not a client packet",
-                h[0]
-            )));
+            return Err(bad(format!("packet type {:#04x} is not a client packet", h[0])));
         }
         let len = u16::from_be_bytes([h[2], h[3]]) as usize;
         if len < HEADER {
-            return Err(bad(format!(
-                "packet length {len} is shorter than its header"
-            )));
+            return Err(bad(format!("packet length {len} is shorter than its header")));
         }
         match kind {
             None => kind = Some(h[0]),
@@ -62,11 +57,7 @@ pub async fn read_message<W: Wire>(r: &mut W) -> io::Result<(u8, Vec<u8>)> {
 pub fn frame(kind: u8, payload: &[u8], packet_size: usize) -> Vec<u8> {
     let chunk = packet_size.clamp(512, 32767) - HEADER;
     let mut out = Vec::with_capacity(payload.len() + HEADER * (payload.len() / chunk + 1));
-    let chunks: Vec<&[u8]> = if payload.is_empty() {
-        vec![&[][..]]
-    } else {
-        payload.chunks(chunk).collect()
-    };
+    let chunks: Vec<&[u8]> = if payload.is_empty() { vec![&[][..]] } else { payload.chunks(chunk).collect() };
     let last = chunks.len() - 1;
     for (i, c) in chunks.into_iter().enumerate() {
         let len = (c.len() + HEADER) as u16;
@@ -78,12 +69,7 @@ pub fn frame(kind: u8, payload: &[u8], packet_size: usize) -> Vec<u8> {
     out
 }
 
-pub async fn write_message<W: Wire>(
-    w: &mut W,
-    kind: u8,
-    payload: &[u8],
-    packet_size: usize,
-) -> io::Result<()> {
+pub async fn write_message<W: Wire>(w: &mut W, kind: u8, payload: &[u8], packet_size: usize) -> io::Result<()> {
     w.write_all(&frame(kind, payload, packet_size)).await
 }
 
@@ -96,19 +82,13 @@ mod tests {
         let payload: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
         let wire = frame(SQL_BATCH, &payload, 1024);
         assert_eq!(wire.len(), payload.len() + 3 * HEADER);
-        let (kind, back) = read_message(&mut super::super::transport::Bytes(&wire[..]))
-            .await
-            .unwrap();
+        let (kind, back) = read_message(&mut super::super::transport::Bytes(&wire[..])).await.unwrap();
         assert_eq!((kind, back), (SQL_BATCH, payload));
     }
 
     #[tokio::test]
     async fn rejects_a_short_length() {
         let wire = [0x01, 0x01, 0x00, 0x04, 0, 0, 1, 0];
-        assert!(
-            read_message(&mut super::super::transport::Bytes(&wire[..]))
-                .await
-                .is_err()
-        );
+        assert!(read_message(&mut super::super::transport::Bytes(&wire[..])).await.is_err());
     }
 }

@@ -16,26 +16,17 @@ pub struct ClientPrelogin {
 }
 
 pub fn parse(payload: &[u8]) -> io::Result<ClientPrelogin> {
-    let mut out = ClientPrelogin {
-        encryption: ENCRYPT_NOT_SUP,
-        ..Default::default()
-    };
+    let mut out = ClientPrelogin { encryption: ENCRYPT_NOT_SUP, ..Default::default() };
     let mut i = 0;
     loop {
-        let token = *payload
-            .get(i)
-            .ok_or_else(|| bad("PRELOGIN option list is not terminated"))?;
+        let token = *payload.get(i).ok_or_else(|| bad("PRELOGIN option list is not terminated"))?;
         if token == 0xFF {
             return Ok(out);
         }
-        let head = payload
-            .get(i + 1..i + 5)
-            .ok_or_else(|| bad("PRELOGIN option header is cut short"))?;
+        let head = payload.get(i + 1..i + 5).ok_or_else(|| bad("PRELOGIN option header is cut short"))?;
         let off = u16::from_be_bytes([head[0], head[1]]) as usize;
         let len = u16::from_be_bytes([head[2], head[3]]) as usize;
-        let data = payload
-            .get(off..off + len)
-            .ok_or_else(|| bad("PRELOGIN option points outside the message"))?;
+        let data = payload.get(off..off + len).ok_or_else(|| bad("PRELOGIN option points outside the message"))?;
         match token {
             1 if len >= 1 => out.encryption = data[0],
             6 if len >= 1 => out.fed_auth_required = data[0] == 1,

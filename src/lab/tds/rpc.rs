@@ -19,10 +19,7 @@ struct Cur<'a> {
 
 impl<'a> Cur<'a> {
     fn take(&mut self, n: usize) -> io::Result<&'a [u8]> {
-        let s = self
-            .p
-            .get(self.at..self.at + n)
-            .ok_or_else(|| bad("RPC request is cut short"))?;
+        let s = self.p.get(self.at..self.at + n).ok_or_else(|| bad("RPC request is cut short"))?;
         self.at += n;
         Ok(s)
     }
@@ -39,11 +36,7 @@ impl<'a> Cur<'a> {
     }
     fn utf16(&mut self, chars: usize) -> io::Result<String> {
         let b = self.take(chars * 2)?;
-        Ok(String::from_utf16_lossy(
-            &b.chunks_exact(2)
-                .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                .collect::<Vec<_>>(),
-        ))
+        Ok(String::from_utf16_lossy(&b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect::<Vec<_>>()))
     }
     fn plp(&mut self) -> io::Result<Option<Vec<u8>>> {
         let total = u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes"));
@@ -66,18 +59,12 @@ fn int_le(b: &[u8]) -> i64 {
     buf[..b.len()].copy_from_slice(b);
     let v = i64::from_le_bytes(buf);
     let shift = 64 - 8 * b.len() as u32;
-    if shift == 64 {
-        0
-    } else {
-        (v << shift) >> shift
-    }
+    if shift == 64 { 0 } else { (v << shift) >> shift }
 }
 
 fn utf16_value(b: Vec<u8>) -> Value {
     Value::Text(String::from_utf16_lossy(
-        &b.chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
-            .collect::<Vec<_>>(),
+        &b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect::<Vec<_>>(),
     ))
 }
 
@@ -143,9 +130,7 @@ pub fn parse(p: &[u8]) -> io::Result<Rpc> {
                 }
             }
             other => {
-                return Err(bad(format!(
-                    "RPC parameter type {other:#04x} is not supported"
-                )));
+                return Err(bad(format!("RPC parameter type {other:#04x} is not supported")));
             }
         };
         let name = match name.as_str() {

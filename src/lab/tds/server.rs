@@ -83,11 +83,10 @@ fn negotiate(server: Encryption, client: u8) -> (u8, Mode) {
 
 async fn handle(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<()> {
     let _ = tcp.set_nodelay(true);
-    let (mut transport, login, packet_size) =
-        match tokio::time::timeout(LOGIN_DEADLINE, open(tcp, cfg)).await {
-            Ok(r) => r?,
-            Err(_) => return Err(io::ErrorKind::TimedOut.into()),
-        };
+    let (mut transport, login, packet_size) = match tokio::time::timeout(LOGIN_DEADLINE, open(tcp, cfg)).await {
+        Ok(r) => r?,
+        Err(_) => return Err(io::ErrorKind::TimedOut.into()),
+    };
     let Some(login) = login else { return Ok(()) };
     let mut session = Session::new(&login);
     loop {
@@ -99,20 +98,12 @@ async fn handle(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<()> {
             }
             packet::RPC => {
                 let call = rpc::parse(&payload)?;
-                run(cfg, |c| {
-                    sql::execute_rpc(c, &mut session, &call.proc, &call.params)
-                })
+                run(cfg, |c| sql::execute_rpc(c, &mut session, &call.proc, &call.params))
             }
             packet::ATTENTION => {
                 let mut t = Tokens::default();
                 t.done(0xFD, token::DONE_ATTN, 0, 0);
-                packet::write_message(
-                    &mut transport,
-                    packet::TABULAR_RESULT,
-                    &t.finish(),
-                    packet_size,
-                )
-                .await?;
+                packet::write_message(&mut transport, packet::TABULAR_RESULT, &t.finish(), packet_size).await?;
                 continue;
             }
             other => return Err(bad(format!("unexpected packet type {other:#04x}"))),
@@ -134,9 +125,9 @@ async fn open(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<(Transport, Option<
     tcp.peek(&mut first).await?;
     let tls_first = first[0] == 0x16;
     let mut transport = match (cfg.encryption, tls_first) {
-        (Encryption::Strict, true) => Transport::Tls(Box::new(
-            TlsChannel::accept(tcp, cfg.tls_strict.clone(), None).await?,
-        )),
+        (Encryption::Strict, true) => {
+            Transport::Tls(Box::new(TlsChannel::accept(tcp, cfg.tls_strict.clone(), None).await?))
+        }
         (Encryption::Strict, false) => {
             return Err(bad("strict encryption is enforced: PRELOGIN before TLS"));
         }
@@ -145,9 +136,7 @@ async fn open(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<(Transport, Option<
     };
     let (kind, payload) = packet::read_message(&mut transport).await?;
     if kind != packet::PRELOGIN {
-        return Err(bad(format!(
-            "expected PRELOGIN, got packet type {kind:#04x}"
-        )));
+        return Err(bad(format!("expected PRELOGIN, got packet type {kind:#04x}")));
     }
     let client = prelogin::parse(&payload)?;
     let (reply, mode) = match cfg.encryption {
@@ -155,9 +144,7 @@ async fn open(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<(Transport, Option<
         other => negotiate(other, client.encryption),
     };
     if cfg.fault == Some(TdsFault::Garbage) {
-        transport
-            .write_all(b"\x17\x03\x03\xff\xffHTTP/1.1 400 Bad Request\r\n\r\n\xde\xad\xbe\xef")
-            .await?;
+        transport.write_all(b"\x17\x03\x03\xff\xffHTTP/1.1 400 Bad Request\r\n\r\n\xde\xad\xbe\xef").await?;
         return Err(bad("sent garbage, as the scenario asked"));
     }
     let fed_auth = client.fed_auth_required && cfg.accept_access_token;
@@ -166,16 +153,12 @@ async fn open(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<(Transport, Option<
     if cfg.fault == Some(TdsFault::StallAfterPrelogin) {
         std::future::pending::<()>().await;
     }
-    let framing = if cfg.legacy_framing {
-        packet::TABULAR_RESULT
-    } else {
-        packet::PRELOGIN
-    };
+    let framing = if cfg.legacy_framing { packet::TABULAR_RESULT } else { packet::PRELOGIN };
     transport = match (mode, transport) {
         (Mode::Refuse, _) => return Err(bad("client cannot encrypt, server requires it")),
-        (Mode::LoginOnly | Mode::Full, Transport::Plain(tcp)) => Transport::Tls(Box::new(
-            TlsChannel::accept(tcp, cfg.tls_prelogin.clone(), Some(framing)).await?,
-        )),
+        (Mode::LoginOnly | Mode::Full, Transport::Plain(tcp)) => {
+            Transport::Tls(Box::new(TlsChannel::accept(tcp, cfg.tls_prelogin.clone(), Some(framing)).await?))
+        }
         (_, t) => t,
     };
     let (kind, payload) = packet::read_message(&mut transport).await?;
@@ -196,11 +179,7 @@ async fn open(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<(Transport, Option<
     Ok((transport, database, packet_size))
 }
 
-fn login_reply(
-    cfg: &TdsConfig,
-    login: &login7::Login,
-    packet_size: usize,
-) -> (Vec<u8>, Option<String>) {
+fn login_reply(cfg: &TdsConfig, login: &login7::Login, packet_size: usize) -> (Vec<u8>, Option<String>) {
     let mut t = Tokens::default();
     let server = &cfg.server_name;
     let authenticated = match &login.access_token {
@@ -211,11 +190,7 @@ fn login_reply(
         if let Some(e) = first {
             t.error(&e, server);
         }
-        let who = if login.access_token.is_some() {
-            "<token-identified principal>"
-        } else {
-            login.user.as_str()
-        };
+        let who = if login.access_token.is_some() { "<token-identified principal>" } else { login.user.as_str() };
         t.error(&SqlError::login_failed(who), server);
         t.done(0xFD, DONE_ERROR, 0, 0);
     };
@@ -223,47 +198,25 @@ fn login_reply(
         fail(&mut t, None);
         return (t.finish(), None);
     }
-    let database = if login.database.is_empty() {
-        "master".to_string()
-    } else {
-        login.database.clone()
-    };
+    let database = if login.database.is_empty() { "master".to_string() } else { login.database.clone() };
     let catalog = cfg.catalog.lock().unwrap_or_else(|p| p.into_inner());
-    let Some((_, database)) = catalog
-        .facts
-        .databases
-        .iter()
-        .find(|(_, n)| n.eq_ignore_ascii_case(&database))
-        .cloned()
+    let Some((_, database)) = catalog.facts.databases.iter().find(|(_, n)| n.eq_ignore_ascii_case(&database)).cloned()
     else {
         let e = SqlError::new(
             4060,
             11,
             1,
-            format!(
-                "Cannot open database \"{database}\" requested by the login. The login failed."
-            ),
+            format!("Cannot open database \"{database}\" requested by the login. The login failed."),
         );
         fail(&mut t, Some(e));
         return (t.finish(), None);
     };
     drop(catalog);
     t.env_change(1, &database, "master");
-    t.info(
-        &SqlError::new(
-            5701,
-            0,
-            2,
-            format!("Changed database context to '{database}'."),
-        ),
-        server,
-    );
+    t.info(&SqlError::new(5701, 0, 2, format!("Changed database context to '{database}'.")), server);
     t.env_collation();
     t.env_change(2, "us_english", "");
-    t.info(
-        &SqlError::new(5703, 0, 1, "Changed language setting to us_english."),
-        server,
-    );
+    t.info(&SqlError::new(5703, 0, 1, "Changed language setting to us_english."), server);
     t.login_ack(cfg.version);
     if login.access_token.is_some() {
         t.fedauth_ack();
@@ -282,16 +235,11 @@ fn batch_text(payload: &[u8]) -> io::Result<String> {
         .get(..4)
         .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
         .ok_or_else(|| bad("SQL batch is cut short"))?;
-    let body = payload
-        .get(headers..)
-        .ok_or_else(|| bad("ALL_HEADERS is longer than the batch"))?;
+    let body = payload.get(headers..).ok_or_else(|| bad("ALL_HEADERS is longer than the batch"))?;
     if body.len() % 2 != 0 {
         return Err(bad("SQL batch text is not UTF-16"));
     }
-    let units: Vec<u16> = body
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-        .collect();
+    let units: Vec<u16> = body.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
     Ok(String::from_utf16_lossy(&units))
 }
 
@@ -308,10 +256,7 @@ fn encode(outputs: &[Output], server: &str) -> Vec<u8> {
             Output::Info(i) => t.info(i, server),
             Output::DatabaseChanged { old, new } => {
                 t.env_change(1, new, old);
-                t.info(
-                    &SqlError::new(5701, 0, 1, format!("Changed database context to '{new}'.")),
-                    server,
-                );
+                t.info(&SqlError::new(5701, 0, 1, format!("Changed database context to '{new}'.")), server);
                 t.done(0xFD, DONE_MORE, 0, 0);
             }
             Output::ReturnStatus(s) => {

@@ -255,9 +255,7 @@ fn short(b: &mut Vec<u8>, data: Option<&[u8]>) {
 }
 
 fn latin1(s: &str) -> Vec<u8> {
-    s.chars()
-        .map(|c| if (c as u32) < 256 { c as u8 } else { b'?' })
-        .collect()
+    s.chars().map(|c| if (c as u32) < 256 { c as u8 } else { b'?' }).collect()
 }
 
 fn datetime_bytes(v: &Value) -> Option<[u8; 8]> {
@@ -265,8 +263,7 @@ fn datetime_bytes(v: &Value) -> Option<[u8; 8]> {
     let base = time::Date::from_calendar_date(1900, time::Month::January, 1).ok()?;
     let days = (dt.date() - base).whole_days() as i32;
     let t = dt.time();
-    let ms = (t.hour() as u64 * 3600 + t.minute() as u64 * 60 + t.second() as u64) * 1000
-        + t.millisecond() as u64;
+    let ms = (t.hour() as u64 * 3600 + t.minute() as u64 * 60 + t.second() as u64) * 1000 + t.millisecond() as u64;
     let ticks = (ms * 300 / 1000) as u32;
     let mut out = [0u8; 8];
     out[..4].copy_from_slice(&days.to_le_bytes());
@@ -276,10 +273,7 @@ fn datetime_bytes(v: &Value) -> Option<[u8; 8]> {
 
 /// `XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX` in SQL Server's mixed-endian byte order.
 fn guid_bytes(v: &Value) -> Option<[u8; 16]> {
-    let hex: String = as_text(v)?
-        .chars()
-        .filter(|c| c.is_ascii_hexdigit())
-        .collect();
+    let hex: String = as_text(v)?.chars().filter(|c| c.is_ascii_hexdigit()).collect();
     if hex.len() != 32 {
         return None;
     }
@@ -354,18 +348,12 @@ fn value(b: &mut Vec<u8>, ty: SqlType, v: &Value) {
             None => b.push(0),
         },
         SqlType::NVarChar(None) => plp(b, as_text(v).map(|s| utf16(&s)).as_deref()),
-        SqlType::NVarChar(Some(_)) | SqlType::NChar(_) => {
-            short(b, as_text(v).map(|s| utf16(&s)).as_deref())
-        }
+        SqlType::NVarChar(Some(_)) | SqlType::NChar(_) => short(b, as_text(v).map(|s| utf16(&s)).as_deref()),
         SqlType::VarChar(None) => plp(b, as_text(v).map(|s| latin1(&s)).as_deref()),
         SqlType::VarChar(Some(_)) => short(b, as_text(v).map(|s| latin1(&s)).as_deref()),
-        SqlType::Char(n) => short(
-            b,
-            as_text(v)
-                .map(|s| format!("{s:<width$}", width = n as usize))
-                .map(|s| latin1(&s))
-                .as_deref(),
-        ),
+        SqlType::Char(n) => {
+            short(b, as_text(v).map(|s| format!("{s:<width$}", width = n as usize)).map(|s| latin1(&s)).as_deref())
+        }
         SqlType::VarBinary(n) => {
             let data = match v {
                 Value::Blob(d) => Some(d.clone()),
@@ -427,13 +415,7 @@ mod tests {
     #[test]
     fn guid_is_mixed_endian() {
         let g = guid_bytes(&Value::Text("00112233-4455-6677-8899-AABBCCDDEEFF".into())).unwrap();
-        assert_eq!(
-            g,
-            [
-                0x33, 0x22, 0x11, 0x00, 0x55, 0x44, 0x77, 0x66, 0x88, 0x99, 0xAA, 0xBB, 0xCC, 0xDD,
-                0xEE, 0xFF
-            ]
-        );
+        assert_eq!(g, [0x33, 0x22, 0x11, 0x00, 0x55, 0x44, 0x77, 0x66, 0x88, 0x99, 0xAA, 0xBB, 0xCC, 0xDD, 0xEE, 0xFF]);
     }
 
     #[test]

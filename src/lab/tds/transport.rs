@@ -77,9 +77,7 @@ impl TlsChannel {
                 Some(_) => {
                     let (kind, payload) = packet::read_message(&mut PlainRef(&mut tcp)).await?;
                     if kind != packet::PRELOGIN {
-                        return Err(packet::bad(format!(
-                            "packet type {kind:#04x} during the TLS handshake"
-                        )));
+                        return Err(packet::bad(format!("packet type {kind:#04x} during the TLS handshake")));
                     }
                     payload
                 }
@@ -143,11 +141,7 @@ impl TlsChannel {
     }
 }
 
-async fn flush(
-    tcp: &mut TcpStream,
-    tls: &mut ServerConnection,
-    framing: Option<u8>,
-) -> io::Result<()> {
+async fn flush(tcp: &mut TcpStream, tls: &mut ServerConnection, framing: Option<u8>) -> io::Result<()> {
     let mut out = Vec::new();
     while tls.wants_write() {
         tls.write_tls(&mut out)?;
