@@ -139,3 +139,70 @@ async fn server_errors_are_sql_servers() {
     // The connection still works after errors.
     assert_eq!(query(&mut c, "SELECT 1 AS one").await.unwrap()[0].get::<i32, _>("one"), Some(1));
 }
+
+#[tokio::test]
+async fn guid_numeric_lsn_and_datetime_columns_are_typed() {
+    let lab = lab("link-healthy.toml").await;
+    let mut c = connect(&lab.info.sql_server).await;
+    let rows = query(
+        &mut c,
+        "SELECT TOP 1 ag.group_id, ag.name, drs.last_hardened_lsn, drs.last_hardened_time, drs.secondary_lag_seconds \
+         FROM sys.dm_hadr_database_replica_states drs JOIN sys.availability_groups ag ON drs.group_id = ag.group_id \
+         WHERE ag.is_distributed = 1 AND drs.is_local = 1",
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    let id: uuid::Uuid = r.get("group_id").unwrap();
+    assert_eq!(id.to_string().len(), 36);
+    assert_eq!(r.get::<&str, _>("name"), Some("DAG_SalesDB"));
+    let lsn: tiberius::numeric::Numeric = r.get("last_hardened_lsn").unwrap();
+    assert_eq!((lsn.value(), lsn.scale()), (39_000_000_030_400_001, 0));
+    let at: time::PrimitiveDateTime = r.get("last_hardened_time").unwrap();
+    assert!(at.year() >= 2026);
+    assert_eq!(r.get::<i64, _>("secondary_lag_seconds"), Some(2));
+    // The same group_id from the catalog view and the DMV.
+    let again =
+        query(&mut c, &format!("SELECT name FROM sys.availability_groups WHERE group_id = '{id}'")).await.unwrap();
+    assert_eq!(again[0].get::<&str, _>(0), Some("DAG_SalesDB"));
+}
+
+#[tokio::test]
+async fn native_commands_through_tiberius() {
+    let lab = lab("healthy.toml").await;
+    let mut c = connect(&lab.info.sql_server).await;
+    let flags = query(&mut c, "DBCC TRACESTATUS(-1) WITH NO_INFOMSGS").await.unwrap();
+    let mut got: Vec<i16> = flags.iter().map(|r| r.get::<i16, _>("TraceFlag").unwrap()).collect();
+    got.sort();
+    assert_eq!(got, [1800, 9567]);
+    let log = query(&mut c, "EXEC xp_readerrorlog 0, 1, N'Mirroring', N'listening'").await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert!(log[0].get::<&str, _>("Text").unwrap().contains("Database Mirroring endpoint"));
+    let space = query(&mut c, "DBCC SQLPERF(LOGSPACE)").await.unwrap();
+    let sales = space.iter().find(|r| r.get::<&str, _>("Database Name") == Some("SalesDB")).unwrap();
+    assert_eq!(sales.get::<f32, _>("Log Space Used (%)"), Some(12.5));
+}
+
+#[tokio::test]
+async fn raw_rows_and_aaaa_records_from_the_scenario() {
+    init();
+    let s = scenario_with("healthy.toml", |t| {
+        let row: toml::Table =
+            toml::from_str("name = \"NetHelper\"\njob_id = \"0E7D4C1A-0000-4000-8000-000000000001\"\nenabled = 1")
+                .unwrap();
+        let mut rows = toml::Table::new();
+        rows.insert("msdb.dbo.sysjobs".into(), toml::Value::Array(vec![toml::Value::Table(row)]));
+        set(t, "managed_instance.rows", rows);
+        let rec: toml::Table =
+            toml::from_str("name = \"v6.contoso.lab\"\ntype = \"AAAA\"\nvalue = \"2001:db8::5\"").unwrap();
+        set(t, "dns.records", toml::Value::Array(vec![toml::Value::Table(rec)]));
+    });
+    let lab = milink::lab::Lab::start(&s).await.unwrap();
+    let mut mi = connect(&lab.info.managed_instance).await;
+    let jobs = query(&mut mi, "SELECT name, enabled FROM msdb.dbo.sysjobs").await.unwrap();
+    assert_eq!(jobs[0].get::<&str, _>("name"), Some("NetHelper"));
+    assert_eq!(jobs[0].get::<u8, _>("enabled"), Some(1));
+    let ips = resolver(&lab, &lab.info.sql_server.host).ipv6_lookup("v6.contoso.lab.").await.unwrap();
+    assert_eq!(ips.answers().len(), 1);
+}

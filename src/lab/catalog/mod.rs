@@ -117,8 +117,8 @@ pub fn build(input: BuildInput<'_>) -> Result<Catalog, CatalogError> {
             .iter()
             .map(|(name, ty)| {
                 let st = SqlType::parse(ty).expect("schema types parse");
-                // Text compares case-insensitively, as under a _CI_ collation.
-                let collate = if st.is_text() { " COLLATE NOCASE" } else { "" };
+                // Text compares case-insensitively, as under a _CI_ collation; so do GUIDs.
+                let collate = if st.is_text() || st == SqlType::Guid { " COLLATE NOCASE" } else { "" };
                 format!("[{name}] \"{ty}\"{collate}")
             })
             .collect();
