@@ -3,7 +3,7 @@
 
 use std::io;
 
-use super::packet::bad;
+use crate::tds::packet::bad;
 
 #[derive(Default)]
 pub struct Login {

@@ -1,8 +1,6 @@
 //! A TDS server that real clients (tiberius, python-tds, FreeTDS) accept.
 
 pub mod login7;
-pub mod packet;
-pub mod prelogin;
 pub mod rpc;
 pub mod server;
 pub mod token;

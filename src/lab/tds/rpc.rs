@@ -5,7 +5,7 @@ use std::io;
 
 use rusqlite::types::Value;
 
-use super::packet::bad;
+use crate::tds::packet::bad;
 
 pub struct Rpc {
     pub proc: String,

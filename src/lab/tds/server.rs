@@ -8,10 +8,11 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
-use super::packet::{self, bad};
-use super::prelogin::{self, ENCRYPT_NOT_SUP, ENCRYPT_OFF, ENCRYPT_ON, ENCRYPT_REQ};
+use crate::tds::packet::{self, bad};
+use crate::tds::prelogin::{self, ENCRYPT_NOT_SUP, ENCRYPT_OFF, ENCRYPT_ON, ENCRYPT_REQ};
 use super::token::{self, DONE_ERROR, DONE_MORE, Tokens};
-use super::transport::{TlsChannel, Transport, Wire};
+use super::transport::{TlsChannel, Transport};
+use crate::tds::Wire;
 use super::{login7, rpc};
 use crate::lab::catalog::Catalog;
 use crate::lab::scenario::{Encryption, TdsFault};
@@ -148,7 +149,7 @@ async fn open(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<(Transport, Option<
         return Err(bad("sent garbage, as the scenario asked"));
     }
     let fed_auth = client.fed_auth_required && cfg.accept_access_token;
-    let response = prelogin::response(cfg.version, reply, fed_auth);
+    let response = prelogin::build(cfg.version, reply, fed_auth);
     packet::write_message(&mut transport, packet::TABULAR_RESULT, &response, 4096).await?;
     if cfg.fault == Some(TdsFault::StallAfterPrelogin) {
         std::future::pending::<()>().await;

@@ -9,25 +9,7 @@ use rustls::ServerConnection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::packet;
-
-/// What packet framing needs from a stream.
-pub trait Wire {
-    fn read_exact(&mut self, buf: &mut [u8]) -> impl Future<Output = io::Result<()>> + Send;
-    fn write_all(&mut self, data: &[u8]) -> impl Future<Output = io::Result<()>> + Send;
-}
-
-/// In-memory bytes, for tests of the framing.
-pub struct Bytes<'a>(pub &'a [u8]);
-
-impl Wire for Bytes<'_> {
-    async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
-        AsyncReadExt::read_exact(&mut self.0, buf).await.map(|_| ())
-    }
-    async fn write_all(&mut self, _: &[u8]) -> io::Result<()> {
-        Ok(())
-    }
-}
+use crate::tds::{Wire, packet};
 
 pub enum Transport {
     Plain(TcpStream),
@@ -37,13 +19,13 @@ pub enum Transport {
 impl Wire for Transport {
     async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
         match self {
-            Transport::Plain(t) => AsyncReadExt::read_exact(t, buf).await.map(|_| ()),
+            Transport::Plain(t) => Wire::read_exact(t, buf).await,
             Transport::Tls(t) => t.read_exact(buf).await,
         }
     }
     async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         match self {
-            Transport::Plain(t) => AsyncWriteExt::write_all(t, data).await,
+            Transport::Plain(t) => Wire::write_all(t, data).await,
             Transport::Tls(t) => t.write_all(data).await,
         }
     }
@@ -75,7 +57,7 @@ impl TlsChannel {
             }
             let data = match framing {
                 Some(_) => {
-                    let (kind, payload) = packet::read_message(&mut PlainRef(&mut tcp)).await?;
+                    let (kind, payload) = packet::read_message(&mut tcp).await?;
                     if kind != packet::PRELOGIN {
                         return Err(packet::bad(format!("packet type {kind:#04x} during the TLS handshake")));
                     }
@@ -149,16 +131,5 @@ async fn flush(tcp: &mut TcpStream, tls: &mut ServerConnection, framing: Option<
     match framing {
         Some(kind) => AsyncWriteExt::write_all(tcp, &packet::frame(kind, &out, 4096)).await,
         None => AsyncWriteExt::write_all(tcp, &out).await,
-    }
-}
-
-struct PlainRef<'a>(&'a mut TcpStream);
-
-impl Wire for PlainRef<'_> {
-    async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
-        AsyncReadExt::read_exact(self.0, buf).await.map(|_| ())
-    }
-    async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        AsyncWriteExt::write_all(self.0, data).await
     }
 }

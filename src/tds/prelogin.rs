@@ -1,4 +1,4 @@
-//! PRELOGIN (MS-TDS 2.2.6.5): what the client offers, and the server's answer.
+//! PRELOGIN (MS-TDS 2.2.6.5): options both ways, the encryption byte above all.
 
 use std::io;
 
@@ -10,13 +10,13 @@ pub const ENCRYPT_NOT_SUP: u8 = 2;
 pub const ENCRYPT_REQ: u8 = 3;
 
 #[derive(Debug, Default)]
-pub struct ClientPrelogin {
+pub struct Prelogin {
     pub encryption: u8,
     pub fed_auth_required: bool,
 }
 
-pub fn parse(payload: &[u8]) -> io::Result<ClientPrelogin> {
-    let mut out = ClientPrelogin { encryption: ENCRYPT_NOT_SUP, ..Default::default() };
+pub fn parse(payload: &[u8]) -> io::Result<Prelogin> {
+    let mut out = Prelogin { encryption: ENCRYPT_NOT_SUP, ..Default::default() };
     let mut i = 0;
     loop {
         let token = *payload.get(i).ok_or_else(|| bad("PRELOGIN option list is not terminated"))?;
@@ -36,7 +36,8 @@ pub fn parse(payload: &[u8]) -> io::Result<ClientPrelogin> {
     }
 }
 
-pub fn response(version: (u32, u32, u32), encryption: u8, fed_auth: bool) -> Vec<u8> {
+/// A PRELOGIN message; client and server send the same shape.
+pub fn build(version: (u32, u32, u32), encryption: u8, fed_auth: bool) -> Vec<u8> {
     let mut options: Vec<(u8, Vec<u8>)> = vec![
         (0, {
             let mut v = vec![version.0 as u8, version.1 as u8];
@@ -72,7 +73,7 @@ mod tests {
 
     #[test]
     fn reads_back_its_own_response() {
-        let r = response((16, 0, 4135), ENCRYPT_ON, true);
+        let r = build((16, 0, 4135), ENCRYPT_ON, true);
         let p = parse(&r).unwrap();
         assert_eq!((p.encryption, p.fed_auth_required), (ENCRYPT_ON, true));
         assert!(parse(&[0x01, 0x00, 0x50, 0x00, 0x01]).is_err());
