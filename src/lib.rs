@@ -1,6 +1,10 @@
 //! milink: pre-flight checks and diagnosis for the SQL Server ↔ Azure SQL
 //! Managed Instance link.
 
+pub mod checks;
 pub mod cli;
 pub mod lab;
+pub mod probe;
+pub mod profile;
+pub mod report;
 pub mod tds;

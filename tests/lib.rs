@@ -1,4 +1,5 @@
 //! One integration-test binary: it links once.
 
+mod check;
 mod lab;
 mod support;

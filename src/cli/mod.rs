@@ -1,6 +1,7 @@
 //! Command line: parse, dispatch, map to an exit code. Errors print their
 //! whole context chain.
 
+mod check;
 mod lab;
 
 use std::process::ExitCode;
@@ -23,6 +24,13 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The pre-flight report for one link, both sides, in one run.
+    Check(Box<check::CheckArgs>),
+    /// Every check ID with its family, title and doc URL.
+    Checks {
+        #[arg(long)]
+        json: bool,
+    },
     /// Stand-ins for SQL Server and a managed instance, driven by scenario files.
     Lab {
         #[command(subcommand)]
@@ -33,7 +41,11 @@ enum Command {
 pub fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("MILINK_LOG"))
+        // Quiet unless asked: the report is the output (drivers log server errors as ERROR).
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MILINK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let args = match Args::try_parse() {
@@ -45,6 +57,8 @@ pub fn main() -> ExitCode {
     };
     let result = match args.command {
         Command::Lab { command } => lab::run(command),
+        Command::Check(args) => check::run(*args),
+        Command::Checks { json } => check::list(json),
     };
     match result {
         Ok(code) => code,

@@ -219,6 +219,10 @@ pub struct Endpoint {
     pub certificate: Option<String>,
     #[serde(default)]
     pub listener: Listener,
+    /// The host the endpoint URL will name (the deployment plan's choice): a host
+    /// name here means the managed instance has to resolve it.
+    #[serde(default)]
+    pub url_host: Option<String>,
     #[serde(default = "default_slow_ms")]
     pub slow_ms: u64,
 }
@@ -620,6 +624,8 @@ fn resolve_extends(table: &mut toml::Table, dir: Option<&Path>, depth: usize) ->
         message: e.message().to_string(),
     })?;
     resolve_extends(&mut merged, base_path.parent(), depth + 1)?;
+    // What a scenario expects is its own: a fault changes the outcome.
+    merged.remove("expect");
     merge(&mut merged, std::mem::take(table));
     merged.insert("extends".into(), toml::Value::String(base));
     *table = merged;

@@ -59,7 +59,8 @@ pub async fn probe(addr: SocketAddr, timeout: Duration) -> Probe {
         Ok(Ok(mut stream)) => {
             let mut b = [0u8; 1];
             // SQL Server and a mirroring endpoint wait for the client to speak.
-            let closed = matches!(tokio::time::timeout(LINGER_CHECK, stream.read(&mut b)).await, Ok(Ok(0)) | Ok(Err(_)));
+            let closed =
+                matches!(tokio::time::timeout(LINGER_CHECK, stream.read(&mut b)).await, Ok(Ok(0)) | Ok(Err(_)));
             (if closed { Outcome::ClosedByPeer } else { Outcome::Open }, None)
         }
         Ok(Err(e)) => {

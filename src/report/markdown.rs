@@ -13,8 +13,14 @@ pub fn render(report: &Report) -> String {
     if !problems.is_empty() {
         out.push_str("## Needs attention\n\n");
         for f in problems {
-            out.push_str(&format!("### {} `{}` ({}, {})\n\n", f.severity.as_str().to_uppercase(), f.id, f.side.as_str(), f.family));
-            out.push_str(&format!("{}", f.title));
+            out.push_str(&format!(
+                "### {} `{}` ({}, {})\n\n",
+                f.severity.as_str().to_uppercase(),
+                f.id,
+                f.side.as_str(),
+                f.family
+            ));
+            out.push_str(&f.title);
             if let Some(s) = &f.subject {
                 out.push_str(&format!(" — {s}"));
             }

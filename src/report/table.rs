@@ -1,6 +1,5 @@
 //! The human table, grouped by family, with a one-line summary.
 
-use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table};
 
 use super::{Report, evidence_text};
@@ -11,7 +10,7 @@ pub fn render(report: &Report) -> String {
     families.dedup();
     for family in families {
         let mut t = Table::new();
-        t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_width(140);
+        t.set_content_arrangement(ContentArrangement::Dynamic).set_width(140);
         t.set_header(["", "check", "side", "result", "evidence / fix"]);
         for f in report.findings.iter().filter(|f| f.family == family) {
             let mut detail = evidence_text(&f.evidence);
@@ -24,7 +23,13 @@ pub fn render(report: &Report) -> String {
                 Some(s) => format!("{} ({s})", f.title),
                 None => f.title.clone(),
             };
-            t.add_row([f.severity.as_str().to_uppercase(), f.id.to_string(), f.side.as_str().to_string(), title, detail]);
+            t.add_row([
+                f.severity.as_str().to_uppercase(),
+                f.id.to_string(),
+                f.side.as_str().to_string(),
+                title,
+                detail,
+            ]);
         }
         out.push_str(&format!("{family}\n{t}\n\n"));
     }

@@ -82,13 +82,13 @@ mod tests {
         let payload: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
         let wire = frame(SQL_BATCH, &payload, 1024);
         assert_eq!(wire.len(), payload.len() + 3 * HEADER);
-        let (kind, back) = read_message(&mut super::Bytes(&wire[..])).await.unwrap();
+        let (kind, back) = read_message(&mut super::super::Bytes(&wire[..])).await.unwrap();
         assert_eq!((kind, back), (SQL_BATCH, payload));
     }
 
     #[tokio::test]
     async fn rejects_a_short_length() {
         let wire = [0x01, 0x01, 0x00, 0x04, 0, 0, 1, 0];
-        assert!(read_message(&mut super::Bytes(&wire[..])).await.is_err());
+        assert!(read_message(&mut super::super::Bytes(&wire[..])).await.is_err());
     }
 }

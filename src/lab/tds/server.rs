@@ -8,15 +8,15 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
-use crate::tds::packet::{self, bad};
-use crate::tds::prelogin::{self, ENCRYPT_NOT_SUP, ENCRYPT_OFF, ENCRYPT_ON, ENCRYPT_REQ};
 use super::token::{self, DONE_ERROR, DONE_MORE, Tokens};
 use super::transport::{TlsChannel, Transport};
-use crate::tds::Wire;
 use super::{login7, rpc};
 use crate::lab::catalog::Catalog;
 use crate::lab::scenario::{Encryption, TdsFault};
 use crate::lab::sql::{self, Output, Session, SqlError};
+use crate::tds::Wire;
+use crate::tds::packet::{self, bad};
+use crate::tds::prelogin::{self, ENCRYPT_NOT_SUP, ENCRYPT_OFF, ENCRYPT_ON, ENCRYPT_REQ};
 
 /// A client gets this long for PRELOGIN, TLS and LOGIN7 together.
 const LOGIN_DEADLINE: Duration = Duration::from_secs(30);

@@ -1,0 +1,191 @@
+//! Certificates of the link: SQL Server's endpoint certificate (master key,
+//! name, expiry), the managed instance's imported under its FQDN and byte-equal
+//! to what it presents, SQL Server's trusted on the managed instance, Azure roots.
+
+use super::collect::Evidence;
+use super::{F, blocked, facts, literal, quote, rows};
+use crate::probe::sql::{Fields, Record, unhex};
+use crate::profile::Profile;
+use crate::report::{Finding, Severity, Side};
+
+fn days_left(expiry: &str) -> Option<i64> {
+    let t = crate::probe::sql::datetime(expiry)?;
+    Some((t.assume_utc() - time::OffsetDateTime::now_utc()).whole_days())
+}
+
+fn der(r: &Record) -> Option<Vec<u8>> {
+    unhex(r.str("der")?)
+}
+
+pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
+    let s = Side::SqlServer;
+    let sql = facts(&ev.sql, "login-sql");
+    let sql_certs = sql.clone().and_then(|f| rows(f, "certificates", "login-sql-permissions"));
+    let endpoint = sql.clone().and_then(|f| rows(f, "endpoint", "login-sql-permissions"));
+    let mi = facts(&ev.mi, "login-mi");
+
+    // SQL Server's endpoint certificate.
+    let own: Option<&Record> = match (&sql_certs, &endpoint) {
+        (Err(why), _) | (_, Err(why)) => {
+            out.push(blocked("cert-sql-endpoint", s, why.clone()));
+            out.push(blocked("cert-sql-endpoint-expiry", s, why.clone()));
+            None
+        }
+        (Ok(certs), Ok(ep)) => {
+            let id = ep.first().and_then(|e| e.int("certificate_id")).unwrap_or(0);
+            match certs.iter().find(|c| c.int("certificate_id") == Some(id) && id != 0) {
+                None => {
+                    let why = if ep.is_empty() {
+                        "no mirroring endpoint (endpoint-sql-present)"
+                    } else {
+                        "the endpoint has no certificate"
+                    };
+                    out.push(
+                        F::new("cert-sql-endpoint", s, Severity::Fail)
+                            .ev("reason", why)
+                            .remedy("USE [master]; CREATE CERTIFICATE [Cert_<server>_endpoint] WITH SUBJECT = N'Certificate for <server>', EXPIRY_DATE = N'<date>'; then ALTER ENDPOINT … AUTHENTICATION = CERTIFICATE [Cert_<server>_endpoint]")
+                            .done(),
+                    );
+                    out.push(
+                        F::skip("cert-sql-endpoint-expiry", s, "no endpoint certificate (cert-sql-endpoint)").done(),
+                    );
+                    None
+                }
+                Some(c) => {
+                    let name = c.str("name").unwrap_or("");
+                    let pvt = c.str("pvt_key_encryption_type").unwrap_or("");
+                    let mut f = F::new("cert-sql-endpoint", s, Severity::Pass)
+                        .ev("name", name)
+                        .ev("pvt_key_encryption_type", pvt)
+                        .ev("subject", c.str("subject").unwrap_or(""));
+                    if pvt != "MK" {
+                        f = f.severity(Severity::Fail).remedy(format!(
+                            "The private key must be encrypted by the master key: ALTER CERTIFICATE {} WITH PRIVATE KEY (ENCRYPTION BY … ) or recreate the certificate after CREATE MASTER KEY.",
+                            quote(name)
+                        ));
+                    } else if name.contains('\\') {
+                        f = f.severity(Severity::Fail).remedy("The certificate name must not contain `\\`: create one named e.g. Cert_<server>_endpoint and switch the endpoint to it.");
+                    }
+                    out.push(f.done());
+
+                    let expiry = c.str("expiry_date").unwrap_or("");
+                    let left = days_left(expiry);
+                    let mut f = F::new("cert-sql-endpoint-expiry", s, Severity::Pass)
+                        .ev("name", name)
+                        .ev("expiry_date", expiry);
+                    if let Some(d) = left {
+                        f = f.ev("days_left", d);
+                    }
+                    let rotate = format!(
+                        "Rotate: USE [master]; CREATE CERTIFICATE [{n}_new] WITH SUBJECT = N'Certificate for {n}', EXPIRY_DATE = N'<date>'; upload its public key to the managed instance (New-AzSqlInstanceServerTrustCertificate -PublicKey <CERTENCODED(CERT_ID(N'{n}_new'))>); then ALTER ENDPOINT … AUTHENTICATION = CERTIFICATE [{n}_new]; drop the old one last.",
+                        n = name.replace(']', "]]").replace('\'', "''")
+                    );
+                    f = match left {
+                        None => f.severity(Severity::Error).ev("note", "unreadable expiry_date"),
+                        Some(d) if d < 0 => f
+                            .severity(Severity::Fail)
+                            .remedy(format!("The certificate has expired and the link fails with it. {rotate}")),
+                        Some(d) if d < p.thresholds.crit_days => f.severity(Severity::Fail).remedy(rotate),
+                        Some(d) if d < p.thresholds.warn_days => f.severity(Severity::Warn).remedy(rotate),
+                        Some(_) => f,
+                    };
+                    out.push(f.done());
+                    Some(c)
+                }
+            }
+        }
+    };
+
+    // The managed instance's certificate, imported on SQL Server under its FQDN.
+    let fqdn = &p.managed_instance.fqdn;
+    let presented = mi.clone().and_then(|f| rows(f, "endpoint_cert", "login-mi-permissions"));
+    let f = match (&sql_certs, &presented) {
+        (Err(why), _) | (_, Err(why)) => blocked("cert-mi-imported", Side::Link, why.clone()),
+        (Ok(certs), Ok(pres)) => {
+            let theirs = pres.first().and_then(|r| r.str("endpointcertificatepublickey")).and_then(unhex);
+            let exact = certs.iter().find(|c| c.str("name") == Some(fqdn.as_str()));
+            let loose = certs.iter().find(|c| c.str("name").is_some_and(|n| n.eq_ignore_ascii_case(fqdn)));
+            let create = theirs.as_ref().map(|d| {
+                format!(
+                    "USE [master]; CREATE CERTIFICATE {} FROM BINARY = 0x{};",
+                    quote(fqdn),
+                    d.iter().map(|b| format!("{b:02X}")).collect::<String>()
+                )
+            });
+            let f = F::new("cert-mi-imported", Side::Link, Severity::Pass).ev("expected_name", fqdn.clone());
+            match (exact.or(loose), &theirs) {
+                (None, _) => f.severity(Severity::Fail).remedy(create.unwrap_or_else(|| "Import the managed instance's certificate (EXEC sp_get_endpoint_certificate 4 on the managed instance) under its FQDN.".into())),
+                (Some(c), Some(t)) if der(c).as_ref() != Some(t) => f
+                    .severity(Severity::Fail)
+                    .ev("imported_expiry", c.str("expiry_date").unwrap_or(""))
+                    .remedy(format!("The imported certificate differs from what the managed instance presents now (rotated?): DROP CERTIFICATE {}; then {}", quote(c.str("name").unwrap_or(fqdn)), create.unwrap_or_default())),
+                (Some(c), _) if exact.is_none() => f.severity(Severity::Warn).ev("imported_as", c.str("name").unwrap_or("")).remedy("The certificate's name must be exactly the managed instance's FQDN (same case)."),
+                (Some(_), _) => f.ev("byte_equal", theirs.is_some()),
+            }
+            .done()
+        }
+    };
+    out.push(f);
+
+    // SQL Server's certificate, trusted on the managed instance.
+    let mi_certs = mi.clone().and_then(|f| rows(f, "certificates", "login-mi-permissions"));
+    let f = match (&mi_certs, own) {
+        (Err(why), _) => blocked("cert-sql-trusted-on-mi", Side::Link, why.clone()),
+        (_, None) => F::skip(
+            "cert-sql-trusted-on-mi",
+            Side::Link,
+            "no SQL Server endpoint certificate to look for (cert-sql-endpoint)",
+        )
+        .done(),
+        (Ok(theirs), Some(c)) => {
+            let mine = der(c);
+            let found = theirs.iter().any(|t| der(t).is_some() && der(t) == mine);
+            let f = F::new("cert-sql-trusted-on-mi", Side::Link, Severity::Pass)
+                .ev("certificate", c.str("name").unwrap_or(""))
+                .ev("note", "read from the managed instance's sys.certificates (whether server trust certificates show there is UNCONFIRMED)");
+            if found {
+                f
+            } else {
+                f.severity(Severity::Fail).remedy(format!(
+                    "Upload SQL Server's public key to the managed instance: New-AzSqlInstanceServerTrustCertificate -ResourceGroupName <rg> -InstanceName <mi> -Name {} -PublicKey <SELECT CERTENCODED(CERT_ID({}))>",
+                    c.str("name").unwrap_or(""),
+                    literal(c.str("name").unwrap_or(""))
+                ))
+            }
+            .done()
+        }
+    };
+    out.push(f);
+
+    // Azure root CAs on SQL Server.
+    let f = match &sql_certs {
+        Err(why) => blocked("cert-azure-roots", s, why.clone()),
+        Ok(certs) => {
+            let has = |needle: &str| {
+                certs.iter().any(|c| {
+                    c.str("subject").is_some_and(|x| x.contains(needle))
+                        || c.str("name").is_some_and(|x| x.contains(needle))
+                })
+            };
+            let missing: Vec<&str> = ["DigiCert Global Root G2", "Microsoft RSA Root Certificate Authority 2017"]
+                .into_iter()
+                .filter(|n| !has(n))
+                .collect();
+            let f = F::new("cert-azure-roots", s, Severity::Pass)
+                .ev("note", "whether sp_certificate_add_issuer ran cannot be read from sys.certificates (UNCONFIRMED)");
+            if missing.is_empty() {
+                f
+            } else {
+                f.severity(Severity::Warn).ev("missing", missing.join(", ")).remedy(
+                    missing
+                        .iter()
+                        .map(|n| format!("CREATE CERTIFICATE {} FROM FILE = N'<path to {n}.crt>'; EXEC sp_certificate_add_issuer CERT_ID({}), N'*.database.windows.net';", quote(n), literal(n)))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                )
+            }
+            .done()
+        }
+    };
+    out.push(f);
+}

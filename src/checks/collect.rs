@@ -1,0 +1,297 @@
+//! Evidence, gathered concurrently under per-step timeouts: names first, then
+//! ports, TLS and SQL on both sides at once.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use tokio::sync::Semaphore;
+
+use crate::probe::dns::{self, Answer};
+use crate::probe::sql::{self, Auth, Record, SqlFailure, Target};
+use crate::probe::tcp::{self, Probe};
+use crate::probe::tls;
+use crate::profile::Profile;
+
+/// How one name resolved, through each path.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    pub name: String,
+    pub os: Option<Answer>,
+    pub servers: Vec<(SocketAddr, Answer)>,
+    /// The address milink connects to, and where it came from.
+    pub chosen: Option<IpAddr>,
+    pub pinned: bool,
+}
+
+impl Resolution {
+    /// The answer milink relies on: the OS resolver, or the first server when
+    /// the profile turns the OS resolver off.
+    pub fn primary(&self) -> Option<&Answer> {
+        self.os.as_ref().or(self.servers.first().map(|(_, a)| a))
+    }
+}
+
+/// One side's SQL evidence.
+#[derive(Debug)]
+pub enum Sql {
+    /// Not attempted, with the reason (a check ID that explains it).
+    Skipped(String),
+    Failed(SqlFailure),
+    Facts(Facts),
+}
+
+#[derive(Debug, Default)]
+pub struct Facts {
+    pub queries: BTreeMap<&'static str, Result<Vec<Record>, SqlFailure>>,
+    pub routed_to: Option<(String, u16)>,
+}
+
+impl Facts {
+    pub fn rows(&self, q: &str) -> Option<&Result<Vec<Record>, SqlFailure>> {
+        self.queries.get(q)
+    }
+
+    pub fn first(&self, q: &str) -> Option<&Record> {
+        self.queries.get(q)?.as_ref().ok()?.first()
+    }
+}
+
+#[derive(Debug)]
+pub struct SideEvidence {
+    pub tds_port: u16,
+    pub tls: Option<tls::Outcome>,
+    pub sql: Sql,
+}
+
+#[derive(Debug)]
+pub struct Evidence {
+    pub sql_name: Resolution,
+    pub mi_name: Resolution,
+    /// The endpoint URL's host when it is a name other than the TDS host.
+    pub endpoint_name: Option<Resolution>,
+    /// (check id, probe) — `None` when the name did not resolve.
+    pub probes: Vec<(&'static str, Option<Probe>)>,
+    pub redirect: Option<Vec<Probe>>,
+    pub sql: SideEvidence,
+    pub mi: SideEvidence,
+}
+
+const SQL_QUERIES: &[(&str, &str)] = &[
+    (
+        "props",
+        "SELECT CAST(SERVERPROPERTY('ProductVersion') AS nvarchar(128)) AS version, \
+         CAST(SERVERPROPERTY('ProductUpdateLevel') AS nvarchar(128)) AS update_level, \
+         CAST(SERVERPROPERTY('Edition') AS nvarchar(128)) AS edition, \
+         CAST(SERVERPROPERTY('EngineEdition') AS int) AS engine_edition, \
+         CAST(SERVERPROPERTY('IsHadrEnabled') AS int) AS hadr, \
+         CAST(SERVERPROPERTY('HadrManagerStatus') AS int) AS hadr_manager, \
+         CAST(SERVERPROPERTY('Collation') AS nvarchar(128)) AS collation, \
+         CAST(SERVERPROPERTY('ProductUpdateType') AS nvarchar(128)) AS update_type, \
+         @@SERVERNAME AS server_name, @@VERSION AS version_text",
+    ),
+    (
+        "perms",
+        "SELECT HAS_PERMS_BY_NAME(NULL, NULL, 'VIEW SERVER STATE') AS view_server_state, \
+         IS_SRVROLEMEMBER('sysadmin') AS sysadmin",
+    ),
+    ("host", "SELECT host_platform, host_distribution, host_release FROM sys.dm_os_host_info"),
+    ("master_key", "SELECT name FROM master.sys.symmetric_keys WHERE name = N'##MS_DatabaseMasterKey##'"),
+    ("trace_flags", "DBCC TRACESTATUS(-1) WITH NO_INFOMSGS"),
+    (
+        "endpoint",
+        "SELECT e.name, e.state_desc, e.role_desc, e.connection_auth_desc, e.is_encryption_enabled, \
+         e.encryption_algorithm_desc, e.certificate_id, t.port \
+         FROM sys.database_mirroring_endpoints AS e JOIN sys.tcp_endpoints AS t ON t.endpoint_id = e.endpoint_id",
+    ),
+    (
+        "certificates",
+        "SELECT name, certificate_id, pvt_key_encryption_type, subject, issuer_name, expiry_date, start_date, \
+         CERTENCODED(certificate_id) AS der FROM sys.certificates",
+    ),
+    (
+        "databases",
+        "SELECT name, database_id, state_desc, recovery_model_desc, is_encrypted, log_reuse_wait_desc \
+         FROM sys.databases",
+    ),
+    ("files", "SELECT database_id, type_desc, name FROM sys.master_files"),
+    (
+        "backups",
+        "SELECT database_name, type, is_copy_only, MAX(backup_finish_date) AS last_finish \
+         FROM msdb.dbo.backupset GROUP BY database_name, type, is_copy_only",
+    ),
+    ("log_space", "DBCC SQLPERF(LOGSPACE)"),
+];
+
+const MI_QUERIES: &[(&str, &str)] = &[
+    ("props", SQL_QUERIES[0].1),
+    ("perms", "SELECT HAS_PERMS_BY_NAME(NULL, NULL, 'VIEW SERVER STATE') AS view_server_state"),
+    ("endpoint_cert", "EXEC sp_get_endpoint_certificate @endpoint_type = 4"),
+    (
+        "certificates",
+        "SELECT name, certificate_id, pvt_key_encryption_type, subject, issuer_name, expiry_date, start_date, \
+         CERTENCODED(certificate_id) AS der FROM sys.certificates",
+    ),
+];
+
+fn is_ip(s: &str) -> Option<IpAddr> {
+    s.parse().ok()
+}
+
+async fn resolve(name: &str, pinned: Option<IpAddr>, p: &Profile, servers: &[SocketAddr]) -> Resolution {
+    let t = p.thresholds.timeout;
+    if let Some(ip) = pinned.or(is_ip(name)) {
+        return Resolution { name: name.into(), os: None, servers: vec![], chosen: Some(ip), pinned: true };
+    }
+    let os = async { if p.dns.os_resolver { Some(dns::os(name, t).await) } else { None } };
+    let each = join_all(servers.iter().map(|s| async move { (*s, dns::server(name, *s, t).await) }));
+    let (os, servers) = tokio::join!(os, each);
+    let mut r = Resolution { name: name.into(), os, servers, chosen: None, pinned: false };
+    r.chosen = r.primary().and_then(|a| a.addresses().first().copied());
+    r
+}
+
+pub async fn collect(p: &Profile) -> Evidence {
+    let servers = p.dns_servers().unwrap_or_default();
+    let sql_host = p.sql_server.host.clone();
+    let mi_host = p.managed_instance.fqdn.clone();
+    // The endpoint URL's host needs its own lookup only when it is another name.
+    let endpoint_host = p.sql_server.endpoint_host.clone().filter(|h| h != &sql_host && is_ip(h).is_none());
+    let (sql_name, mi_name, endpoint_name) = tokio::join!(
+        resolve(&sql_host, p.sql_server.address, p, &servers),
+        resolve(&mi_host, p.managed_instance.address, p, &servers),
+        async {
+            match &endpoint_host {
+                Some(h) => Some(resolve(h, None, p, &servers).await),
+                None => None,
+            }
+        }
+    );
+    let t = p.thresholds.timeout;
+    let sql_port = p.sql_server.port.unwrap_or(1433);
+    let mi_port = p.managed_instance.port.unwrap_or(1433);
+    let ep_port = p.sql_server.endpoint_port.unwrap_or(5022);
+    let sql_ep_ip = p.sql_server.endpoint_host.as_deref().and_then(is_ip).or(sql_name.chosen);
+    let targets: Vec<(&'static str, Option<SocketAddr>)> = vec![
+        ("network-sql-1433", sql_name.chosen.map(|ip| SocketAddr::new(ip, sql_port))),
+        ("network-sql-5022", sql_ep_ip.map(|ip| SocketAddr::new(ip, ep_port))),
+        ("network-mi-1433", mi_name.chosen.map(|ip| SocketAddr::new(ip, mi_port))),
+        ("network-mi-5022", mi_name.chosen.map(|ip| SocketAddr::new(ip, 5022))),
+    ];
+    let probes = join_all(targets.into_iter().map(|(id, addr)| async move {
+        match addr {
+            Some(a) => (id, Some(tcp::probe(a, t).await)),
+            None => (id, None),
+        }
+    }));
+    let sql_side = side(p, true, sql_name.chosen.map(|ip| SocketAddr::new(ip, sql_port)));
+    let mi_side = side(p, false, mi_name.chosen.map(|ip| SocketAddr::new(ip, mi_port)));
+    let (probes, sql, mi) = tokio::join!(probes, sql_side, mi_side);
+    // The redirect range only matters when the managed instance routed our login.
+    let redirect = match (&mi.sql, mi_name.chosen) {
+        (Sql::Facts(f), Some(ip)) if f.routed_to.is_some() => Some(sweep_redirect(ip, t).await),
+        _ => None,
+    };
+    Evidence { sql_name, mi_name, endpoint_name, probes, redirect, sql, mi }
+}
+
+/// 11000-11999 with bounded concurrency and a short timeout per port.
+async fn sweep_redirect(ip: IpAddr, t: Duration) -> Vec<Probe> {
+    let gate = Arc::new(Semaphore::new(64));
+    let per_port = t.min(Duration::from_millis(500));
+    let tasks: Vec<_> = (11000..=11999u16)
+        .map(|port| {
+            let gate = gate.clone();
+            tokio::spawn(async move {
+                let _permit = gate.acquire_owned().await.expect("semaphore open");
+                tcp::probe(SocketAddr::new(ip, port), per_port).await
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        if let Ok(p) = task.await {
+            out.push(p);
+        }
+    }
+    out
+}
+
+async fn side(p: &Profile, is_sql: bool, addr: Option<SocketAddr>) -> SideEvidence {
+    let t = p.thresholds.timeout;
+    let (name, ca, trust, auth, tds_port) = if is_sql {
+        let s = &p.sql_server;
+        let auth =
+            p.sql_password.clone().map(|pw| Auth::Sql { user: s.user.clone().unwrap_or_default(), password: pw });
+        (s.host.clone(), s.ca_cert.clone(), s.trust_server_certificate, auth, s.port.unwrap_or(1433))
+    } else {
+        let m = &p.managed_instance;
+        let auth = match (&p.mi_token, &p.mi_password) {
+            (Some(tok), _) => Some(Auth::Token(tok.clone())),
+            (None, Some(pw)) => Some(Auth::Sql { user: m.user.clone().unwrap_or_default(), password: pw.clone() }),
+            _ => None,
+        };
+        (m.fqdn.clone(), m.ca_cert.clone(), m.trust_server_certificate, auth, m.port.unwrap_or(1433))
+    };
+    let dns_id = if is_sql { "dns-sql-host" } else { "dns-mi-fqdn" };
+    let Some(addr) = addr else {
+        return SideEvidence { tds_port, tls: None, sql: Sql::Skipped(format!("the name did not resolve ({dns_id})")) };
+    };
+    let mut tls_outcome = tls::capture(addr, &name, t).await;
+    let strict = matches!(&tls_outcome, tls::Outcome::Captured(c) if c.mode == "tds8-strict");
+    if let tls::Outcome::Captured(c) = &mut tls_outcome {
+        tls::judge(c, &name, &roots(ca.as_deref()));
+    }
+    let tls_id = if is_sql { "tls-sql-certificate" } else { "tls-mi-certificate" };
+    let trusted = matches!(&tls_outcome, tls::Outcome::Captured(c) if c.verdict == tls::Verdict::Trusted);
+    let sql = match auth {
+        None => Sql::Skipped("no password or token was given (environment, file or prompt)".into()),
+        Some(_) if !trusted && !trust => Sql::Skipped(match &tls_outcome {
+            tls::Outcome::Captured(_) => format!(
+                "the TLS certificate did not verify ({tls_id}); set trust_server_certificate = true in the profile to log in anyway"
+            ),
+            _ => format!("no TLS session could be set up ({tls_id})"),
+        }),
+        Some(auth) => {
+            let target = Target { name, addr, auth, ca_cert: ca, trust_server_certificate: trust, strict };
+            match sql::login(&target, t).await {
+                Err(e) => Sql::Failed(e),
+                Ok(mut session) => {
+                    let mut facts = Facts { routed_to: session.routed_to.clone(), ..Default::default() };
+                    for (key, q) in if is_sql { SQL_QUERIES } else { MI_QUERIES } {
+                        let r = session.rows(q).await;
+                        let stalled = matches!(&r, Err(e) if e.timed_out);
+                        facts.queries.insert(key, r);
+                        if stalled {
+                            break;
+                        }
+                    }
+                    Sql::Facts(facts)
+                }
+            }
+        }
+    };
+    SideEvidence { tds_port, tls: Some(tls_outcome), sql }
+}
+
+/// The CA the profile names, else the OS trust store.
+fn roots(ca: Option<&std::path::Path>) -> rustls::RootCertStore {
+    let mut store = rustls::RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            if let Ok(pem) = std::fs::read(path) {
+                for cert in rustls_pki_types::pem::PemObject::pem_slice_iter(&pem).flatten() {
+                    let _ = store.add(cert);
+                }
+            }
+        }
+        None => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = store.add(cert);
+            }
+        }
+    }
+    store
+}

@@ -1,0 +1,89 @@
+//! SQL Server's DATABASE_MIRRORING endpoint: present, started, on the probed
+//! port, certificate authentication, AES encryption.
+
+use super::collect::Evidence;
+use super::{F, blocked, facts, quote, rows};
+use crate::probe::sql::Fields;
+use crate::profile::Profile;
+use crate::report::{Finding, Severity, Side};
+
+const REST: [&str; 4] = ["endpoint-sql-started", "endpoint-sql-port", "endpoint-sql-auth", "endpoint-sql-encryption"];
+
+pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
+    let s = Side::SqlServer;
+    let ep = match facts(&ev.sql, "login-sql").and_then(|f| rows(f, "endpoint", "login-sql-permissions")) {
+        Err(why) => {
+            for id in std::iter::once("endpoint-sql-present").chain(REST) {
+                out.push(blocked(id, s, why.clone()));
+            }
+            return;
+        }
+        Ok([]) => {
+            out.push(
+                F::new("endpoint-sql-present", s, Severity::Fail)
+                    .remedy("CREATE ENDPOINT [database_mirroring_endpoint] STATE = STARTED AS TCP (LISTENER_PORT = 5022, LISTENER_IP = ALL) FOR DATABASE_MIRRORING (ROLE = ALL, AUTHENTICATION = CERTIFICATE [<certificate>], ENCRYPTION = REQUIRED ALGORITHM AES);")
+                    .done(),
+            );
+            for id in REST {
+                out.push(F::skip(id, s, "no mirroring endpoint (endpoint-sql-present)").done());
+            }
+            return;
+        }
+        Ok([ep, ..]) => ep,
+    };
+    let name = ep.str("name").unwrap_or("");
+    out.push(F::new("endpoint-sql-present", s, Severity::Pass).ev("name", name).done());
+
+    let (state, role) = (ep.str("state_desc").unwrap_or(""), ep.str("role_desc").unwrap_or(""));
+    let f = F::new("endpoint-sql-started", s, Severity::Pass).ev("state", state).ev("role", role);
+    out.push(
+        if state == "STARTED" && role == "ALL" {
+            f
+        } else {
+            f.severity(Severity::Fail)
+                .remedy(format!("ALTER ENDPOINT {} STATE = STARTED FOR DATABASE_MIRRORING (ROLE = ALL);", quote(name)))
+        }
+        .done(),
+    );
+
+    let port = ep.int("port").unwrap_or(0);
+    let probed = p.sql_server.endpoint_port.unwrap_or(5022) as i64;
+    let f = F::new("endpoint-sql-port", s, Severity::Pass).ev("listener_port", port).ev("probed_port", probed);
+    out.push(
+        if port == probed {
+            f
+        } else {
+            f.severity(Severity::Warn).remedy(format!("The endpoint listens on {port}: set endpoint_port = {port} in the profile (and use it in the endpoint URL)."))
+        }
+        .done(),
+    );
+
+    let auth = ep.str("connection_auth_desc").unwrap_or("");
+    let f = F::new("endpoint-sql-auth", s, Severity::Pass).ev("connection_auth", auth);
+    out.push(
+        if auth.contains("CERTIFICATE") {
+            f
+        } else {
+            f.severity(Severity::Fail).remedy(format!(
+                "ALTER ENDPOINT {} FOR DATABASE_MIRRORING (AUTHENTICATION = WINDOWS NEGOTIATE CERTIFICATE [<certificate>]);",
+                quote(name)
+            ))
+        }
+        .done(),
+    );
+
+    let (on, algo) =
+        (ep.flag("is_encryption_enabled").unwrap_or(false), ep.str("encryption_algorithm_desc").unwrap_or(""));
+    let f = F::new("endpoint-sql-encryption", s, Severity::Pass).ev("encryption_enabled", on).ev("algorithm", algo);
+    out.push(
+        if on && algo.contains("AES") {
+            f
+        } else {
+            f.severity(Severity::Fail).remedy(format!(
+                "ALTER ENDPOINT {} FOR DATABASE_MIRRORING (ENCRYPTION = REQUIRED ALGORITHM AES); -- without AES: 'no compatible encryption algorithm'",
+                quote(name)
+            ))
+        }
+        .done(),
+    );
+}

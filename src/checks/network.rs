@@ -1,0 +1,86 @@
+//! Ports from where milink runs: each classified, with the round-trip time and
+//! the raw OS error; the redirect range when the managed instance redirects.
+
+use super::F;
+use super::collect::{Evidence, Sql};
+use crate::probe::tcp::Outcome;
+use crate::profile::Profile;
+use crate::report::{Finding, Severity, Side};
+
+/// A connect slower than this is worth a warning.
+const SLOW_MS: f64 = 500.0;
+
+fn remedy(id: &str) -> &'static str {
+    match id {
+        "network-sql-5022" => {
+            "Open inbound TCP 5022 on SQL Server (host firewall: New-NetFirewallRule -DisplayName 'MI link 5022' -Direction Inbound -Protocol TCP -LocalPort 5022 -Action Allow; and every firewall between) from the whole managed instance subnet, and check the endpoint is STARTED."
+        }
+        "network-mi-5022" => {
+            "Allow inbound TCP 5022 and 11000-11999 from SQL Server's IP in the managed instance subnet's NSG, and outbound 5022 and 11000-11999 to the MI subnet on SQL Server's side (host and corporate firewalls)."
+        }
+        "network-mi-1433" => {
+            "Allow TCP 1433 to the managed instance's VNet-local endpoint from where milink runs (NSG, VPN, routes)."
+        }
+        _ => "Allow TCP 1433 to SQL Server from where milink runs, and check SQL Server listens on TCP.",
+    }
+}
+
+pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
+    for (id, probe) in &ev.probes {
+        let side = if id.contains("-sql-") { Side::SqlServer } else { Side::ManagedInstance };
+        let Some(pr) = probe else {
+            out.push(F::skip(id, side, "the name did not resolve (dns check)").ev("outcome", "dns_failure").done());
+            continue;
+        };
+        let mut f = F::new(id, side, Severity::Pass)
+            .ev("address", pr.addr.to_string())
+            .ev("outcome", pr.outcome.as_str())
+            .ev("rtt_ms", pr.rtt_ms);
+        if let Some(e) = &pr.os_error {
+            f = f.ev("os_error", e.clone());
+        }
+        let f = match pr.outcome {
+            Outcome::Open if pr.rtt_ms > SLOW_MS => f.severity(Severity::Warn).remedy("The port answers, slowly: look for SYN drops or an overloaded firewall on the path."),
+            Outcome::Open => f,
+            Outcome::ClosedByPeer => f.severity(Severity::Warn).remedy("Something accepts the connection and closes it at once: a proxy or port-forward with nothing behind it, not SQL Server."),
+            Outcome::Refused | Outcome::Filtered | Outcome::HostUnreachable | Outcome::NetworkUnreachable => {
+                f.severity(Severity::Fail).remedy(remedy(id))
+            }
+            Outcome::Other => f.severity(Severity::Error),
+        };
+        out.push(f.done());
+    }
+
+    let f = match (&ev.mi.sql, &ev.redirect) {
+        (_, Some(probes)) => {
+            let blocked: Vec<u16> = probes
+                .iter()
+                .filter(|p| {
+                    matches!(p.outcome, Outcome::Filtered | Outcome::HostUnreachable | Outcome::NetworkUnreachable)
+                })
+                .map(|p| p.addr.port())
+                .collect();
+            let open = probes.iter().filter(|p| p.outcome == Outcome::Open).count();
+            let f = F::new("network-mi-redirect", Side::ManagedInstance, Severity::Pass)
+                .ev("ports_probed", probes.len())
+                .ev("open", open)
+                .ev("blocked", blocked.len());
+            if blocked.is_empty() {
+                f
+            } else {
+                f.severity(Severity::Fail)
+                    .ev("first_blocked", blocked.iter().take(10).map(|p| p.to_string()).collect::<Vec<_>>().join(","))
+                    .remedy("The redirect connection policy sends sessions to node ports 11000-11999: allow that whole range to the managed instance subnet.")
+            }
+        }
+        (Sql::Facts(_), None) => F::new("network-mi-redirect", Side::ManagedInstance, Severity::Pass)
+            .ev("note", "the managed instance did not redirect the login (proxy policy)"),
+        _ => F::skip(
+            "network-mi-redirect",
+            Side::ManagedInstance,
+            "no session to the managed instance to see its connection policy",
+        ),
+    };
+    out.push(f.done());
+    let _ = p;
+}

@@ -1,0 +1,215 @@
+//! `milink check`: the pre-flight report for one link; `milink checks`: the list.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+
+use crate::checks;
+use crate::lab::scenario::Scenario;
+use crate::lab::{Lab, Mode};
+use crate::profile::{ManagedInstanceSection, Profile, Secret, SqlServerSection};
+use crate::report::{self, Report};
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Markdown,
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// Link profile (TOML). Flags override it.
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    /// Start the lab for this scenario in-process and check it.
+    #[arg(long, value_name = "SCENARIO")]
+    lab: Option<PathBuf>,
+    /// With --lab: sides in network namespaces (root).
+    #[arg(long, requires = "lab")]
+    topology: bool,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    #[arg(long)]
+    sql_host: Option<String>,
+    #[arg(long)]
+    sql_port: Option<u16>,
+    #[arg(long)]
+    sql_user: Option<String>,
+    /// Host the endpoint URL will use for SQL Server (IP or name).
+    #[arg(long)]
+    sql_endpoint_host: Option<String>,
+    #[arg(long)]
+    sql_endpoint_port: Option<u16>,
+    #[arg(long)]
+    sql_ca_cert: Option<PathBuf>,
+    #[arg(long)]
+    mi_fqdn: Option<String>,
+    #[arg(long)]
+    mi_user: Option<String>,
+    #[arg(long)]
+    mi_ca_cert: Option<PathBuf>,
+    /// Database to check (repeat for several).
+    #[arg(long = "database")]
+    databases: Vec<String>,
+    #[arg(long)]
+    warn_days: Option<i64>,
+    #[arg(long)]
+    crit_days: Option<i64>,
+    /// Per network step, e.g. 2s or 500ms.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timeout: Option<Duration>,
+    /// DNS server to ask and compare (repeat).
+    #[arg(long = "dns-server")]
+    dns_servers: Vec<String>,
+    /// Log in even when a TLS certificate does not verify (it is still reported).
+    #[arg(long)]
+    trust_server_certificate: bool,
+}
+
+/// A flag given on the command line overrides the profile.
+fn set<T: Clone>(dst: &mut Option<T>, src: &Option<T>) {
+    if src.is_some() {
+        dst.clone_from(src)
+    }
+}
+
+impl CheckArgs {
+    fn apply(&self, p: &mut Profile) {
+        if let Some(h) = &self.sql_host {
+            p.sql_server.host = h.clone();
+        }
+        set(&mut p.sql_server.port, &self.sql_port);
+        set(&mut p.sql_server.user, &self.sql_user);
+        set(&mut p.sql_server.endpoint_host, &self.sql_endpoint_host);
+        set(&mut p.sql_server.endpoint_port, &self.sql_endpoint_port);
+        set(&mut p.sql_server.ca_cert, &self.sql_ca_cert);
+        if let Some(f) = &self.mi_fqdn {
+            p.managed_instance.fqdn = f.clone();
+        }
+        set(&mut p.managed_instance.user, &self.mi_user);
+        set(&mut p.managed_instance.ca_cert, &self.mi_ca_cert);
+        if !self.databases.is_empty() {
+            p.databases = self.databases.clone();
+        }
+        if let Some(d) = self.warn_days {
+            p.thresholds.warn_days = d;
+        }
+        if let Some(d) = self.crit_days {
+            p.thresholds.crit_days = d;
+        }
+        if let Some(t) = self.timeout {
+            p.thresholds.timeout = t;
+        }
+        if !self.dns_servers.is_empty() {
+            p.dns.servers = self.dns_servers.clone();
+        }
+        if self.trust_server_certificate {
+            p.sql_server.trust_server_certificate = true;
+            p.managed_instance.trust_server_certificate = true;
+        }
+    }
+}
+
+/// A profile for a running lab, as a DBA would write it for those servers.
+fn lab_profile(lab: &Lab, scenario: &Scenario) -> Profile {
+    let (s, m) = (&lab.info.sql_server, &lab.info.managed_instance);
+    Profile {
+        sql_server: SqlServerSection {
+            host: s.fqdn.clone(),
+            user: Some(s.user.clone()),
+            endpoint_host: scenario.sql_server.endpoint.as_ref().and_then(|e| e.url_host.clone()),
+            endpoint_port: scenario.sql_server.endpoint.as_ref().map(|e| e.port),
+            ca_cert: Some(s.ca_cert.clone().into()),
+            ..Default::default()
+        },
+        managed_instance: ManagedInstanceSection {
+            fqdn: m.fqdn.clone(),
+            user: Some(m.user.clone()),
+            ca_cert: Some(m.ca_cert.clone().into()),
+            ..Default::default()
+        },
+        databases: scenario.sql_server.databases.iter().map(|d| d.name.clone()).collect(),
+        thresholds: Default::default(),
+        dns: crate::profile::DnsSection {
+            servers: vec![format!("{}:{}", lab.info.dns.host, lab.info.dns.port)],
+            // The lab's names exist only in its own DNS server.
+            os_resolver: false,
+        },
+        sql_password: Some(Secret::new(s.password.clone())),
+        mi_password: Some(Secret::new(m.password.clone())),
+        mi_token: None,
+    }
+}
+
+pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let report = rt.block_on(async {
+        match &args.lab {
+            Some(path) => {
+                let scenario = Scenario::load(path)?;
+                let mode = if args.topology { Mode::Topology } else { Mode::Loopback };
+                let lab = Lab::start_in(&scenario, mode)
+                    .await
+                    .with_context(|| format!("starting the lab for {}", path.display()))?;
+                let mut profile = lab_profile(&lab, &scenario);
+                args.apply(&mut profile);
+                // milink runs where the lab's host is: in topology mode, its namespace.
+                let report = lab.on_host(move || async move { checks::run(&profile).await }).await?;
+                anyhow::Ok(report)
+            }
+            None => {
+                let mut profile = match &args.profile {
+                    Some(p) => Profile::load(p)?,
+                    None => {
+                        let (Some(sql), Some(mi)) = (&args.sql_host, &args.mi_fqdn) else {
+                            anyhow::bail!(
+                                "give a --profile, or at least --sql-host and --mi-fqdn (or --lab <scenario>)"
+                            );
+                        };
+                        Profile {
+                            sql_server: SqlServerSection { host: sql.clone(), ..Default::default() },
+                            managed_instance: ManagedInstanceSection { fqdn: mi.clone(), ..Default::default() },
+                            databases: vec![],
+                            thresholds: Default::default(),
+                            dns: Default::default(),
+                            sql_password: None,
+                            mi_password: None,
+                            mi_token: None,
+                        }
+                    }
+                };
+                args.apply(&mut profile);
+                profile.dns_servers()?;
+                profile.load_secrets()?;
+                Ok(checks::run(&profile).await)
+            }
+        }
+    })?;
+    print(&report, args.format);
+    Ok(ExitCode::from(report.summary.exit_code))
+}
+
+fn print(report: &Report, format: Format) {
+    let text = match format {
+        Format::Table => report::table(report),
+        Format::Json => report::json(report),
+        Format::Markdown => report::markdown(report),
+    };
+    println!("{}", text.trim_end());
+}
+
+/// `milink checks`: every check ID, from the same list the checks use.
+pub fn list(json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(checks::CHECKS)?);
+    } else {
+        for c in checks::CHECKS {
+            println!("{:<28} {:<13} {}  {}", c.id, c.family, c.title, c.doc_url);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

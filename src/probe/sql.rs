@@ -1,0 +1,227 @@
+//! A SQL session to one side (tiberius), with timeouts on the login and on every
+//! query, and rows turned into plain records.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+use tiberius::{AuthMethod, Client, ColumnData, Config, EncryptionLevel};
+use tokio::net::TcpStream;
+use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
+
+use crate::profile::Secret;
+
+#[derive(Clone)]
+pub enum Auth {
+    Sql {
+        user: String,
+        password: Secret,
+    },
+    /// An Azure AD access token (managed instance).
+    Token(Secret),
+}
+
+#[derive(Clone)]
+pub struct Target {
+    /// Name the TLS certificate must carry.
+    pub name: String,
+    pub addr: SocketAddr,
+    pub auth: Auth,
+    pub ca_cert: Option<PathBuf>,
+    pub trust_server_certificate: bool,
+    pub strict: bool,
+}
+
+/// A failed login or query, as the server or the network said it.
+#[derive(Debug, Clone)]
+pub struct SqlFailure {
+    pub code: Option<u32>,
+    pub message: String,
+    pub timed_out: bool,
+}
+
+impl SqlFailure {
+    fn from(e: tiberius::error::Error) -> SqlFailure {
+        match e {
+            tiberius::error::Error::Server(t) => {
+                SqlFailure { code: Some(t.code()), message: t.message().to_string(), timed_out: false }
+            }
+            other => SqlFailure { code: None, message: other.to_string(), timed_out: false },
+        }
+    }
+
+    fn timeout(what: &str, t: Duration) -> SqlFailure {
+        SqlFailure { code: None, message: format!("{what}: no answer within {t:?}"), timed_out: true }
+    }
+}
+
+pub type Record = BTreeMap<String, Value>;
+
+/// Datetimes in records: `2026-11-22 05:27:03.123` (UTC as the server keeps it).
+pub const DATETIME: &[time::format_description::BorrowedFormatItem<'_>] =
+    time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second].[subsecond digits:3]");
+
+/// Parses a record's datetime (fractional seconds optional).
+pub fn datetime(s: &str) -> Option<time::PrimitiveDateTime> {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::PrimitiveDateTime::parse(s.split('.').next()?, fmt).ok()
+}
+
+pub struct Session {
+    client: Client<Compat<TcpStream>>,
+    timeout: Duration,
+    /// Set when the server routed the login (managed instance Redirect policy).
+    pub routed_to: Option<(String, u16)>,
+}
+
+fn config(t: &Target, port: u16) -> Config {
+    let mut c = Config::new();
+    c.host(&t.name);
+    c.port(port);
+    c.application_name("milink");
+    match &t.auth {
+        Auth::Sql { user, password } => c.authentication(AuthMethod::sql_server(user, password.expose())),
+        Auth::Token(token) => c.authentication(AuthMethod::aad_token(token.expose())),
+    }
+    c.encryption(if t.strict { EncryptionLevel::Strict } else { EncryptionLevel::Required });
+    if t.trust_server_certificate {
+        c.trust_cert();
+    } else if let Some(ca) = &t.ca_cert {
+        c.trust_cert_ca(ca.display().to_string());
+    }
+    c
+}
+
+async fn connect(
+    t: &Target,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<Client<Compat<TcpStream>>, tiberius::error::Error> {
+    let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr)).await.map_err(|_| {
+        tiberius::error::Error::Io { kind: std::io::ErrorKind::TimedOut, message: "TCP connect".into() }
+    })??;
+    tcp.set_nodelay(true)?;
+    match tokio::time::timeout(timeout, Client::connect(config(t, addr.port()), tcp.compat_write())).await {
+        Ok(r) => r,
+        Err(_) => Err(tiberius::error::Error::Io { kind: std::io::ErrorKind::TimedOut, message: "login".into() }),
+    }
+}
+
+/// Logs in, following one routing redirect.
+pub async fn login(t: &Target, timeout: Duration) -> Result<Session, SqlFailure> {
+    match connect(t, t.addr, timeout).await {
+        Ok(client) => Ok(Session { client, timeout, routed_to: None }),
+        Err(tiberius::error::Error::Routing { host, port }) => {
+            let addr = match host.parse::<std::net::IpAddr>() {
+                Ok(ip) => SocketAddr::new(ip, port),
+                Err(_) => {
+                    tokio::net::lookup_host((host.as_str(), port)).await.ok().and_then(|mut a| a.next()).ok_or_else(
+                        || SqlFailure {
+                            code: None,
+                            message: format!("redirect to {host}:{port} does not resolve"),
+                            timed_out: false,
+                        },
+                    )?
+                }
+            };
+            let client = connect(t, addr, timeout).await.map_err(|e| timed(e, "login after redirect", timeout))?;
+            Ok(Session { client, timeout, routed_to: Some((host, port)) })
+        }
+        Err(e) => Err(timed(e, "login", timeout)),
+    }
+}
+
+fn timed(e: tiberius::error::Error, what: &str, t: Duration) -> SqlFailure {
+    match &e {
+        tiberius::error::Error::Io { kind: std::io::ErrorKind::TimedOut, .. } => SqlFailure::timeout(what, t),
+        _ => SqlFailure::from(e),
+    }
+}
+
+impl Session {
+    /// Runs one batch and returns its first result set.
+    pub async fn rows(&mut self, sql: &str) -> Result<Vec<Record>, SqlFailure> {
+        let run = async {
+            let stream = self.client.simple_query(sql).await?;
+            let rows = stream.into_first_result().await?;
+            Ok::<_, tiberius::error::Error>(rows.iter().map(record).collect())
+        };
+        match tokio::time::timeout(self.timeout, run).await {
+            Ok(r) => r.map_err(SqlFailure::from),
+            Err(_) => Err(SqlFailure::timeout("query", self.timeout)),
+        }
+    }
+}
+
+fn record(row: &tiberius::Row) -> Record {
+    let names: Vec<String> = row.columns().iter().map(|c| c.name().to_ascii_lowercase()).collect();
+    row.cells().zip(names).map(|((_, data), name)| (name, cell(data))).collect()
+}
+
+fn hex(b: &[u8]) -> String {
+    let mut s = String::with_capacity(2 + b.len() * 2);
+    s.push_str("0x");
+    for x in b {
+        s.push_str(&format!("{x:02X}"));
+    }
+    s
+}
+
+fn cell(data: &ColumnData<'static>) -> Value {
+    use tiberius::FromSql;
+    match data {
+        ColumnData::U8(v) => v.map(Value::from).unwrap_or(Value::Null),
+        ColumnData::I16(v) => v.map(Value::from).unwrap_or(Value::Null),
+        ColumnData::I32(v) => v.map(Value::from).unwrap_or(Value::Null),
+        ColumnData::I64(v) => v.map(Value::from).unwrap_or(Value::Null),
+        ColumnData::F32(v) => v.map(|f| Value::from(f as f64)).unwrap_or(Value::Null),
+        ColumnData::F64(v) => v.map(Value::from).unwrap_or(Value::Null),
+        ColumnData::Bit(v) => v.map(Value::from).unwrap_or(Value::Null),
+        ColumnData::String(v) => v.as_ref().map(|s| Value::from(s.to_string())).unwrap_or(Value::Null),
+        ColumnData::Guid(v) => v.map(|g| Value::from(g.to_string().to_uppercase())).unwrap_or(Value::Null),
+        ColumnData::Binary(v) => v.as_ref().map(|b| Value::from(hex(b))).unwrap_or(Value::Null),
+        ColumnData::Numeric(v) => v.map(|n| Value::from(n.to_string())).unwrap_or(Value::Null),
+        ColumnData::DateTime(_) | ColumnData::SmallDateTime(_) | ColumnData::DateTime2(_) => {
+            match time::PrimitiveDateTime::from_sql(data) {
+                Ok(Some(t)) => Value::from(t.format(DATETIME).unwrap_or_default()),
+                _ => Value::Null,
+            }
+        }
+        other => Value::from(format!("{other:?}")),
+    }
+}
+
+/// Readers for a record's fields.
+pub trait Fields {
+    fn str(&self, k: &str) -> Option<&str>;
+    fn int(&self, k: &str) -> Option<i64>;
+    fn flag(&self, k: &str) -> Option<bool>;
+}
+
+impl Fields for Record {
+    fn str(&self, k: &str) -> Option<&str> {
+        self.get(k)?.as_str()
+    }
+    fn int(&self, k: &str) -> Option<i64> {
+        match self.get(k)? {
+            Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+            Value::Bool(b) => Some(*b as i64),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+    fn flag(&self, k: &str) -> Option<bool> {
+        match self.get(k)? {
+            Value::Bool(b) => Some(*b),
+            _ => self.int(k).map(|i| i != 0),
+        }
+    }
+}
+
+/// `0x3082…` back to bytes.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim().trim_start_matches("0x").trim_start_matches("0X");
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}

@@ -1,0 +1,109 @@
+//! Every scenario through `milink check --lab <file> --format json`, compared
+//! with its `[expect]`: the exit code, and exactly the warn/fail/error findings
+//! it names (skips that follow from them are not compared unless named).
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+fn needs_topology(f: &std::path::Path) -> bool {
+    let s = milink::lab::scenario::Scenario::load(f).unwrap();
+    s.network.faults.iter().any(|x| x.action == milink::lab::scenario::FaultAction::Unreachable)
+}
+
+struct Outcome {
+    exit: i32,
+    report: Value,
+}
+
+fn check_with(file: &std::path::Path, extra: &[&str]) -> Outcome {
+    let out = Command::new(env!("CARGO_BIN_EXE_milink"))
+        .args(["check", "--format", "json"])
+        .args(extra)
+        .arg("--lab")
+        .arg(file)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{}: not JSON ({e}): {}", file.display(), String::from_utf8_lossy(&out.stderr)));
+    Outcome { exit: out.status.code().unwrap_or(-1), report }
+}
+
+fn check(file: &std::path::Path) -> Outcome {
+    check_with(file, &[])
+}
+
+fn problems(report: &Value) -> BTreeSet<(String, String)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| matches!(f["severity"].as_str(), Some("warn" | "fail" | "error")))
+        .map(|f| (f["id"].as_str().unwrap().to_string(), f["severity"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[test]
+fn every_scenario_gets_the_findings_it_expects() {
+    let mut files: Vec<_> = std::fs::read_dir(scenario_path(""))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    // Scenarios with `unreachable` faults need topology mode: see below.
+    files.retain(|f| !needs_topology(f));
+    // Each scenario is its own process and lab: run them side by side.
+    let runs: Vec<_> = files.into_iter().map(|f| std::thread::spawn(move || (f.clone(), check(&f)))).collect();
+    let mut failures = Vec::new();
+    for run in runs {
+        let (f, o) = run.join().unwrap();
+        let s = milink::lab::scenario::Scenario::load(&f).unwrap();
+        let name = f.file_name().unwrap().to_string_lossy().to_string();
+        if let Some(code) = s.expect.get("exit_code").and_then(|v| v.as_integer())
+            && i64::from(o.exit) != code
+        {
+            failures.push(format!("{name}: exit {} (expected {code}); problems {:?}", o.exit, problems(&o.report)));
+        }
+        if let Some(want) = s.expect.get("findings").and_then(|v| v.as_array()) {
+            let want: BTreeSet<(String, String)> = want
+                .iter()
+                .map(|w| (w["id"].as_str().unwrap().to_string(), w["severity"].as_str().unwrap().to_string()))
+                .collect();
+            let all: BTreeSet<(String, String)> = o.report["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| (f["id"].as_str().unwrap().to_string(), f["severity"].as_str().unwrap().to_string()))
+                .collect();
+            let missing: Vec<_> = want.difference(&all).collect();
+            let extra: Vec<_> = problems(&o.report).into_iter().filter(|p| !want.contains(p)).collect();
+            if !missing.is_empty() || !extra.is_empty() {
+                failures.push(format!("{name}: missing {missing:?}, unexpected {extra:?}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+/// In topology mode milink runs in its own namespace: a fault between the two
+/// sides leaves milink's own view alone, and `unreachable` is an ICMP error.
+#[test]
+fn topology_mode_checks_see_per_direction_faults() {
+    if !can_run_topology() {
+        return;
+    }
+    let o = check_with(&scenario_path("mi-unreachable.toml"), &["--topology"]);
+    let p = problems(&o.report);
+    assert!(p.contains(&("network-mi-1433".into(), "fail".into())), "{p:?}");
+    let f = o.report["findings"].as_array().unwrap().iter().find(|f| f["id"] == "network-mi-5022").unwrap();
+    assert_eq!(f["evidence"]["outcome"], "host_unreachable");
+    assert_eq!(f["evidence"]["address"], "203.0.113.10:5022");
+
+    // MI → SQL 5022 is blocked, but not from milink's host: its own probes pass.
+    let o = check_with(&scenario_path("disconnected-sql-inbound-blocked.toml"), &["--topology"]);
+    assert!(!problems(&o.report).iter().any(|(id, _)| id.starts_with("network-")), "{:?}", problems(&o.report));
+}
