@@ -18,6 +18,7 @@ fn login(id: &'static str, side: Side, s: &SideEvidence) -> Finding {
             };
             match e.code {
                 Some(18456) => f.remedy("Login failed: check the login name and password (or token), and that the login exists and is enabled."),
+                Some(18470) => f.remedy("The login is disabled: ALTER LOGIN [<login>] ENABLE;"),
                 Some(4060) => f.remedy("The login cannot open its default database: give it one that exists (ALTER LOGIN … WITH DEFAULT_DATABASE = [master])."),
                 _ => f,
             }

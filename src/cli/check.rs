@@ -122,7 +122,7 @@ fn lab_profile(lab: &Lab, scenario: &Scenario) -> Profile {
             host: s.fqdn.clone(),
             user: Some(s.user.clone()),
             endpoint_host: scenario.sql_server.endpoint.as_ref().and_then(|e| e.url_host.clone()),
-            endpoint_port: scenario.sql_server.endpoint.as_ref().map(|e| e.port),
+            endpoint_port: scenario.plan.endpoint_port.or(scenario.sql_server.endpoint.as_ref().map(|e| e.port)),
             ca_cert: Some(s.ca_cert.clone().into()),
             ..Default::default()
         },
@@ -130,9 +130,14 @@ fn lab_profile(lab: &Lab, scenario: &Scenario) -> Profile {
             fqdn: m.fqdn.clone(),
             user: Some(m.user.clone()),
             ca_cert: Some(m.ca_cert.clone().into()),
+            failback: scenario.plan.failback,
             ..Default::default()
         },
-        databases: scenario.sql_server.databases.iter().map(|d| d.name.clone()).collect(),
+        databases: scenario
+            .plan
+            .databases
+            .clone()
+            .unwrap_or_else(|| scenario.sql_server.databases.iter().map(|d| d.name.clone()).collect()),
         thresholds: Default::default(),
         dns: crate::profile::DnsSection {
             servers: vec![format!("{}:{}", lab.info.dns.host, lab.info.dns.port)],

@@ -35,7 +35,7 @@ pub struct EndpointCert {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("certificate generation failed: {0}")]
+#[error("certificate generation failed")]
 pub struct CertError(#[from] rcgen::Error);
 
 impl LabCa {

@@ -102,19 +102,19 @@ pub struct LabInfo {
 pub enum LabError {
     #[error(transparent)]
     Scenario(#[from] scenario::ScenarioError),
-    #[error("building the catalogs: {0}")]
+    #[error("building the catalogs")]
     Catalog(#[from] CatalogError),
-    #[error("making certificates: {0}")]
+    #[error("making certificates")]
     Cert(#[from] certs::CertError),
-    #[error("TLS setup: {0}")]
+    #[error("TLS setup")]
     Tls(#[from] rustls::Error),
     #[error("DNS zone: {0}")]
     Dns(String),
-    #[error("binding {what} on {addr}: {source}")]
+    #[error("binding {what} on {addr}")]
     Bind { what: String, addr: SocketAddr, source: io::Error },
     #[error("{0} needs topology mode (root; milink lab up --topology)")]
     NeedsTopology(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] io::Error),
 }
 
@@ -249,6 +249,7 @@ impl Lab {
                 user: side.login.user.clone(),
                 password: side.login.password.clone(),
                 accept_access_token: side.login.aad_token.unwrap_or(side.is_managed_instance()),
+                login_disabled: side.login.disabled,
                 redirect,
                 fault: side.tds.fault,
             };
@@ -287,7 +288,8 @@ impl Lab {
             let endpoint = match &side.endpoint {
                 Some(ep) => {
                     let addr = SocketAddr::new(ip, ep.port);
-                    let behaviour = loopback_fault(ep.port).unwrap_or(ep.listener);
+                    let own = if ep.present { ep.listener } else { scenario::Listener::Refused };
+                    let behaviour = loopback_fault(ep.port).unwrap_or(own);
                     let l = net
                         .within(place, || listener::bind(addr, behaviour, ep.slow_ms))?
                         .map_err(|source| LabError::Bind { what: "mirroring endpoint".into(), addr, source })?;

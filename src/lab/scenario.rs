@@ -27,6 +27,9 @@ pub struct Scenario {
     pub dns: Dns,
     #[serde(default)]
     pub network: Network,
+    /// What the DBA plans for the link, as `check --lab` puts it in the profile.
+    #[serde(default)]
+    pub plan: Plan,
     /// What later issues assert; the lab only keeps it.
     #[serde(default)]
     pub expect: toml::Table,
@@ -114,6 +117,9 @@ pub struct Login {
     pub view_server_state: bool,
     #[serde(default = "yes")]
     pub sysadmin: bool,
+    /// The login exists but is disabled: every login attempt gets 18470.
+    #[serde(default)]
+    pub disabled: bool,
     /// Accept an Azure AD access token (FEDAUTH). Managed instance default.
     #[serde(default)]
     pub aad_token: Option<bool>,
@@ -126,6 +132,7 @@ impl Default for Login {
             password: default_password(),
             view_server_state: true,
             sysadmin: true,
+            disabled: false,
             aad_token: None,
         }
     }
@@ -198,6 +205,9 @@ pub enum Listener {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Endpoint {
+    /// `false`: no endpoint at all (nothing in the catalog, nothing on the port).
+    #[serde(default = "yes")]
+    pub present: bool,
     #[serde(default = "default_endpoint_name")]
     pub name: String,
     #[serde(default = "default_endpoint_port")]
@@ -368,6 +378,20 @@ pub struct Seeding {
     pub database_mb: i64,
 }
 
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// The link will fail back to SQL Server (needs the matching MI update policy).
+    #[serde(default)]
+    pub failback: bool,
+    /// The endpoint port the endpoint URL will use (default: the endpoint's own).
+    #[serde(default)]
+    pub endpoint_port: Option<u16>,
+    /// Databases to check (default: every user database of SQL Server).
+    #[serde(default)]
+    pub databases: Option<Vec<String>>,
+}
+
 /// Faults between the sides. In topology mode they are nftables rules per
 /// direction and port; in loopback mode a fault applies to the target listener
 /// whoever connects, and `unreachable` is not available.
@@ -476,7 +500,7 @@ fn parse_offset(s: &str) -> Result<When, String> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
-    #[error("cannot read scenario {path}: {source}")]
+    #[error("cannot read scenario {path}")]
     Read { path: String, source: std::io::Error },
     #[error("{path}:{line}:{column}: {message}")]
     Invalid { path: String, line: usize, column: usize, message: String },
@@ -570,6 +594,19 @@ impl Scenario {
             if needs_value && r.value.is_none() {
                 return Err(format!("dns.records `{}`: type {} needs a value", r.name, r.kind));
             }
+            // The lab must never send a client to a real address: only loopback
+            // and the documentation ranges may be handed out.
+            if matches!(kind.as_str(), "A" | "AAAA") {
+                let ip: std::net::IpAddr = r.value.as_deref().unwrap_or("").parse().map_err(|_| {
+                    format!("dns.records `{}`: `{}` is not an address", r.name, r.value.as_deref().unwrap_or(""))
+                })?;
+                if !lab_safe(ip) {
+                    return Err(format!(
+                        "dns.records `{}`: {ip} is outside 127.0.0.0/8, 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, ::1 and 2001:db8::/32; the lab hands out no other address",
+                        r.name
+                    ));
+                }
+            }
             if !matches!(r.view.as_str(), "all" | "sql_server" | "managed_instance") {
                 return Err(format!("dns.records `{}`: view must be all, sql_server or managed_instance", r.name));
             }
@@ -594,6 +631,14 @@ impl Side {
     /// (major, minor, build, revision)
     pub fn version_parts(&self) -> (u32, u32, u32, u32) {
         parse_version(&self.version).expect("validated")
+    }
+}
+
+/// Addresses the lab may hand out: loopback and the documentation ranges.
+pub fn lab_safe(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v) => v.is_loopback() || v.is_documentation(),
+        std::net::IpAddr::V6(v) => v.is_loopback() || (v.segments()[0] == 0x2001 && v.segments()[1] == 0xdb8),
     }
 }
 
@@ -790,6 +835,14 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(err.starts_with("x.toml:4:") && err.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn dns_records_never_point_at_real_addresses() {
+        let base = "extends = \"healthy.toml\"\ndescription = \"x\"\n[[dns.records]]\nname = \"a.lab\"\ntype = \"A\"\n";
+        assert!(Scenario::parse(&format!("{base}value = \"203.0.113.7\"\n"), "x").is_ok());
+        let err = Scenario::parse(&format!("{base}value = \"20.50.1.2\"\n"), "x").unwrap_err().to_string();
+        assert!(err.contains("hands out no other address"), "{err}");
     }
 
     #[test]

@@ -47,9 +47,9 @@ pub struct Catalog {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("{0}")]
+    #[error(transparent)]
     Cert(#[from] certs::CertError),
-    #[error("sqlite: {0}")]
+    #[error("sqlite")]
     Sqlite(#[from] rusqlite::Error),
     #[error("{side}.rows.\"{table}\": {message}")]
     Row { side: String, table: String, message: String },
@@ -270,7 +270,11 @@ impl Builder<'_> {
         set("IsIntegratedSecurityOnly", int(0));
         set("@@VERSION", text(version_text));
 
-        let endpoint_cert = input.own.endpoint_cert(side).map(|c| c.der.clone());
+        let endpoint_cert = input
+            .own
+            .endpoint_cert(side)
+            .filter(|_| side.endpoint.as_ref().is_some_and(|e| e.present))
+            .map(|c| c.der.clone());
         let log_space = side.databases.iter().map(|d| (d.name.clone(), d.log_size_mb, d.log_used_percent)).collect();
         Ok(Facts {
             server_name: side.name.clone(),
@@ -280,7 +284,7 @@ impl Builder<'_> {
             properties: p,
             certs,
             endpoint_cert,
-            endpoint_cert_auth: side.endpoint.as_ref().is_some_and(|e| e.auth.contains("CERTIFICATE")),
+            endpoint_cert_auth: side.endpoint.as_ref().is_some_and(|e| e.present && e.auth.contains("CERTIFICATE")),
             errorlog: side
                 .errorlog
                 .iter()
@@ -315,7 +319,7 @@ impl Builder<'_> {
                 self.insert("sys.tcp_endpoints", &r)?;
             }
         }
-        let Some(ep) = &side.endpoint else {
+        let Some(ep) = side.endpoint.as_ref().filter(|e| e.present) else {
             return Ok(());
         };
         let state = match ep.state.to_ascii_uppercase().as_str() {

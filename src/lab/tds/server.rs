@@ -34,6 +34,7 @@ pub struct TdsConfig {
     pub user: String,
     pub password: String,
     pub accept_access_token: bool,
+    pub login_disabled: bool,
     pub redirect: Option<(String, u16)>,
     pub fault: Option<TdsFault>,
 }
@@ -197,6 +198,17 @@ fn login_reply(cfg: &TdsConfig, login: &login7::Login, packet_size: usize) -> (V
     };
     if !authenticated {
         fail(&mut t, None);
+        return (t.finish(), None);
+    }
+    if cfg.login_disabled && login.access_token.is_none() {
+        let e = SqlError::new(
+            18470,
+            14,
+            1,
+            format!("Login failed for user '{}'. Reason: The account is disabled.", login.user),
+        );
+        t.error(&e, server);
+        t.done(0xFD, DONE_ERROR, 0, 0);
         return (t.finish(), None);
     }
     let database = if login.database.is_empty() { "master".to_string() } else { login.database.clone() };
