@@ -127,7 +127,44 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
 
 #[cfg(test)]
 mod tests {
-    use super::is_public;
+    use super::*;
+    use crate::checks::collect::{SideEvidence, Sql};
+
+    fn resolution(name: &str, os: Answer, server: Answer) -> Resolution {
+        Resolution {
+            name: name.into(),
+            os: Some(os),
+            servers: vec![("192.0.2.53:53".parse().unwrap(), server)],
+            chosen: None,
+            pinned: false,
+        }
+    }
+
+    #[test]
+    fn a_hosts_file_override_shows_as_disagreement() {
+        let p: Profile = toml::from_str(
+            "databases = []\n[sql_server]\nhost = \"sql.lab\"\n[managed_instance]\nfqdn = \"mi.lab\"\n[dns]\nservers = [\"192.0.2.53\"]\n",
+        )
+        .unwrap();
+        let a = |ip: &str| Answer::Addresses { addresses: vec![ip.parse().unwrap()] };
+        let side = || SideEvidence { tds_port: 1433, tls: None, sql: Sql::Skipped("test".into()) };
+        let ev = Evidence {
+            sql_name: resolution("sql.lab", a("198.51.100.10"), a("198.51.100.10")),
+            // The hosts file pins the MI name elsewhere than DNS does.
+            mi_name: resolution("mi.lab", a("192.0.2.99"), a("203.0.113.10")),
+            endpoint_name: None,
+            probes: vec![],
+            redirect: None,
+            sql: side(),
+            mi: side(),
+        };
+        let mut out = Vec::new();
+        evaluate(&ev, &p, &mut out);
+        let f = out.iter().find(|f| f.id == "dns-resolvers-agree").unwrap();
+        assert_eq!(f.severity, Severity::Warn);
+        assert_eq!(f.evidence["mi.lab via OS"], "192.0.2.99");
+        assert_eq!(f.evidence["mi.lab via 192.0.2.53:53"], "203.0.113.10");
+    }
 
     #[test]
     fn documentation_and_private_ranges_are_not_public() {

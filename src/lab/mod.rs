@@ -203,8 +203,11 @@ impl Lab {
             let topology = netns::Topology::create(&scenario.network.faults)?;
             return Lab::start_on(scenario, Net::topology(topology)).await;
         }
-        if let Some(f) = scenario.network.faults.iter().find(|f| f.action == scenario::FaultAction::Unreachable) {
-            return Err(LabError::NeedsTopology(format!("an `unreachable` fault to {}", f.to)));
+        if let Some(f) = scenario.network.faults.iter().find(|f| f.needs_topology()) {
+            return Err(LabError::NeedsTopology(format!(
+                "the fault to {} ({:?}, ports {:?}-{:?})",
+                f.to, f.action, f.port, f.port_to
+            )));
         }
         let mut last = None;
         for _ in 0..8 {

@@ -215,8 +215,10 @@ fn nft_rule(f: &Fault) -> String {
     };
     m.push_str(&format!("ip daddr {dst} "));
     m.push_str("meta l4proto tcp ");
-    if let Some(p) = f.port {
-        m.push_str(&format!("tcp dport {p} "));
+    match (f.port, f.port_to) {
+        (Some(p), Some(to)) => m.push_str(&format!("tcp dport {p}-{to} ")),
+        (Some(p), None) => m.push_str(&format!("tcp dport {p} ")),
+        _ => {}
     }
     m.push_str(match f.action {
         FaultAction::Filtered => "drop",
@@ -236,11 +238,19 @@ mod tests {
             from: "managed_instance".into(),
             to: "sql_server".into(),
             port: Some(5022),
+            port_to: None,
             action: FaultAction::Filtered,
         };
         assert_eq!(nft_rule(&f), "ip saddr 203.0.113.0/24 ip daddr 198.51.100.10 meta l4proto tcp tcp dport 5022 drop");
-        let f =
-            Fault { from: "any".into(), to: "managed_instance".into(), port: None, action: FaultAction::Unreachable };
+        let f = Fault {
+            from: "any".into(),
+            to: "managed_instance".into(),
+            port: None,
+            port_to: None,
+            action: FaultAction::Unreachable,
+        };
         assert_eq!(nft_rule(&f), "ip daddr 203.0.113.10 meta l4proto tcp reject with icmp type host-unreachable");
+        let f = Fault { port: Some(11100), port_to: Some(11999), action: FaultAction::Filtered, ..f };
+        assert!(nft_rule(&f).contains("tcp dport 11100-11999 drop"));
     }
 }

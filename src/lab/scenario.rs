@@ -413,7 +413,17 @@ pub struct Fault {
     /// All TCP ports when absent.
     #[serde(default)]
     pub port: Option<u16>,
+    /// With `port`, the last port of a range (topology mode only).
+    #[serde(default)]
+    pub port_to: Option<u16>,
     pub action: FaultAction,
+}
+
+impl Fault {
+    /// Loopback mode cannot make these: an ICMP error, or a port range.
+    pub fn needs_topology(&self) -> bool {
+        self.action == FaultAction::Unreachable || self.port_to.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -11,7 +11,7 @@ use crate::support::*;
 
 fn needs_topology(f: &std::path::Path) -> bool {
     let s = milink::lab::scenario::Scenario::load(f).unwrap();
-    s.network.faults.iter().any(|x| x.action == milink::lab::scenario::FaultAction::Unreachable)
+    s.network.faults.iter().any(|x| x.needs_topology())
 }
 
 struct Outcome {
@@ -103,7 +103,33 @@ fn topology_mode_checks_see_per_direction_faults() {
     assert_eq!(f["evidence"]["outcome"], "host_unreachable");
     assert_eq!(f["evidence"]["address"], "203.0.113.10:5022");
 
+    // The redirect range, dropped beyond the node port in use.
+    let o = check_with(&scenario_path("mi-redirect-range-blocked.toml"), &["--topology"]);
+    assert!(problems(&o.report).contains(&("network-mi-redirect".into(), "fail".into())), "{:?}", problems(&o.report));
+
     // MI → SQL 5022 is blocked, but not from milink's host: its own probes pass.
     let o = check_with(&scenario_path("disconnected-sql-inbound-blocked.toml"), &["--topology"]);
     assert!(!problems(&o.report).iter().any(|(id, _)| id.starts_with("network-")), "{:?}", problems(&o.report));
+}
+
+/// Every check has a scenario that makes it warn or fail, except those that are
+/// recommendations by design or that need the OS resolver (unit-tested).
+#[test]
+fn every_check_has_a_scenario_that_trips_it() {
+    let by_design = ["instance-sql-trace-flags", "database-tde", "dns-resolvers-agree"];
+    let mut tripped = BTreeSet::new();
+    for e in std::fs::read_dir(scenario_path("")).unwrap() {
+        let s = milink::lab::scenario::Scenario::load(&e.unwrap().path()).unwrap();
+        for f in s.expect.get("findings").and_then(|v| v.as_array()).into_iter().flatten() {
+            if matches!(f["severity"].as_str(), Some("warn" | "fail" | "error")) {
+                tripped.insert(f["id"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    let missing: Vec<_> = milink::checks::CHECKS
+        .iter()
+        .map(|c| c.id)
+        .filter(|id| !tripped.contains(*id) && !by_design.contains(id))
+        .collect();
+    assert!(missing.is_empty(), "no scenario trips {missing:?}");
 }

@@ -2,7 +2,6 @@
 
 use std::process::Command;
 
-use milink::lab::scenario::FaultAction;
 use milink::lab::scenario::Scenario;
 use milink::lab::{Lab, Mode};
 
@@ -26,7 +25,7 @@ async fn every_scenario_starts_a_lab() {
         let s = Scenario::load(&f).unwrap_or_else(|e| panic!("{e}"));
         assert!(!s.description.trim().is_empty(), "{}", f.display());
         assert!(!s.expect.is_empty(), "{} has an [expect] table", f.display());
-        let needs_topology = s.network.faults.iter().any(|f| f.action == FaultAction::Unreachable);
+        let needs_topology = s.network.faults.iter().any(|f| f.needs_topology());
         if needs_topology && !can_run_topology() {
             continue;
         }
