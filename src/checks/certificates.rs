@@ -60,7 +60,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
                         .ev("subject", c.str("subject").unwrap_or(""));
                     if pvt != "MK" {
                         f = f.severity(Severity::Fail).remedy(format!(
-                            "The private key must be encrypted by the master key: ALTER CERTIFICATE {} WITH PRIVATE KEY (ENCRYPTION BY … ) or recreate the certificate after CREATE MASTER KEY.",
+                            "The private key must be encrypted by the database master key: USE [master]; ALTER CERTIFICATE {} WITH PRIVATE KEY (DECRYPTION BY PASSWORD = N'<current password>'); -- without ENCRYPTION BY PASSWORD it is re-encrypted by the master key",
                             quote(name)
                         ));
                     } else if name.contains('\\') {

@@ -1,0 +1,178 @@
+//! `milink check` and `milink checks` through the CLI: formats, exit codes,
+//! profiles and secrets, bad input.
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::support::*;
+
+fn milink() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_milink"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+#[test]
+fn readme_lists_every_check() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let out = milink().args(["checks", "--json"]).output().unwrap();
+    let checks: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(checks.len(), milink::checks::CHECKS.len());
+    for c in checks {
+        let row = format!(
+            "| `{}` | {} | [{}]({}) |",
+            c["id"].as_str().unwrap(),
+            c["family"].as_str().unwrap(),
+            c["title"].as_str().unwrap(),
+            c["doc_url"].as_str().unwrap()
+        );
+        assert!(readme.contains(&row), "README lacks: {row}");
+    }
+}
+
+#[test]
+fn healthy_lab_exits_0_in_every_format() {
+    for format in ["table", "json", "markdown"] {
+        let out = milink().args(["check", "--lab", "scenarios/healthy.toml", "--format", format]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{format}: {}", String::from_utf8_lossy(&out.stdout));
+        let text = String::from_utf8(out.stdout).unwrap();
+        match format {
+            "json" => {
+                let r: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(r["schema_version"], 1);
+                assert_eq!(r["summary"]["warn"], 0);
+                assert_eq!(r["summary"]["fail"], 0);
+            }
+            "markdown" => assert!(text.starts_with("# milink report") && text.contains("| pass | `login-sql` |")),
+            _ => assert!(text.contains("checks: ") && text.contains("tls-sql-certificate")),
+        }
+        assert!(!text.contains("Lab-Only-Passw0rd"), "the password never reaches a report");
+    }
+}
+
+#[test]
+fn markdown_for_a_ticket_carries_the_quoted_fix() {
+    let out = milink()
+        .args(["check", "--lab", "scenarios/databases-not-ready.toml", "--format", "markdown"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("## Needs attention"));
+    assert!(text.contains("ALTER DATABASE [Simple] SET RECOVERY FULL;"), "{text}");
+}
+
+#[test]
+fn profile_mode_reads_the_password_from_the_environment() {
+    // A lab as another process, and a profile a DBA would write for it.
+    let mut lab =
+        milink().args(["lab", "up", "--json", "scenarios/healthy.toml"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(lab.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let info: Value = serde_json::from_str(&line).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("link.toml");
+    let side = |s: &str| info[s].clone();
+    std::fs::write(
+        &profile,
+        format!(
+            "databases = [\"SalesDB\"]\n[sql_server]\nhost = \"{}\"\naddress = \"{}\"\nuser = \"milink\"\nca_cert = \"{}\"\n[managed_instance]\nfqdn = \"{}\"\naddress = \"{}\"\nuser = \"milink\"\nca_cert = \"{}\"\n",
+            side("sql_server")["fqdn"].as_str().unwrap(),
+            side("sql_server")["host"].as_str().unwrap(),
+            side("sql_server")["ca_cert"].as_str().unwrap(),
+            side("managed_instance")["fqdn"].as_str().unwrap(),
+            side("managed_instance")["host"].as_str().unwrap(),
+            side("managed_instance")["ca_cert"].as_str().unwrap(),
+        ),
+    )
+    .unwrap();
+    let run = |sql_pw: &str| {
+        milink()
+            .args(["check", "--format", "json", "--profile"])
+            .arg(&profile)
+            .env("MILINK_SQL_PASSWORD", sql_pw)
+            .env("MILINK_MI_PASSWORD", "Lab-Only-Passw0rd")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let ok = run("Lab-Only-Passw0rd");
+    let r: Value = serde_json::from_slice(&ok.stdout).unwrap();
+    let find = |r: &Value, id: &str| r["findings"].as_array().unwrap().iter().find(|f| f["id"] == id).unwrap().clone();
+    assert_eq!(find(&r, "login-sql")["severity"], "pass");
+    assert_eq!(find(&r, "dns-sql-host")["severity"], "info", "address pinned: not resolved");
+
+    let wrong = run("not-the-password");
+    assert_eq!(wrong.status.code(), Some(2));
+    let r: Value = serde_json::from_slice(&wrong.stdout).unwrap();
+    let login = find(&r, "login-sql");
+    assert_eq!((login["severity"].as_str(), login["evidence"]["error_number"].as_i64()), (Some("fail"), Some(18456)));
+    assert_eq!(find(&r, "endpoint-sql-present")["severity"], "skip");
+    assert!(!String::from_utf8_lossy(&wrong.stdout).contains("not-the-password"));
+    let _ = Command::new("kill").args(["-TERM", &lab.id().to_string()]).status();
+    let _ = lab.wait();
+}
+
+#[test]
+fn bad_input_is_exit_3_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[sql_server]\nhost = \"a\"\nhots = 1\n[managed_instance]\nfqdn = \"b\"\n").unwrap();
+    let out = milink().arg("check").arg("--profile").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:3") && err.contains("hots"), "{err}");
+
+    let out = milink().args(["check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--profile"));
+
+    let out = milink().args(["check", "--lab", "scenarios/healthy.toml", "--format", "yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+}
+
+/// Volatile values (addresses, ports, times, dates) replaced, so the JSON
+/// shape and every stable value are compared.
+fn stable(mut v: Value) -> Value {
+    const VOLATILE: [&str; 14] = [
+        "address",
+        "rtt_ms",
+        "days_left",
+        "expiry_date",
+        "not_after",
+        "last_full_backup",
+        "last_log_backup",
+        "hours_ago",
+        "answers",
+        "endpoint_host",
+        "detail",
+        "imported_expiry",
+        "error",
+        "result",
+    ];
+    for f in v["findings"].as_array_mut().unwrap() {
+        for (k, val) in f["evidence"].as_object_mut().unwrap() {
+            if VOLATILE.contains(&k.as_str()) {
+                *val = Value::String("[filtered]".into());
+            }
+        }
+        if let Some(r) = f.get_mut("remedy").and_then(|r| r.as_str().map(String::from)) {
+            // A remedy may carry a certificate's bytes, which are new each run.
+            let cut = r.find("0x3082").map(|i| format!("{}0x[der]", &r[..i])).unwrap_or(r);
+            f["remedy"] = Value::String(cut);
+        }
+    }
+    v
+}
+
+#[test]
+fn json_report_snapshot() {
+    let out = milink()
+        .args(["check", "--lab", "scenarios/certificates-not-exchanged.toml", "--format", "json"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    insta::assert_json_snapshot!("certificates-not-exchanged", stable(v));
+}
