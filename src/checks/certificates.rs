@@ -58,6 +58,12 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
                         .ev("name", name)
                         .ev("pvt_key_encryption_type", pvt)
                         .ev("subject", c.str("subject").unwrap_or(""));
+                    // The DER itself (CERTENCODED), read with x509-parser.
+                    if let Some(info) = der(c).as_deref().and_then(crate::probe::tls::describe) {
+                        f = f
+                            .ev("key", format!("{} {}", info.key_algorithm, info.key_bits))
+                            .ev("signature", info.signature_algorithm);
+                    }
                     if pvt != "MK" {
                         f = f.severity(Severity::Fail).remedy(format!(
                             "The private key must be encrypted by the database master key: USE [master]; ALTER CERTIFICATE {} WITH PRIVATE KEY (DECRYPTION BY PASSWORD = N'<current password>'); -- without ENCRYPTION BY PASSWORD it is re-encrypted by the master key",

@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use crate::checks;
 use crate::lab::scenario::Scenario;
 use crate::lab::{Lab, Mode};
-use crate::profile::{ManagedInstanceSection, Profile, Secret, SqlServerSection};
+use crate::profile::{ManagedInstanceSection, Profile, SqlServerSection};
 use crate::report::{self, Report};
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -114,42 +114,6 @@ impl CheckArgs {
     }
 }
 
-/// A profile for a running lab, as a DBA would write it for those servers.
-fn lab_profile(lab: &Lab, scenario: &Scenario) -> Profile {
-    let (s, m) = (&lab.info.sql_server, &lab.info.managed_instance);
-    Profile {
-        sql_server: SqlServerSection {
-            host: s.fqdn.clone(),
-            user: Some(s.user.clone()),
-            endpoint_host: scenario.sql_server.endpoint.as_ref().and_then(|e| e.url_host.clone()),
-            endpoint_port: scenario.plan.endpoint_port.or(scenario.sql_server.endpoint.as_ref().map(|e| e.port)),
-            ca_cert: Some(s.ca_cert.clone().into()),
-            ..Default::default()
-        },
-        managed_instance: ManagedInstanceSection {
-            fqdn: m.fqdn.clone(),
-            user: Some(m.user.clone()),
-            ca_cert: Some(m.ca_cert.clone().into()),
-            failback: scenario.plan.failback,
-            ..Default::default()
-        },
-        databases: scenario
-            .plan
-            .databases
-            .clone()
-            .unwrap_or_else(|| scenario.sql_server.databases.iter().map(|d| d.name.clone()).collect()),
-        thresholds: Default::default(),
-        dns: crate::profile::DnsSection {
-            servers: vec![format!("{}:{}", lab.info.dns.host, lab.info.dns.port)],
-            // The lab's names exist only in its own DNS server.
-            os_resolver: false,
-        },
-        sql_password: Some(Secret::new(s.password.clone())),
-        mi_password: Some(Secret::new(m.password.clone())),
-        mi_token: None,
-    }
-}
-
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let report = rt.block_on(async {
@@ -160,7 +124,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
                 let lab = Lab::start_in(&scenario, mode)
                     .await
                     .with_context(|| format!("starting the lab for {}", path.display()))?;
-                let mut profile = lab_profile(&lab, &scenario);
+                let mut profile = lab.profile(&scenario);
                 args.apply(&mut profile);
                 // milink runs where the lab's host is: in topology mode, its namespace.
                 let report = lab.on_host(move || async move { checks::run(&profile).await }).await?;

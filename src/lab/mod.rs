@@ -58,6 +58,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::profile::{DnsSection, ManagedInstanceSection, Profile, Secret, SqlServerSection};
 use scenario::Side;
 use tds::server::TdsConfig;
 
@@ -334,6 +335,42 @@ impl Lab {
             _dns: dns,
             net,
         })
+    }
+
+    /// A profile for a running lab, as a DBA would write it for those servers.
+    pub fn profile(&self, scenario: &Scenario) -> Profile {
+        let (s, m) = (&self.info.sql_server, &self.info.managed_instance);
+        Profile {
+            sql_server: SqlServerSection {
+                host: s.fqdn.clone(),
+                user: Some(s.user.clone()),
+                endpoint_host: scenario.sql_server.endpoint.as_ref().and_then(|e| e.url_host.clone()),
+                endpoint_port: scenario.plan.endpoint_port.or(scenario.sql_server.endpoint.as_ref().map(|e| e.port)),
+                ca_cert: Some(s.ca_cert.clone().into()),
+                ..Default::default()
+            },
+            managed_instance: ManagedInstanceSection {
+                fqdn: m.fqdn.clone(),
+                user: Some(m.user.clone()),
+                ca_cert: Some(m.ca_cert.clone().into()),
+                failback: scenario.plan.failback,
+                ..Default::default()
+            },
+            databases: scenario
+                .plan
+                .databases
+                .clone()
+                .unwrap_or_else(|| scenario.sql_server.databases.iter().map(|d| d.name.clone()).collect()),
+            thresholds: Default::default(),
+            dns: DnsSection {
+                servers: vec![format!("{}:{}", self.info.dns.host, self.info.dns.port)],
+                // The lab's names exist only in its own DNS server.
+                os_resolver: false,
+            },
+            sql_password: Some(Secret::new(s.password.clone())),
+            mi_password: Some(Secret::new(m.password.clone())),
+            mi_token: None,
+        }
     }
 
     /// A TCP connection made from inside a side (its address, its namespace), as

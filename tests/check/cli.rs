@@ -6,7 +6,6 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-
 fn milink() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_milink"));
     c.current_dir(env!("CARGO_MANIFEST_DIR"));

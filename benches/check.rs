@@ -1,0 +1,80 @@
+//! `cargo bench --bench check`: wall time of the full pre-flight report.
+//! Targets (issue 3): healthy < 1 s; every port filtered with a 2 s timeout
+//! < 2.5 s; ten databases no more than twice one database.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use milink::checks;
+use milink::lab::Lab;
+use milink::lab::scenario::Scenario;
+
+fn median(mut v: Vec<Duration>) -> (Duration, Duration, Duration) {
+    v.sort();
+    (v[0], v[v.len() / 2], v[v.len() - 1])
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+async fn time(scenario: &Scenario, runs: usize) -> (Duration, Duration, Duration) {
+    let lab = Lab::start(scenario).await.unwrap();
+    let profile = lab.profile(scenario);
+    let mut v = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let report = checks::run(&profile).await;
+        v.push(t.elapsed());
+        assert!(!report.findings.is_empty());
+    }
+    median(v)
+}
+
+fn main() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let load = |f: &str| Scenario::load(&dir.join(f)).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (min, med, max) = time(&load("healthy.toml"), 20).await;
+        println!(
+            "healthy, full report        min {:7.1} ms  median {:7.1} ms  max {:7.1} ms",
+            ms(min),
+            ms(med),
+            ms(max)
+        );
+
+        let t = Instant::now();
+        let s = load("healthy.toml");
+        let lab = Lab::start(&s).await.unwrap();
+        checks::run(&lab.profile(&s)).await;
+        println!("healthy, lab start + report {:7.1} ms", ms(t.elapsed()));
+
+        let (min, med, max) = time(&load("all-filtered.toml"), 3).await;
+        println!(
+            "every port filtered, 2 s    min {:7.1} ms  median {:7.1} ms  max {:7.1} ms",
+            ms(min),
+            ms(med),
+            ms(max)
+        );
+
+        // Ten databases: the healthy scenario with nine more, each backed up.
+        let mut text = std::fs::read_to_string(dir.join("healthy.toml")).unwrap();
+        for i in 1..10 {
+            text.push_str(&format!(
+                "\n[[sql_server.databases]]\nname = \"Db{i}\"\n[[sql_server.backups]]\ndatabase = \"Db{i}\"\n"
+            ));
+        }
+        let ten = Scenario::parse(&text, "ten-databases").unwrap();
+        assert_eq!(ten.sql_server.databases.len(), 10);
+        let (_, one, _) = time(&load("healthy.toml"), 20).await;
+        let (_, many, _) = time(&ten, 20).await;
+        println!(
+            "one database {:6.1} ms, ten databases {:6.1} ms: ratio {:.2}",
+            ms(one),
+            ms(many),
+            many.as_secs_f64() / one.as_secs_f64()
+        );
+    });
+}
