@@ -48,12 +48,7 @@ fn problems(report: &Value) -> BTreeSet<(String, String)> {
 
 #[test]
 fn every_scenario_gets_the_findings_it_expects() {
-    let mut files: Vec<_> = std::fs::read_dir(scenario_path(""))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    files.sort();
+    let mut files = scenario_files();
     // Scenarios with `unreachable` faults need topology mode: see below.
     files.retain(|f| !needs_topology(f));
     // Each scenario is its own process and lab: run them side by side.
@@ -118,8 +113,8 @@ fn topology_mode_checks_see_per_direction_faults() {
 fn every_check_has_a_scenario_that_trips_it() {
     let by_design = ["instance-sql-trace-flags", "database-tde", "dns-resolvers-agree"];
     let mut tripped = BTreeSet::new();
-    for e in std::fs::read_dir(scenario_path("")).unwrap() {
-        let s = milink::lab::scenario::Scenario::load(&e.unwrap().path()).unwrap();
+    for f in scenario_files() {
+        let s = milink::lab::scenario::Scenario::load(&f).unwrap();
         for f in s.expect.get("findings").and_then(|v| v.as_array()).into_iter().flatten() {
             if matches!(f["severity"].as_str(), Some("warn" | "fail" | "error")) {
                 tripped.insert(f["id"].as_str().unwrap().to_string());

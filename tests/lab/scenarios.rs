@@ -14,12 +14,7 @@ fn milink(args: &[&str]) -> std::process::Output {
 #[tokio::test]
 async fn every_scenario_starts_a_lab() {
     init();
-    let mut files: Vec<_> = std::fs::read_dir(scenario_path(""))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    files.sort();
+    let files = scenario_files();
     assert!(files.len() >= 20, "one scenario per fault family");
     for f in files {
         let s = Scenario::load(&f).unwrap_or_else(|e| panic!("{e}"));
