@@ -113,6 +113,28 @@ fn timeout() -> Duration {
     Duration::from_secs(2)
 }
 
+/// Probes that change something on a server, temporarily: off unless asked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbesSection {
+    /// Test each direction from the servers themselves with a temporary SQL
+    /// Agent job (Test-NetConnection), deleted afterwards.
+    #[serde(default)]
+    pub agent_jobs: bool,
+    #[serde(default = "job_wait", with = "humantime_serde")]
+    pub job_wait: Duration,
+}
+
+impl Default for ProbesSection {
+    fn default() -> Self {
+        ProbesSection { agent_jobs: false, job_wait: job_wait() }
+    }
+}
+
+fn job_wait() -> Duration {
+    Duration::from_secs(90)
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DnsSection {
@@ -146,6 +168,8 @@ pub struct Profile {
     pub thresholds: Thresholds,
     #[serde(default)]
     pub dns: DnsSection,
+    #[serde(default)]
+    pub probes: ProbesSection,
     /// Secrets, filled by `load_secrets` (or by `--lab`), never from the file itself.
     #[serde(skip)]
     pub sql_password: Option<Secret>,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
+use crate::probe::agent;
 use crate::probe::dns::{self, Answer};
 use crate::probe::sql::{self, Auth, Record, SqlFailure, Target};
 use crate::probe::tcp::{self, Probe};
@@ -47,6 +48,8 @@ pub enum Sql {
 pub struct Facts {
     pub queries: BTreeMap<&'static str, Result<Vec<Record>, SqlFailure>>,
     pub routed_to: Option<(String, u16)>,
+    /// The Agent-job probe from this server to the other side's endpoint.
+    pub job: Option<Result<agent::JobProbe, agent::ProbeError>>,
 }
 
 impl Facts {
@@ -186,8 +189,12 @@ pub async fn collect(p: &Profile) -> Evidence {
             None => (id, None),
         }
     }));
-    let sql_side = side(p, true, sql_name.chosen.map(|ip| SocketAddr::new(ip, sql_port)));
-    let mi_side = side(p, false, mi_name.chosen.map(|ip| SocketAddr::new(ip, mi_port)));
+    // Where each server's own probe job aims: the other side's mirroring endpoint.
+    let sql_endpoint = p.sql_server.endpoint_host.clone().or(sql_ep_ip.map(|ip| ip.to_string()));
+    let sql_side =
+        side(p, true, sql_name.chosen.map(|ip| SocketAddr::new(ip, sql_port)), Some((mi_host.clone(), 5022)));
+    let mi_side =
+        side(p, false, mi_name.chosen.map(|ip| SocketAddr::new(ip, mi_port)), sql_endpoint.map(|h| (h, ep_port)));
     let (probes, sql, mi) = tokio::join!(probes, sql_side, mi_side);
     // The redirect range only matters when the managed instance routed our login.
     let redirect = match (&mi.sql, mi_name.chosen) {
@@ -219,7 +226,7 @@ async fn sweep_redirect(ip: IpAddr, t: Duration) -> Vec<Probe> {
     out
 }
 
-async fn side(p: &Profile, is_sql: bool, addr: Option<SocketAddr>) -> SideEvidence {
+async fn side(p: &Profile, is_sql: bool, addr: Option<SocketAddr>, job_target: Option<(String, u16)>) -> SideEvidence {
     let t = p.thresholds.timeout;
     let (name, ca, trust, auth, tds_port) = if is_sql {
         let s = &p.sql_server;
@@ -267,6 +274,11 @@ async fn side(p: &Profile, is_sql: bool, addr: Option<SocketAddr>) -> SideEviden
                         if stalled {
                             break;
                         }
+                    }
+                    if p.probes.agent_jobs
+                        && let Some((host, port)) = &job_target
+                    {
+                        facts.job = Some(agent::tnc(&mut session, host, *port, p.probes.job_wait).await);
                     }
                     Sql::Facts(facts)
                 }

@@ -82,5 +82,67 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
         ),
     };
     out.push(f.done());
-    let _ = p;
+
+    for (id, s, from) in
+        [("network-mi-to-sql-5022", &ev.mi, "the managed instance"), ("network-sql-to-mi-5022", &ev.sql, "SQL Server")]
+    {
+        out.push(job(id, s, from, p));
+    }
+}
+
+/// One direction, as the server's own Agent job saw it.
+fn job(id: &'static str, s: &super::collect::SideEvidence, from: &str, p: &Profile) -> Finding {
+    use crate::probe::agent::ProbeError;
+    if !p.probes.agent_jobs {
+        return F::skip(
+            id,
+            Side::Link,
+            format!(
+                "not asked: --job-probes tests this from {from} itself (a temporary SQL Agent job, deleted afterwards)"
+            ),
+        )
+        .done();
+    }
+    let Sql::Facts(f) = &s.sql else {
+        return F::skip(id, Side::Link, format!("no session to {from} to run the job from")).done();
+    };
+    let Some(result) = &f.job else {
+        return F::skip(id, Side::Link, "no target for the job").done();
+    };
+    let remedy = if id == "network-mi-to-sql-5022" {
+        "Open inbound TCP 5022 on SQL Server from the whole managed instance subnet (host firewall and every firewall between), and outbound 5022 in the managed instance subnet's NSG."
+    } else {
+        "Open outbound TCP 5022 and 11000-11999 from SQL Server to the managed instance subnet, and inbound in its NSG."
+    };
+    match result {
+        Ok(j) => {
+            let f = F::new(id, Side::Link, Severity::Pass)
+                .ev("target", format!("{}:{}", j.target, j.port))
+                .ev("remote_address", j.remote_address.clone().unwrap_or_default())
+                .ev("job", j.job.clone())
+                .ev("waited_ms", j.waited_ms as u64);
+            match j.succeeded {
+                Some(true) => f,
+                Some(false) => f.severity(Severity::Fail).ev("TcpTestSucceeded", false).remedy(remedy),
+                None => f.severity(Severity::Error).ev("output", j.output.clone()),
+            }
+            .done()
+        }
+        Err(ProbeError::NoPowerShell) => F::new(id, Side::Link, Severity::Info)
+            .ev(
+                "note",
+                format!(
+                    "{from} runs SQL Server on Linux: Agent has no PowerShell job steps; milink's own probes stand in"
+                ),
+            )
+            .done(),
+        Err(ProbeError::Sql(e)) => F::new(id, Side::Link, Severity::Error).ev("error", e.message.clone()).done(),
+        Err(ProbeError::TimedOut { job, waited }) => F::new(id, Side::Link, Severity::Error)
+            .ev("job", job.clone())
+            .ev("note", format!("the job did not finish within {waited:?}; it was deleted"))
+            .done(),
+        Err(ProbeError::Interrupted) => {
+            F::new(id, Side::Link, Severity::Error).ev("note", "interrupted; the job was deleted").done()
+        }
+    }
 }

@@ -68,6 +68,13 @@ pub struct CheckArgs {
     /// Log in even when a TLS certificate does not verify (it is still reported).
     #[arg(long)]
     trust_server_certificate: bool,
+    /// Test each direction from the servers themselves with a temporary SQL Agent
+    /// job (created, run, and deleted).
+    #[arg(long)]
+    job_probes: bool,
+    /// How long to wait for a probe job, e.g. 90s.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    job_wait: Option<Duration>,
 }
 
 /// A flag given on the command line overrides the profile.
@@ -107,6 +114,12 @@ impl CheckArgs {
         if !self.dns_servers.is_empty() {
             p.dns.servers = self.dns_servers.clone();
         }
+        if self.job_probes {
+            p.probes.agent_jobs = true;
+        }
+        if let Some(w) = self.job_wait {
+            p.probes.job_wait = w;
+        }
         if self.trust_server_certificate {
             p.sql_server.trust_server_certificate = true;
             p.managed_instance.trust_server_certificate = true;
@@ -145,6 +158,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
                             databases: vec![],
                             thresholds: Default::default(),
                             dns: Default::default(),
+                            probes: Default::default(),
                             sql_password: None,
                             mi_password: None,
                             mi_token: None,

@@ -99,6 +99,16 @@ impl Zone {
         Ok(Zone { entries, sources })
     }
 
+    /// The first IPv4 address `name` leads to in `view` (for the lab's own
+    /// programs, such as Agent's Test-NetConnection).
+    pub fn resolve(&self, view: View, name: &str) -> Option<std::net::IpAddr> {
+        let records = self.records(view, &fqdn(name).ok()?, RecordType::A).ok()?;
+        records.iter().find_map(|r| match &r.data {
+            RData::A(a) => Some(std::net::IpAddr::V4(a.0)),
+            _ => None,
+        })
+    }
+
     fn lookup(&self, view: View, name: &Name) -> Vec<&Entry> {
         self.entries.iter().filter(|e| e.views.contains(&view) && &e.name == name).collect()
     }
@@ -138,7 +148,7 @@ impl Zone {
 }
 
 pub struct Handler {
-    zone: Zone,
+    zone: std::sync::Arc<Zone>,
 }
 
 #[async_trait::async_trait]
@@ -194,7 +204,7 @@ impl Drop for DnsServer {
 
 /// UDP and TCP on the same port. Sockets are made synchronously, so that in
 /// topology mode they can be made inside the router's namespace.
-pub fn start(addr: SocketAddr, zone: Zone) -> std::io::Result<DnsServer> {
+pub fn start(addr: SocketAddr, zone: std::sync::Arc<Zone>) -> std::io::Result<DnsServer> {
     let udp = std::net::UdpSocket::bind(addr)?;
     udp.set_nonblocking(true)?;
     let addr = udp.local_addr()?;

@@ -1,6 +1,7 @@
 //! `milink lab`: stand-ins on loopback that speak the real protocols, built
 //! from a scenario file.
 
+pub mod agent;
 pub mod catalog;
 pub mod certs;
 pub mod dns;
@@ -164,7 +165,7 @@ struct Net {
     sql: IpAddr,
     mi: IpAddr,
     dns: SocketAddr,
-    topology: Option<netns::Topology>,
+    topology: Option<Arc<netns::Topology>>,
 }
 
 impl Net {
@@ -181,7 +182,7 @@ impl Net {
             sql: IpAddr::V4(netns::SQL),
             mi: IpAddr::V4(netns::MI),
             dns: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 53),
-            topology: Some(t),
+            topology: Some(Arc::new(t)),
         }
     }
 
@@ -230,6 +231,14 @@ impl Lab {
         std::fs::write(&ca_path, &ca.pem)?;
 
         let (sql_catalog, mi_catalog) = build_catalogs(scenario, now, &net.sql.to_string())?;
+        let zone = Arc::new(
+            dns::Zone::new(
+                &[(&scenario.sql_server.fqdn, net.sql), (&scenario.managed_instance.fqdn, net.mi)],
+                &scenario.dns.records,
+                vec![(net.sql, dns::View::SqlServer), (net.mi, dns::View::ManagedInstance)],
+            )
+            .map_err(LabError::Dns)?,
+        );
         let mut tasks = Vec::new();
         let mut listeners = Vec::new();
         let mut infos = Vec::new();
@@ -241,6 +250,18 @@ impl Lab {
             let identity = ca.server_identity(&side.fqdn, side.tds.certificate)?;
             let (tls_prelogin, tls_strict) = tds::tls_configs(&identity)?;
             let catalog = Arc::new(Mutex::new(catalog));
+            let view = if place == netns::Place::SqlServer { dns::View::SqlServer } else { dns::View::ManagedInstance };
+            let names = zone.clone();
+            let agent = agent::Agent {
+                catalog: Arc::downgrade(&catalog),
+                from: ip,
+                place,
+                topology: net.topology.clone(),
+                resolve: Arc::new(move |name: &str| names.resolve(view, name)),
+                handle: tokio::runtime::Handle::current(),
+                server: side.name.clone(),
+            };
+            catalog.lock().unwrap_or_else(|p| p.into_inner()).agent = Some(Arc::new(agent));
             let (major, minor, build, _) = side.version_parts();
             let cfg = |redirect: Option<(String, u16)>| TdsConfig {
                 server_name: side.name.clone(),
@@ -305,15 +326,10 @@ impl Lab {
             };
             infos.push(side_info(side, ip, &ca_path, endpoint));
         }
-        let zone = dns::Zone::new(
-            &[(&scenario.sql_server.fqdn, net.sql), (&scenario.managed_instance.fqdn, net.mi)],
-            &scenario.dns.records,
-            vec![(net.sql, dns::View::SqlServer), (net.mi, dns::View::ManagedInstance)],
-        )
-        .map_err(LabError::Dns)?;
+
         let dns_addr = net.dns;
         let dns = net
-            .within(netns::Place::Router, || dns::start(dns_addr, zone))?
+            .within(netns::Place::Router, || dns::start(dns_addr, zone.clone()))?
             .map_err(|source| LabError::Bind { what: "DNS".into(), addr: dns_addr, source })?;
         let dns_info = match mode {
             Mode::Topology => DnsInfo { host: netns::ROUTER_HOST_SIDE.to_string(), port: dns.addr.port() },
@@ -362,6 +378,7 @@ impl Lab {
                 .clone()
                 .unwrap_or_else(|| scenario.sql_server.databases.iter().map(|d| d.name.clone()).collect()),
             thresholds: Default::default(),
+            probes: Default::default(),
             dns: DnsSection {
                 servers: vec![format!("{}:{}", self.info.dns.host, self.info.dns.port)],
                 // The lab's names exist only in its own DNS server.

@@ -34,6 +34,8 @@ pub struct Facts {
     pub view_server_state: bool,
     pub sysadmin: bool,
     pub collation: String,
+    /// Agent has no PowerShell subsystem on Linux.
+    pub linux: bool,
 }
 
 pub struct Catalog {
@@ -43,6 +45,8 @@ pub struct Catalog {
     pub current_db: Arc<AtomicI64>,
     /// Tables this server has (a 2016 server has no sys.dm_os_host_info…).
     pub tables: Vec<&'static schema::Table>,
+    /// Runs Agent jobs (set once the lab knows the side's network).
+    pub agent: Option<Arc<dyn crate::lab::agent::Runner>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +140,7 @@ pub fn build(input: BuildInput<'_>) -> Result<Catalog, CatalogError> {
     let facts = b.materialise(&input)?;
     let current_db = Arc::new(AtomicI64::new(1));
     crate::lab::sql::functions::register(&db, &facts, current_db.clone())?;
-    Ok(Catalog { db, facts, tables, current_db })
+    Ok(Catalog { db, facts, tables, current_db, agent: None })
 }
 
 const LOG_SPACE: &str = "sys.dm_db_log_space_usage";
@@ -296,6 +300,7 @@ impl Builder<'_> {
             view_server_state: side.login.view_server_state,
             sysadmin: side.login.sysadmin,
             collation: side.collation.clone(),
+            linux: side.host.platform.eq_ignore_ascii_case("Linux"),
         })
     }
 

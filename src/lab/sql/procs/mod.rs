@@ -5,27 +5,23 @@ use rusqlite::types::Value;
 use super::{Output, ResultSet, Session, SqlError, SqlType};
 use crate::lab::catalog::Catalog;
 
+mod jobs;
+
 const DBCC_DONE: &str = "DBCC execution completed. If DBCC printed error messages, contact your system administrator.";
 
 /// System procedures that exist on a real server but that the lab's read-only
 /// login may not run: they answer with a permission error, not 2812.
-const KNOWN_DENIED: &[&str] = &[
-    "sp_add_job",
-    "sp_add_jobstep",
-    "sp_add_jobserver",
-    "sp_start_job",
-    "sp_delete_job",
-    "sp_validate_certificate_ca_chain",
-    "sp_configure",
-];
+const KNOWN_DENIED: &[&str] = &["sp_validate_certificate_ca_chain", "sp_configure"];
 
-type Args = [(Option<String>, Value)];
+const JOB_PROCS: &[&str] = &["sp_add_job", "sp_add_jobstep", "sp_add_jobserver", "sp_start_job", "sp_delete_job"];
 
-fn arg<'a>(args: &'a Args, pos: usize, name: &str) -> Option<&'a Value> {
+pub(super) type Args = [(Option<String>, Value)];
+
+pub(super) fn arg<'a>(args: &'a Args, pos: usize, name: &str) -> Option<&'a Value> {
     args.iter().find(|(n, _)| n.as_deref() == Some(name)).map(|(_, v)| v).or_else(|| args.get(pos).map(|(_, v)| v))
 }
 
-fn as_int(v: Option<&Value>) -> Option<i64> {
+pub(super) fn as_int(v: Option<&Value>) -> Option<i64> {
     match v? {
         Value::Integer(i) => Some(*i),
         Value::Text(t) => t.trim().parse().ok(),
@@ -33,7 +29,7 @@ fn as_int(v: Option<&Value>) -> Option<i64> {
     }
 }
 
-fn as_text(v: Option<&Value>) -> Option<String> {
+pub(super) fn as_text(v: Option<&Value>) -> Option<String> {
     match v? {
         Value::Text(t) => Some(t.clone()),
         Value::Integer(i) => Some(i.to_string()),
@@ -129,6 +125,24 @@ pub fn execute(catalog: &Catalog, session: &mut Session, proc: &str, args: &Args
             out.extend(super::execute_batch(catalog, &mut inner, &sql));
             session.database = inner.database;
             out.push(Output::ReturnStatus(0));
+        }
+        s if JOB_PROCS.contains(&s) => {
+            if !facts.sysadmin {
+                out.push(Output::Error(SqlError::new(
+                    229,
+                    14,
+                    5,
+                    format!("The EXECUTE permission was denied on the object '{s}', database 'msdb', schema 'dbo'."),
+                )));
+                return;
+            }
+            match jobs::execute(catalog, s, args) {
+                Ok(mut o) => {
+                    out.append(&mut o);
+                    out.push(Output::ReturnStatus(0));
+                }
+                Err(e) => out.push(Output::Error(e)),
+            }
         }
         s if KNOWN_DENIED.contains(&s) || s.starts_with("sp_add_") => out.push(Output::Error(SqlError::new(
             229,
