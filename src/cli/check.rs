@@ -186,9 +186,14 @@ fn print(report: &Report, format: Format) {
 }
 
 /// `milink checks`: every check ID, from the same list the checks use.
-pub fn list(json: bool) -> anyhow::Result<ExitCode> {
+pub fn list(json: bool, markdown: bool) -> anyhow::Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(checks::CHECKS)?);
+    } else if markdown {
+        println!("| id | family | what it checks |\n|---|---|---|");
+        for c in checks::CHECKS {
+            println!("| `{}` | {} | [{}]({}) |", c.id, c.family, c.title, c.doc_url);
+        }
     } else {
         for c in checks::CHECKS {
             println!("{:<28} {:<13} {}  {}", c.id, c.family, c.title, c.doc_url);

@@ -30,6 +30,9 @@ enum Command {
     Checks {
         #[arg(long)]
         json: bool,
+        /// The README's table.
+        #[arg(long, conflicts_with = "json")]
+        markdown: bool,
     },
     /// Stand-ins for SQL Server and a managed instance, driven by scenario files.
     Lab {
@@ -58,7 +61,7 @@ pub fn main() -> ExitCode {
     let result = match args.command {
         Command::Lab { command } => lab::run(command),
         Command::Check(args) => check::run(*args),
-        Command::Checks { json } => check::list(json),
+        Command::Checks { json, markdown } => check::list(json, markdown),
     };
     match result {
         Ok(code) => code,

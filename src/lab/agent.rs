@@ -29,13 +29,16 @@ pub trait Runner: Send + Sync {
     fn start(self: Arc<Self>, job_id: String, steps: Vec<Step>);
 }
 
+/// A side's name lookup.
+pub type Resolve = Arc<dyn Fn(&str) -> Option<IpAddr> + Send + Sync>;
+
 pub struct Agent {
     pub catalog: Weak<Mutex<Catalog>>,
     pub from: IpAddr,
     pub place: Place,
     pub topology: Option<Arc<Topology>>,
     /// Names as this side's DNS answers them.
-    pub resolve: Arc<dyn Fn(&str) -> Option<IpAddr> + Send + Sync>,
+    pub resolve: Resolve,
     pub handle: tokio::runtime::Handle,
     pub server: String,
 }
@@ -91,7 +94,7 @@ impl Agent {
     async fn connect(&self, to: SocketAddr) -> bool {
         let from = self.from;
         let socket = match &self.topology {
-            Some(t) => t.within(self.place, &self.handle, || tokio::net::TcpSocket::new_v4()),
+            Some(t) => t.within(self.place, &self.handle, tokio::net::TcpSocket::new_v4),
             None => Ok(tokio::net::TcpSocket::new_v4()),
         };
         let Ok(Ok(socket)) = socket else { return false };

@@ -59,7 +59,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::profile::{DnsSection, ManagedInstanceSection, Profile, Secret, SqlServerSection};
+use crate::profile::{DnsSection, ManagedInstanceSection, ProbesSection, Profile, Secret, SqlServerSection};
 use scenario::Side;
 use tds::server::TdsConfig;
 
@@ -378,7 +378,7 @@ impl Lab {
                 .clone()
                 .unwrap_or_else(|| scenario.sql_server.databases.iter().map(|d| d.name.clone()).collect()),
             thresholds: Default::default(),
-            probes: Default::default(),
+            probes: ProbesSection { agent_jobs: scenario.plan.job_probes, ..Default::default() },
             dns: DnsSection {
                 servers: vec![format!("{}:{}", self.info.dns.host, self.info.dns.port)],
                 // The lab's names exist only in its own DNS server.

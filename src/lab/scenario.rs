@@ -390,6 +390,9 @@ pub struct Plan {
     /// Databases to check (default: every user database of SQL Server).
     #[serde(default)]
     pub databases: Option<Vec<String>>,
+    /// Test each direction with temporary Agent jobs (`--job-probes`).
+    #[serde(default)]
+    pub job_probes: bool,
 }
 
 /// Faults between the sides. In topology mode they are nftables rules per

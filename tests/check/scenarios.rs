@@ -108,7 +108,11 @@ fn topology_mode_checks_see_per_direction_faults() {
 
     // MI → SQL 5022 is blocked, but not from milink's host: its own probes pass.
     let o = check_with(&scenario_path("disconnected-sql-inbound-blocked.toml"), &["--topology"]);
-    assert!(!problems(&o.report).iter().any(|(id, _)| id.starts_with("network-")), "{:?}", problems(&o.report));
+    // Each direction is its own finding: only MI → SQL fails.
+    let network: BTreeSet<_> = problems(&o.report).into_iter().filter(|(id, _)| id.starts_with("network-")).collect();
+    assert_eq!(network, BTreeSet::from([("network-mi-to-sql-5022".to_string(), "fail".to_string())]));
+    let back = o.report["findings"].as_array().unwrap().iter().find(|f| f["id"] == "network-sql-to-mi-5022").unwrap();
+    assert_eq!(back["severity"], "pass");
 }
 
 /// Every check has a scenario that makes it warn or fail, except those that are
