@@ -64,7 +64,7 @@ use scenario::Side;
 use tds::server::TdsConfig;
 
 /// What a client needs to reach one side; the first line of `lab up --json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct SideInfo {
     pub host: String,
     pub port: u16,
@@ -78,7 +78,7 @@ pub struct SideInfo {
     pub redirect_port: Option<u16>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct EndpointInfo {
     pub host: String,
     pub port: u16,

@@ -6,6 +6,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
+use crate::support::*;
+
 fn milink() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_milink"));
     c.current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -62,30 +64,62 @@ fn markdown_for_a_ticket_carries_the_quoted_fix() {
     assert!(text.contains("ALTER DATABASE [Simple] SET RECOVERY FULL;"), "{text}");
 }
 
+/// A lab in another process, and a profile a DBA would write for its servers.
+struct LabWithProfile {
+    lab: std::process::Child,
+    info: Value,
+    profile: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl LabWithProfile {
+    fn start(scenario: &str, extra: &str) -> LabWithProfile {
+        let mut lab = milink().args(["lab", "up", "--json", scenario]).stdout(Stdio::piped()).spawn().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(lab.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let info: Value = serde_json::from_str(&line).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let profile = dir.path().join("link.toml");
+        let side = |s: &str, k: &str| info[s][k].as_str().unwrap().to_string();
+        std::fs::write(
+            &profile,
+            format!(
+                "databases = [\"SalesDB\"]\n[sql_server]\nhost = \"{}\"\naddress = \"{}\"\nuser = \"milink\"\nca_cert = \"{}\"\n[managed_instance]\nfqdn = \"{}\"\naddress = \"{}\"\nuser = \"milink\"\nca_cert = \"{}\"\n{extra}",
+                side("sql_server", "fqdn"),
+                side("sql_server", "host"),
+                side("sql_server", "ca_cert"),
+                side("managed_instance", "fqdn"),
+                side("managed_instance", "host"),
+                side("managed_instance", "ca_cert"),
+            ),
+        )
+        .unwrap();
+        LabWithProfile { lab, info, profile, _dir: dir }
+    }
+
+    fn check(&self, args: &[&str]) -> Command {
+        let mut c = milink();
+        c.args(["check", "--format", "json", "--profile"])
+            .arg(&self.profile)
+            .args(args)
+            .env("MILINK_SQL_PASSWORD", "Lab-Only-Passw0rd")
+            .env("MILINK_MI_PASSWORD", "Lab-Only-Passw0rd")
+            .stdin(Stdio::null());
+        c
+    }
+}
+
+impl Drop for LabWithProfile {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.lab.id().to_string()]).status();
+        let _ = self.lab.wait();
+    }
+}
+
 #[test]
 fn profile_mode_reads_the_password_from_the_environment() {
-    // A lab as another process, and a profile a DBA would write for it.
-    let mut lab =
-        milink().args(["lab", "up", "--json", "scenarios/healthy.toml"]).stdout(Stdio::piped()).spawn().unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(lab.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let info: Value = serde_json::from_str(&line).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let profile = dir.path().join("link.toml");
-    let side = |s: &str| info[s].clone();
-    std::fs::write(
-        &profile,
-        format!(
-            "databases = [\"SalesDB\"]\n[sql_server]\nhost = \"{}\"\naddress = \"{}\"\nuser = \"milink\"\nca_cert = \"{}\"\n[managed_instance]\nfqdn = \"{}\"\naddress = \"{}\"\nuser = \"milink\"\nca_cert = \"{}\"\n",
-            side("sql_server")["fqdn"].as_str().unwrap(),
-            side("sql_server")["host"].as_str().unwrap(),
-            side("sql_server")["ca_cert"].as_str().unwrap(),
-            side("managed_instance")["fqdn"].as_str().unwrap(),
-            side("managed_instance")["host"].as_str().unwrap(),
-            side("managed_instance")["ca_cert"].as_str().unwrap(),
-        ),
-    )
-    .unwrap();
+    let l = LabWithProfile::start("scenarios/healthy.toml", "");
+    let profile = l.profile.clone();
     let run = |sql_pw: &str| {
         milink()
             .args(["check", "--format", "json", "--profile"])
@@ -109,8 +143,34 @@ fn profile_mode_reads_the_password_from_the_environment() {
     assert_eq!((login["severity"].as_str(), login["evidence"]["error_number"].as_i64()), (Some("fail"), Some(18456)));
     assert_eq!(find(&r, "endpoint-sql-present")["severity"], "skip");
     assert!(!String::from_utf8_lossy(&wrong.stdout).contains("not-the-password"));
-    let _ = Command::new("kill").args(["-TERM", &lab.id().to_string()]).status();
-    let _ = lab.wait();
+}
+
+#[tokio::test]
+async fn a_killed_probe_leaves_a_job_that_the_next_run_removes() {
+    // MI → SQL 5022 dropped: the managed instance's probe job waits for its timeout.
+    let l = LabWithProfile::start("scenarios/disconnected-sql-inbound-blocked.toml", "");
+    let mi: milink::lab::SideInfo = serde_json::from_value(l.info["managed_instance"].clone()).unwrap();
+    let jobs = || async {
+        let mut c = connect(&mi).await;
+        let rows = query(&mut c, "SELECT name FROM msdb.dbo.sysjobs WHERE name LIKE N'milink-probe-%'").await.unwrap();
+        rows.len()
+    };
+    let mut run = l.check(&["--job-probes"]).stdout(Stdio::null()).spawn().unwrap();
+    let mut seen = 0;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        seen = jobs().await;
+        if seen > 0 {
+            break;
+        }
+    }
+    assert!(seen > 0, "the probe job exists while milink waits");
+    run.kill().unwrap(); // SIGKILL, in the middle of the wait: no cleanup runs
+    run.wait().unwrap();
+    assert!(jobs().await > 0, "a killed run leaves its job behind");
+    let again = l.check(&["--job-probes"]).output().unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert_eq!(jobs().await, 0, "the rerun removed the leftover and its own job");
 }
 
 #[test]
