@@ -3,6 +3,7 @@
 
 pub mod checks;
 pub mod cli;
+pub mod diagnose;
 pub mod lab;
 pub mod probe;
 pub mod profile;

@@ -82,10 +82,8 @@ pub struct Evidence {
     pub mi: SideEvidence,
 }
 
-const SQL_QUERIES: &[(&str, &str)] = &[
-    (
-        "props",
-        "SELECT CAST(SERVERPROPERTY('ProductVersion') AS nvarchar(128)) AS version, \
+/// Queries shared by both sides.
+const PROPS: &str = "SELECT CAST(SERVERPROPERTY('ProductVersion') AS nvarchar(128)) AS version, \
          CAST(SERVERPROPERTY('ProductUpdateLevel') AS nvarchar(128)) AS update_level, \
          CAST(SERVERPROPERTY('Edition') AS nvarchar(128)) AS edition, \
          CAST(SERVERPROPERTY('EngineEdition') AS int) AS engine_edition, \
@@ -93,8 +91,26 @@ const SQL_QUERIES: &[(&str, &str)] = &[
          CAST(SERVERPROPERTY('HadrManagerStatus') AS int) AS hadr_manager, \
          CAST(SERVERPROPERTY('Collation') AS nvarchar(128)) AS collation, \
          CAST(SERVERPROPERTY('ProductUpdateType') AS nvarchar(128)) AS update_type, \
-         @@SERVERNAME AS server_name, @@VERSION AS version_text",
-    ),
+         @@SERVERNAME AS server_name, @@VERSION AS version_text";
+const CERTIFICATES: &str = "SELECT name, certificate_id, pvt_key_encryption_type, subject, issuer_name, expiry_date, start_date, \
+         CERTENCODED(certificate_id) AS der FROM sys.certificates";
+const LINK_REPLICAS: &str = "SELECT ag.name AS ag_name, ag.is_distributed, r.replica_server_name, r.endpoint_url, rs.is_local, rs.role_desc, \
+         rs.connected_state_desc, rs.synchronization_health_desc, rs.last_connect_error_number, \
+         rs.last_connect_error_description, rs.last_connect_error_timestamp \
+         FROM sys.availability_groups AS ag JOIN sys.availability_replicas AS r ON r.group_id = ag.group_id \
+         JOIN sys.dm_hadr_availability_replica_states AS rs ON rs.replica_id = r.replica_id";
+const LINK_DATABASES: &str = "SELECT ag.name AS ag_name, drs.is_local, drs.synchronization_state_desc, drs.synchronization_health_desc, \
+         drs.log_send_queue_size, drs.redo_queue_size, drs.secondary_lag_seconds \
+         FROM sys.dm_hadr_database_replica_states AS drs JOIN sys.availability_groups AS ag ON ag.group_id = drs.group_id \
+         WHERE ag.is_distributed = 1";
+const SEEDING: &str = "SELECT s.current_state, s.failure_state, s.failure_state_desc, s.error_code, s.number_of_attempts, \
+         p.failure_code, p.failure_message FROM sys.dm_hadr_automatic_seeding AS s \
+         LEFT JOIN sys.dm_hadr_physical_seeding_stats AS p ON p.local_physical_seeding_id = s.operation_id";
+const ERRORLOG: &str = "EXEC xp_readerrorlog 0, 1, N'Mirroring'";
+
+/// SQL Server's evidence, one query per key.
+const SQL_QUERIES: &[(&str, &str)] = &[
+    ("props", PROPS),
     (
         "perms",
         "SELECT HAS_PERMS_BY_NAME(NULL, NULL, 'VIEW SERVER STATE') AS view_server_state, \
@@ -109,11 +125,7 @@ const SQL_QUERIES: &[(&str, &str)] = &[
          e.encryption_algorithm_desc, e.certificate_id, t.port \
          FROM sys.database_mirroring_endpoints AS e JOIN sys.tcp_endpoints AS t ON t.endpoint_id = e.endpoint_id",
     ),
-    (
-        "certificates",
-        "SELECT name, certificate_id, pvt_key_encryption_type, subject, issuer_name, expiry_date, start_date, \
-         CERTENCODED(certificate_id) AS der FROM sys.certificates",
-    ),
+    ("certificates", CERTIFICATES),
     (
         "databases",
         "SELECT name, database_id, state_desc, recovery_model_desc, is_encrypted, log_reuse_wait_desc \
@@ -126,17 +138,22 @@ const SQL_QUERIES: &[(&str, &str)] = &[
          FROM msdb.dbo.backupset GROUP BY database_name, type, is_copy_only",
     ),
     ("log_space", "DBCC SQLPERF(LOGSPACE)"),
+    ("link_replicas", LINK_REPLICAS),
+    ("link_databases", LINK_DATABASES),
+    ("seeding", SEEDING),
+    ("errorlog", ERRORLOG),
 ];
 
+/// The managed instance's evidence.
 const MI_QUERIES: &[(&str, &str)] = &[
-    ("props", SQL_QUERIES[0].1),
+    ("props", PROPS),
     ("perms", "SELECT HAS_PERMS_BY_NAME(NULL, NULL, 'VIEW SERVER STATE') AS view_server_state"),
     ("endpoint_cert", "EXEC sp_get_endpoint_certificate @endpoint_type = 4"),
-    (
-        "certificates",
-        "SELECT name, certificate_id, pvt_key_encryption_type, subject, issuer_name, expiry_date, start_date, \
-         CERTENCODED(certificate_id) AS der FROM sys.certificates",
-    ),
+    ("certificates", CERTIFICATES),
+    ("link_replicas", LINK_REPLICAS),
+    ("link_databases", LINK_DATABASES),
+    ("seeding", SEEDING),
+    ("errorlog", ERRORLOG),
 ];
 
 fn is_ip(s: &str) -> Option<IpAddr> {

@@ -38,6 +38,8 @@ const TLS_DOC: &str =
     "https://learn.microsoft.com/sql/database-engine/configure-windows/configure-sql-server-encryption";
 const REDIRECT: &str = "https://learn.microsoft.com/azure/azure-sql/managed-instance/connection-types-overview";
 const POLICY: &str = "https://learn.microsoft.com/azure/azure-sql/managed-instance/update-policy";
+const TROUBLESHOOT: &str =
+    "https://learn.microsoft.com/azure/azure-sql/managed-instance/managed-instance-link-troubleshoot-how-to";
 const PERMS: &str = "https://learn.microsoft.com/sql/relational-databases/system-dynamic-management-views/system-dynamic-management-views";
 
 macro_rules! checks {
@@ -101,6 +103,12 @@ checks![
     ("database-tde", "database", "Transparent data encryption", PREP),
     ("database-log-space", "database", "Log space used", BEST),
     ("database-log-backup", "database", "Log backups are recent", BEST),
+    ("link-present", "link", "A distributed availability group for the link exists", TROUBLESHOOT),
+    ("link-connected", "link", "The side's replica is CONNECTED to its partner", TROUBLESHOOT),
+    ("link-sync-health", "link", "The link's database replicas are HEALTHY", TROUBLESHOOT),
+    ("link-split-brain", "link", "Not both sides PRIMARY", TROUBLESHOOT),
+    ("link-seeding", "link", "Automatic seeding did not fail", TROUBLESHOOT),
+    ("link-errorlog", "link", "No mirroring-endpoint errors in the error log", TROUBLESHOOT),
 ];
 
 pub fn info(id: &str) -> &'static CheckInfo {

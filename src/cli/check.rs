@@ -8,10 +8,11 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use crate::checks;
+use crate::diagnose::{self, Diagnosis};
 use crate::lab::scenario::Scenario;
 use crate::lab::{Lab, Mode};
 use crate::profile::{ManagedInstanceSection, Profile, SqlServerSection};
-use crate::report::{self, Report};
+use crate::report;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Format {
@@ -127,7 +128,21 @@ impl CheckArgs {
     }
 }
 
-pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+/// What to produce from the evidence.
+#[derive(Clone, Copy)]
+pub enum Job {
+    Check,
+    Diagnose,
+}
+
+async fn produce(profile: &Profile, job: Job) -> Diagnosis {
+    match job {
+        Job::Check => Diagnosis { report: checks::run(profile).await, root_cause: None },
+        Job::Diagnose => diagnose::run(profile).await,
+    }
+}
+
+pub fn run(args: CheckArgs, job: Job) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let report = rt.block_on(async {
         match &args.lab {
@@ -140,7 +155,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
                 let mut profile = lab.profile(&scenario);
                 args.apply(&mut profile);
                 // milink runs where the lab's host is: in topology mode, its namespace.
-                let report = lab.on_host(move || async move { checks::run(&profile).await }).await?;
+                let report = lab.on_host(move || async move { produce(&profile, job).await }).await?;
                 anyhow::Ok(report)
             }
             None => {
@@ -168,21 +183,46 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
                 args.apply(&mut profile);
                 profile.dns_servers()?;
                 profile.load_secrets()?;
-                Ok(checks::run(&profile).await)
+                Ok(produce(&profile, job).await)
             }
         }
     })?;
-    print(&report, args.format);
-    Ok(ExitCode::from(report.summary.exit_code))
+    print(&report, args.format, job);
+    Ok(ExitCode::from(report.report.summary.exit_code))
 }
 
-fn print(report: &Report, format: Format) {
-    let text = match format {
-        Format::Table => report::table(report),
-        Format::Json => report::json(report),
-        Format::Markdown => report::markdown(report),
+fn print(d: &Diagnosis, format: Format, job: Job) {
+    let text = match (format, job) {
+        (Format::Json, Job::Check) => report::json(&d.report),
+        (Format::Json, Job::Diagnose) => serde_json::to_string_pretty(d).expect("a diagnosis serialises"),
+        (Format::Table, _) => format!("{}{}", root_cause_text(d, job), report::table(&d.report)),
+        (Format::Markdown, _) => format!("{}{}", root_cause_text(d, job), report::markdown(&d.report)),
     };
     println!("{}", text.trim_end());
+}
+
+/// The root cause first, as a person reads it.
+fn root_cause_text(d: &Diagnosis, job: Job) -> String {
+    match (job, &d.root_cause) {
+        (Job::Check, _) => String::new(),
+        (Job::Diagnose, None) => "Root cause: none — the link is connected and healthy.\n\n".into(),
+        (Job::Diagnose, Some(rc)) => {
+            let mut s = format!("Root cause ({} confidence): {} [{}]\n", rc.confidence, rc.summary, rc.id);
+            for e in &rc.evidence {
+                s.push_str(&format!("  evidence: {e}\n"));
+            }
+            s.push_str(&format!("  fix: {}\n", rc.remedy));
+            for m in &rc.missing_evidence {
+                s.push_str(&format!("  missing: {m}\n"));
+            }
+            if !rc.candidates.is_empty() {
+                let other: Vec<String> = rc.candidates.iter().map(|c| format!("{} ({})", c.id, c.confidence)).collect();
+                s.push_str(&format!("  other candidates: {}\n", other.join(", ")));
+            }
+            s.push('\n');
+            s
+        }
+    }
 }
 
 /// `milink checks`: every check ID, from the same list the checks use.

@@ -26,6 +26,8 @@ struct Args {
 enum Command {
     /// The pre-flight report for one link, both sides, in one run.
     Check(Box<check::CheckArgs>),
+    /// For an existing link: the checks, the link's own state, and the most likely root cause first.
+    Diagnose(Box<check::CheckArgs>),
     /// Every check ID with its family, title and doc URL.
     Checks {
         #[arg(long)]
@@ -60,7 +62,8 @@ pub fn main() -> ExitCode {
     };
     let result = match args.command {
         Command::Lab { command } => lab::run(command),
-        Command::Check(args) => check::run(*args),
+        Command::Check(args) => check::run(*args, check::Job::Check),
+        Command::Diagnose(args) => check::run(*args, check::Job::Diagnose),
         Command::Checks { json, markdown } => check::list(json, markdown),
     };
     match result {

@@ -123,7 +123,8 @@ fn every_check_has_a_scenario_that_trips_it() {
     let mut tripped = BTreeSet::new();
     for f in scenario_files() {
         let s = milink::lab::scenario::Scenario::load(&f).unwrap();
-        for f in s.expect.get("findings").and_then(|v| v.as_array()).into_iter().flatten() {
+        let lists = ["findings", "diagnose_findings"].map(|k| s.expect.get(k).and_then(|v| v.as_array()));
+        for f in lists.into_iter().flatten().flatten() {
             if matches!(f["severity"].as_str(), Some("warn" | "fail" | "error")) {
                 tripped.insert(f["id"].as_str().unwrap().to_string());
             }

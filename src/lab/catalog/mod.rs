@@ -753,9 +753,18 @@ impl Builder<'_> {
             "SECONDARY" => 2,
             _ => 0,
         };
+        let secondary = local_role.eq_ignore_ascii_case("SECONDARY");
         let states = [
             (&local_rep, &ag_id, true, "PRIMARY".to_string(), true, None),
-            (&dag_local, &dag_id, true, local_role.to_ascii_uppercase(), true, None),
+            // On a secondary the local row carries the connection to the primary.
+            (
+                &dag_local,
+                &dag_id,
+                true,
+                local_role.to_ascii_uppercase(),
+                if secondary { link.connected } else { true },
+                if secondary { err } else { None },
+            ),
             (&dag_remote, &dag_id, false, remote_role.to_ascii_uppercase(), link.connected, err),
         ];
         for (rid, gid, local, role, connected, err) in states {

@@ -1,0 +1,98 @@
+//! `milink diagnose --lab <scenario>` for every scenario that names a root cause.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+fn diagnose(file: &std::path::Path) -> (i32, Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_milink"))
+        .args(["diagnose", "--format", "json", "--job-probes", "--lab"])
+        .arg(file)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{}: {e}: {}", file.display(), String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap_or(-1), v)
+}
+
+#[test]
+fn every_link_scenario_names_its_root_cause() {
+    let files: Vec<_> = scenario_files()
+        .into_iter()
+        .filter(|f| milink::lab::scenario::Scenario::load(f).unwrap().expect.contains_key("root_cause"))
+        .collect();
+    assert!(files.len() >= 7);
+    let runs: Vec<_> = files.into_iter().map(|f| std::thread::spawn(move || (f.clone(), diagnose(&f)))).collect();
+    let mut failures = Vec::new();
+    for run in runs {
+        let (f, (code, v)) = run.join().unwrap();
+        let name = f.file_name().unwrap().to_string_lossy().to_string();
+        let s = milink::lab::scenario::Scenario::load(&f).unwrap();
+        let want = s.expect["root_cause"].as_str().unwrap();
+        let got = v["root_cause"]["id"].as_str().unwrap_or("none");
+        if want != got {
+            failures.push(format!("{name}: root cause {got}, expected {want}: {}", v["root_cause"]));
+        }
+        if want == "none" && !v["root_cause"].is_null() {
+            failures.push(format!("{name}: root_cause must be null for a healthy link"));
+        }
+        if want != "none" && code != 2 {
+            failures.push(format!("{name}: exit {code} with a root cause"));
+        }
+        if let Some(rc) = v["root_cause"].as_object() {
+            for k in ["summary", "remedy", "confidence"] {
+                if rc.get(k).and_then(|x| x.as_str()).is_none_or(str::is_empty) {
+                    failures.push(format!("{name}: root_cause.{k} is empty"));
+                }
+            }
+            if rc["evidence"].as_array().is_none_or(|e| e.is_empty()) {
+                failures.push(format!("{name}: the root cause cites no evidence"));
+            }
+        }
+        let all: BTreeSet<(String, String)> = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["id"].as_str().unwrap().to_string(), f["severity"].as_str().unwrap().to_string()))
+            .collect();
+        for w in s.expect.get("diagnose_findings").and_then(|x| x.as_array()).into_iter().flatten() {
+            let pair = (w["id"].as_str().unwrap().to_string(), w["severity"].as_str().unwrap().to_string());
+            if !all.contains(&pair) {
+                failures.push(format!("{name}: missing {pair:?}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn a_healthy_link_prints_no_root_cause_and_exits_0() {
+    let out = Command::new(env!("CARGO_BIN_EXE_milink"))
+        .args(["diagnose", "--lab"])
+        .arg(scenario_path("link-healthy.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("Root cause: none"));
+}
+
+/// Topology mode: the probes between two namespaces decide the root cause.
+#[test]
+fn topology_probes_between_namespaces_name_the_blocked_direction() {
+    if !can_run_topology() {
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_milink"))
+        .args(["diagnose", "--format", "json", "--job-probes", "--topology", "--lab"])
+        .arg(scenario_path("disconnected-sql-inbound-blocked.toml"))
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["root_cause"]["id"], "sql-inbound-5022-blocked");
+    assert_eq!(v["root_cause"]["confidence"], "high");
+    let ev = v["root_cause"]["evidence"].to_string();
+    assert!(ev.contains("203.0.113.10") || ev.contains("198.51.100.10"), "{ev}");
+}
