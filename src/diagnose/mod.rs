@@ -438,6 +438,20 @@ fn correlate(findings: &[Finding], link: &Link<'_>, seen: &[Seen]) -> Option<Roo
             vec![],
         );
     }
+    // An error the knowledge base knows, with no rule above that places it: its meaning and fix.
+    if c.is_empty() {
+        for e in seen {
+            for k in kb::explain(e.number, &e.text).into_iter().filter(|k| !k.causes.is_empty()) {
+                if !c.iter().any(|x| x.1 == k.id) {
+                    let causes: Vec<&str> = k.causes.iter().map(|(what, _)| *what).collect();
+                    let summary = format!("{} Likely: {}.", k.meaning, causes.join("; or "));
+                    // A text pattern (an OS error inside the description) says more than the number around it.
+                    let score = if k.pattern.is_some() { 55 } else { 50 };
+                    add(&mut c, score, k.id, &summary, errors.clone(), k.fix, vec![]);
+                }
+            }
+        }
+    }
     if c.is_empty() {
         add(
             &mut c,
