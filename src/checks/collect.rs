@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 
 use crate::probe::agent;
 use crate::probe::dns::{self, Answer};
-use crate::probe::sql::{self, Auth, Record, SqlFailure, Target};
+use crate::probe::sql::{self, Auth, Fields, Record, SqlFailure, Target};
 use crate::probe::tcp::{self, Probe};
 use crate::probe::tls;
 use crate::profile::Profile;
@@ -48,8 +48,8 @@ pub enum Sql {
 pub struct Facts {
     pub queries: BTreeMap<&'static str, Result<Vec<Record>, SqlFailure>>,
     pub routed_to: Option<(String, u16)>,
-    /// The Agent-job probe from this server to the other side's endpoint.
-    pub job: Option<Result<agent::JobProbe, agent::ProbeError>>,
+    /// Agent-job probes run from this server: (check id, result).
+    pub jobs: Vec<(&'static str, Result<agent::JobProbe, agent::ProbeError>)>,
 }
 
 impl Facts {
@@ -154,6 +154,7 @@ const MI_QUERIES: &[(&str, &str)] = &[
     ("link_databases", LINK_DATABASES),
     ("seeding", SEEDING),
     ("errorlog", ERRORLOG),
+    ("fabric", "SELECT parameter_name, value FROM sys.dm_hadr_fabric_config_parameters"),
 ];
 
 fn is_ip(s: &str) -> Option<IpAddr> {
@@ -206,13 +207,29 @@ pub async fn collect(p: &Profile) -> Evidence {
             None => (id, None),
         }
     }));
-    // Where each server's own probe job aims: the other side's mirroring endpoint.
-    let sql_endpoint = p.sql_server.endpoint_host.clone().or(sql_ep_ip.map(|ip| ip.to_string()));
-    let sql_side =
-        side(p, true, sql_name.chosen.map(|ip| SocketAddr::new(ip, sql_port)), Some((mi_host.clone(), 5022)));
-    let mi_side =
-        side(p, false, mi_name.chosen.map(|ip| SocketAddr::new(ip, mi_port)), sql_endpoint.map(|h| (h, ep_port)));
-    let (probes, sql, mi) = tokio::join!(probes, sql_side, mi_side);
+    let sql_side = side(p, true, sql_name.chosen.map(|ip| SocketAddr::new(ip, sql_port)));
+    let mi_side = side(p, false, mi_name.chosen.map(|ip| SocketAddr::new(ip, mi_port)));
+    let (probes, (mut sql, sql_session), (mut mi, mi_session)) = tokio::join!(probes, sql_side, mi_side);
+    if p.probes.agent_jobs {
+        // Each server's own view of the other side: the managed instance towards SQL
+        // Server's endpoint; SQL Server towards the MI's 5022 and its current node's
+        // HADR port (read from the MI: it changes after every failover).
+        let sql_endpoint = p.sql_server.endpoint_host.clone().or(sql_ep_ip.map(|ip| ip.to_string()));
+        let mut from_sql = vec![("network-sql-to-mi-5022", mi_host.clone(), 5022)];
+        if let Sql::Facts(f) = &mi.sql
+            && let Some((node, port)) = fabric(f)
+        {
+            from_sql.push(("network-sql-to-mi-hadr", node, port));
+        }
+        let from_mi: Vec<_> = sql_endpoint.map(|h| ("network-mi-to-sql-5022", h, ep_port)).into_iter().collect();
+        let wait = p.probes.job_wait;
+        let (a, b) = tokio::join!(jobs(sql_session, from_sql, wait), jobs(mi_session, from_mi, wait));
+        for (side, results) in [(&mut sql, a), (&mut mi, b)] {
+            if let Sql::Facts(f) = &mut side.sql {
+                f.jobs = results;
+            }
+        }
+    }
     // The redirect range only matters when the managed instance routed our login.
     let redirect = match (&mi.sql, mi_name.chosen) {
         (Sql::Facts(f), Some(ip)) if f.routed_to.is_some() => Some(sweep_redirect(ip, t).await),
@@ -243,7 +260,27 @@ async fn sweep_redirect(ip: IpAddr, t: Duration) -> Vec<Probe> {
     out
 }
 
-async fn side(p: &Profile, is_sql: bool, addr: Option<SocketAddr>, job_target: Option<(String, u16)>) -> SideEvidence {
+/// The MI's current node and HADR port, from sys.dm_hadr_fabric_config_parameters.
+fn fabric(f: &Facts) -> Option<(String, u16)> {
+    let rows = f.rows("fabric")?.as_ref().ok()?;
+    let get = |name: &str| rows.iter().find(|r| r.str("parameter_name") == Some(name)).and_then(|r| r.str("value"));
+    Some((get("ClusterName")?.to_string(), get("HadrPort")?.parse().ok()?))
+}
+
+async fn jobs(
+    session: Option<sql::Session>,
+    targets: Vec<(&'static str, String, u16)>,
+    wait: Duration,
+) -> Vec<(&'static str, Result<agent::JobProbe, agent::ProbeError>)> {
+    let Some(mut s) = session else { return vec![] };
+    let mut out = Vec::new();
+    for (id, host, port) in targets {
+        out.push((id, agent::tnc(&mut s, &host, port, wait).await));
+    }
+    out
+}
+
+async fn side(p: &Profile, is_sql: bool, addr: Option<SocketAddr>) -> (SideEvidence, Option<sql::Session>) {
     let t = p.thresholds.timeout;
     let (name, ca, trust, auth, tds_port) = if is_sql {
         let s = &p.sql_server;
@@ -261,7 +298,8 @@ async fn side(p: &Profile, is_sql: bool, addr: Option<SocketAddr>, job_target: O
     };
     let dns_id = if is_sql { "dns-sql-host" } else { "dns-mi-fqdn" };
     let Some(addr) = addr else {
-        return SideEvidence { tds_port, tls: None, sql: Sql::Skipped(format!("the name did not resolve ({dns_id})")) };
+        let sql = Sql::Skipped(format!("the name did not resolve ({dns_id})"));
+        return (SideEvidence { tds_port, tls: None, sql }, None);
     };
     let mut tls_outcome = tls::capture(addr, &name, t).await;
     let strict = matches!(&tls_outcome, tls::Outcome::Captured(c) if c.mode == "tds8-strict");
@@ -270,6 +308,7 @@ async fn side(p: &Profile, is_sql: bool, addr: Option<SocketAddr>, job_target: O
     }
     let tls_id = if is_sql { "tls-sql-certificate" } else { "tls-mi-certificate" };
     let trusted = matches!(&tls_outcome, tls::Outcome::Captured(c) if c.verdict == tls::Verdict::Trusted);
+    let mut kept = None;
     let sql = match auth {
         None => Sql::Skipped("no password or token was given (environment, file or prompt)".into()),
         Some(_) if !trusted && !trust => Sql::Skipped(match &tls_outcome {
@@ -292,17 +331,13 @@ async fn side(p: &Profile, is_sql: bool, addr: Option<SocketAddr>, job_target: O
                             break;
                         }
                     }
-                    if p.probes.agent_jobs
-                        && let Some((host, port)) = &job_target
-                    {
-                        facts.job = Some(agent::tnc(&mut session, host, *port, p.probes.job_wait).await);
-                    }
+                    kept = Some(session);
                     Sql::Facts(facts)
                 }
             }
         }
     };
-    SideEvidence { tds_port, tls: Some(tls_outcome), sql }
+    (SideEvidence { tds_port, tls: Some(tls_outcome), sql }, kept)
 }
 
 /// The CA the profile names, else the OS trust store.

@@ -65,6 +65,7 @@ checks![
     ("network-mi-redirect", "network", "The managed instance's redirect ports 11000-11999", REDIRECT),
     ("network-mi-to-sql-5022", "network", "From the managed instance to SQL Server's endpoint (Agent job)", PREP),
     ("network-sql-to-mi-5022", "network", "From SQL Server to the managed instance's 5022 (Agent job)", PREP),
+    ("network-sql-to-mi-hadr", "network", "From SQL Server to the managed instance node's HADR port (Agent job)", PREP),
     ("tls-sql-certificate", "tls", "SQL Server's TLS certificate on 1433", TLS_DOC),
     ("tls-mi-certificate", "tls", "The managed instance's TLS certificate on 1433", TLS_DOC),
     ("login-sql", "login", "Log in to SQL Server", PREP),

@@ -83,9 +83,11 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
     };
     out.push(f.done());
 
-    for (id, s, from) in
-        [("network-mi-to-sql-5022", &ev.mi, "the managed instance"), ("network-sql-to-mi-5022", &ev.sql, "SQL Server")]
-    {
+    for (id, s, from) in [
+        ("network-mi-to-sql-5022", &ev.mi, "the managed instance"),
+        ("network-sql-to-mi-5022", &ev.sql, "SQL Server"),
+        ("network-sql-to-mi-hadr", &ev.sql, "SQL Server"),
+    ] {
         out.push(job(id, s, from, p));
     }
 }
@@ -106,10 +108,17 @@ fn job(id: &'static str, s: &super::collect::SideEvidence, from: &str, p: &Profi
     let Sql::Facts(f) = &s.sql else {
         return F::skip(id, Side::Link, format!("no session to {from} to run the job from")).done();
     };
-    let Some(result) = &f.job else {
-        return F::skip(id, Side::Link, "no target for the job").done();
+    let Some((_, result)) = f.jobs.iter().find(|(j, _)| *j == id) else {
+        let why = if id == "network-sql-to-mi-hadr" {
+            "the managed instance's node and HADR port were not readable"
+        } else {
+            "no target for the job"
+        };
+        return F::skip(id, Side::Link, why).done();
     };
-    let remedy = if id == "network-mi-to-sql-5022" {
+    let remedy = if id == "network-sql-to-mi-hadr" {
+        "Open outbound 11000-11999 from SQL Server to the managed instance subnet: the node's HADR port is in that range and changes after every MI failover."
+    } else if id == "network-mi-to-sql-5022" {
         "Open inbound TCP 5022 on SQL Server from the whole managed instance subnet (host firewall and every firewall between), and outbound 5022 in the managed instance subnet's NSG."
     } else {
         "Open outbound TCP 5022 and 11000-11999 from SQL Server to the managed instance subnet, and inbound in its NSG."

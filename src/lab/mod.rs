@@ -231,9 +231,15 @@ impl Lab {
         std::fs::write(&ca_path, &ca.pem)?;
 
         let (sql_catalog, mi_catalog) = build_catalogs(scenario, now, &net.sql.to_string())?;
+        // The sides' names, and the managed instance's current node (its HADR listener).
+        let mut names: Vec<(&str, IpAddr)> =
+            vec![(&scenario.sql_server.fqdn, net.sql), (&scenario.managed_instance.fqdn, net.mi)];
+        if let Some(f) = &scenario.managed_instance.fabric {
+            names.push((&f.node, net.mi));
+        }
         let zone = Arc::new(
             dns::Zone::new(
-                &[(&scenario.sql_server.fqdn, net.sql), (&scenario.managed_instance.fqdn, net.mi)],
+                &names,
                 &scenario.dns.records,
                 vec![(net.sql, dns::View::SqlServer), (net.mi, dns::View::ManagedInstance)],
             )
@@ -324,6 +330,18 @@ impl Lab {
                 }
                 None => None,
             };
+            // The node's HADR port answers like the mirroring endpoint (unless the
+            // redirect target already listens there).
+            if let (Some(f), Some(ep)) = (&side.fabric, &side.endpoint)
+                && Some(f.hadr_port) != side.tds.redirect_port
+            {
+                let addr = SocketAddr::new(ip, f.hadr_port);
+                let own = if ep.present { ep.listener } else { scenario::Listener::Refused };
+                let l = net
+                    .within(place, || listener::bind(addr, loopback_fault(f.hadr_port).unwrap_or(own), ep.slow_ms))?
+                    .map_err(|source| LabError::Bind { what: "HADR port".into(), addr, source })?;
+                listeners.push(l);
+            }
             infos.push(side_info(side, ip, &ca_path, endpoint));
         }
 
