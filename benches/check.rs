@@ -1,6 +1,7 @@
-//! `cargo bench --bench check`: wall time of the full pre-flight report.
-//! Targets (issue 3): healthy < 1 s; every port filtered with a 2 s timeout
-//! < 2.5 s; ten databases no more than twice one database.
+//! `cargo bench --bench check`: wall time of the full pre-flight report and of
+//! diagnose. Targets: healthy check < 1 s; every port filtered with a 2 s
+//! timeout < 2.5 s; ten databases no more than twice one database; diagnose of
+//! a healthy link < 2 s without the Agent-job wait.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -68,6 +69,38 @@ fn main() {
         }
         let ten = Scenario::parse(&text, "ten-databases").unwrap();
         assert_eq!(ten.sql_server.databases.len(), 10);
+        let link = load("link-healthy.toml");
+        let lab = Lab::start(&link).await.unwrap();
+        let mut profile = lab.profile(&link);
+        profile.probes.agent_jobs = false;
+        let mut v = Vec::new();
+        for _ in 0..10 {
+            let t = Instant::now();
+            assert!(milink::diagnose::run(&profile).await.root_cause.is_none());
+            v.push(t.elapsed());
+        }
+        let (min, med, max) = median(v);
+        println!(
+            "diagnose healthy link        min {:7.1} ms  median {:7.1} ms  max {:7.1} ms",
+            ms(min),
+            ms(med),
+            ms(max)
+        );
+        profile.probes.agent_jobs = true;
+        let mut v = Vec::new();
+        for _ in 0..5 {
+            let t = Instant::now();
+            milink::diagnose::run(&profile).await;
+            v.push(t.elapsed());
+        }
+        let (min, med, max) = median(v);
+        println!(
+            "  with --job-probes (3 jobs) min {:7.1} ms  median {:7.1} ms  max {:7.1} ms",
+            ms(min),
+            ms(med),
+            ms(max)
+        );
+
         let (_, one, _) = time(&load("healthy.toml"), 20).await;
         let (_, many, _) = time(&ten, 20).await;
         println!(

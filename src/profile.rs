@@ -249,3 +249,22 @@ fn secret(env: &str, file: Option<&Path>, what: &str) -> Result<Option<Secret>, 
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_profile_parses() {
+        let p = Profile::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/link.toml"))).unwrap();
+        assert_eq!(p.databases, ["SalesDB"]);
+        assert_eq!(p.thresholds.timeout, Duration::from_secs(2));
+        assert_eq!(p.probes.job_wait, Duration::from_secs(90));
+        assert_eq!(p.dns_servers().unwrap()[0].port(), 53);
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        assert_eq!(format!("{:?}", Secret::new("hunter2")), "<redacted>");
+    }
+}
