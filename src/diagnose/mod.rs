@@ -385,47 +385,31 @@ fn correlate(findings: &[Finding], link: &Link<'_>, seen: &[Seen]) -> Option<Roo
             vec![],
         );
     }
-    if let Some(f) = failed(findings, "cert-mi-imported") {
-        add(
-            &mut c,
-            if kb("41974") { 90 } else { 75 },
+    // A failing check names the problem; the error number alone is weaker evidence.
+    for (check, number, id, summary, fix) in [
+        (
+            "cert-mi-imported",
+            "41974",
             "mi-cert-not-imported",
             "SQL Server does not hold the managed instance's current certificate under its FQDN.",
-            vec![says(f)],
-            f.remedy.as_deref().unwrap_or(""),
-            vec![],
-        );
-    } else if kb("41974") {
-        add(
-            &mut c,
-            80,
-            "mi-cert-not-imported",
-            "SQL Server does not hold the managed instance's certificate (41974).",
-            errors.clone(),
             "Import it: CREATE CERTIFICATE [<MI FQDN>] FROM BINARY = <sp_get_endpoint_certificate 4 on the MI>.",
-            vec![],
-        );
-    }
-    if let Some(f) = failed(findings, "cert-sql-trusted-on-mi") {
-        add(
-            &mut c,
-            if kb("41973") { 90 } else { 75 },
+        ),
+        (
+            "cert-sql-trusted-on-mi",
+            "41973",
             "sql-cert-not-on-mi",
             "The managed instance does not trust SQL Server's endpoint certificate.",
-            vec![says(f)],
-            f.remedy.as_deref().unwrap_or(""),
-            vec![],
-        );
-    } else if kb("41973") {
-        add(
-            &mut c,
-            80,
-            "sql-cert-not-on-mi",
-            "The managed instance does not hold SQL Server's certificate (41973).",
-            errors.clone(),
             "Upload it with New-AzSqlInstanceServerTrustCertificate.",
-            vec![],
-        );
+        ),
+    ] {
+        match failed(findings, check) {
+            Some(f) => {
+                let score = if kb(number) { 90 } else { 75 };
+                add(&mut c, score, id, summary, vec![says(f)], f.remedy.as_deref().unwrap_or(fix), vec![]);
+            }
+            None if kb(number) => add(&mut c, 80, id, &format!("{summary} ({number})"), errors.clone(), fix, vec![]),
+            None => {}
+        }
     }
     if let Some(f) = failed(findings, "database-log-space") {
         add(
