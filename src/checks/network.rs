@@ -141,7 +141,7 @@ fn job(id: &'static str, s: &super::collect::SideEvidence, from: &str, p: &Profi
             .ev(
                 "note",
                 format!(
-                    "{from} runs SQL Server on Linux: Agent has no PowerShell job steps; milink's own probes stand in"
+                    "{from} runs on Linux: SQL Server Agent has no PowerShell job steps; milink's own probes stand in"
                 ),
             )
             .done(),

@@ -158,7 +158,22 @@ fn link_findings(link: &Link<'_>, seen: &[Seen], out: &mut Vec<Finding>) {
         .filter(|(_, r)| r.str("synchronization_health_desc") == Some("NOT_HEALTHY"))
         .map(|(s, r)| format!("{}: {}", s.as_str(), r.str("synchronization_state_desc").unwrap_or("")))
         .collect();
-    let f = F::new("link-sync-health", Side::Link, Severity::Pass);
+    // Queues and lag, as each side reports them (KB; seconds).
+    let mut f = F::new("link-sync-health", Side::Link, Severity::Pass);
+    for side in [Side::SqlServer, Side::ManagedInstance] {
+        for r in rows(link.side(side), "link_databases").iter().filter(|r| r.flag("is_local") == Some(true)) {
+            f = f.ev(
+                &format!("{} queues", side.as_str()),
+                format!(
+                    "{} sync, send {} KB, redo {} KB, lag {} s",
+                    r.str("synchronization_state_desc").unwrap_or(""),
+                    r.int("log_send_queue_size").unwrap_or(0),
+                    r.int("redo_queue_size").unwrap_or(0),
+                    r.int("secondary_lag_seconds").unwrap_or(0)
+                ),
+            );
+        }
+    }
     out.push(
         if unhealthy.is_empty() { f } else { f.severity(Severity::Fail).ev("not_healthy", unhealthy.join("; ")) }
             .done(),
