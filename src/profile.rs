@@ -123,11 +123,15 @@ pub struct ProbesSection {
     pub agent_jobs: bool,
     #[serde(default = "job_wait", with = "humantime_serde")]
     pub job_wait: Duration,
+    /// When SQL Server has no mirroring endpoint yet, create the documented
+    /// temporary one for the managed instance's job to reach, and drop it after.
+    #[serde(default)]
+    pub temp_endpoint: bool,
 }
 
 impl Default for ProbesSection {
     fn default() -> Self {
-        ProbesSection { agent_jobs: false, job_wait: job_wait() }
+        ProbesSection { agent_jobs: false, job_wait: job_wait(), temp_endpoint: false }
     }
 }
 

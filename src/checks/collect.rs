@@ -48,6 +48,8 @@ pub enum Sql {
 pub struct Facts {
     pub queries: BTreeMap<&'static str, Result<Vec<Record>, SqlFailure>>,
     pub routed_to: Option<(String, u16)>,
+    /// The temporary endpoint made for the probes, when asked and needed.
+    pub temp_endpoint: Option<Result<(), String>>,
     /// Agent-job probes run from this server: (check id, result).
     pub jobs: Vec<(&'static str, Result<agent::JobProbe, agent::ProbeError>)>,
 }
@@ -223,7 +225,21 @@ pub async fn collect(p: &Profile) -> Evidence {
         }
         let from_mi: Vec<_> = sql_endpoint.map(|h| ("network-mi-to-sql-5022", h, ep_port)).into_iter().collect();
         let wait = p.probes.job_wait;
-        let (a, b) = tokio::join!(jobs(sql_session, from_sql, wait), jobs(mi_session, from_mi, wait));
+        let (mut sql_session, mut mi_session) = (sql_session, mi_session);
+        let no_endpoint = matches!(&sql.sql, Sql::Facts(f) if f.first("endpoint").is_none() && matches!(f.rows("endpoint"), Some(Ok(_))));
+        let temp = match sql_session.as_mut() {
+            Some(s) if p.probes.temp_endpoint && no_endpoint => {
+                Some(agent::create_temp_endpoint(s, ep_port).await.map_err(|e| e.message))
+            }
+            _ => None,
+        };
+        let (a, b) = tokio::join!(jobs(&mut sql_session, from_sql, wait), jobs(&mut mi_session, from_mi, wait));
+        if let (Some(_), Some(s)) = (&temp, sql_session.as_mut()) {
+            agent::drop_temp_endpoint(s).await;
+        }
+        if let Sql::Facts(f) = &mut sql.sql {
+            f.temp_endpoint = temp;
+        }
         for (side, results) in [(&mut sql, a), (&mut mi, b)] {
             if let Sql::Facts(f) = &mut side.sql {
                 f.jobs = results;
@@ -268,14 +284,14 @@ fn fabric(f: &Facts) -> Option<(String, u16)> {
 }
 
 async fn jobs(
-    session: Option<sql::Session>,
+    session: &mut Option<sql::Session>,
     targets: Vec<(&'static str, String, u16)>,
     wait: Duration,
 ) -> Vec<(&'static str, Result<agent::JobProbe, agent::ProbeError>)> {
-    let Some(mut s) = session else { return vec![] };
+    let Some(s) = session.as_mut() else { return vec![] };
     let mut out = Vec::new();
     for (id, host, port) in targets {
-        out.push((id, agent::tnc(&mut s, &host, port, wait).await));
+        out.push((id, agent::tnc(s, &host, port, wait).await));
     }
     out
 }

@@ -88,12 +88,18 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
         ("network-sql-to-mi-5022", &ev.sql, "SQL Server"),
         ("network-sql-to-mi-hadr", &ev.sql, "SQL Server"),
     ] {
-        out.push(job(id, s, from, p));
+        out.push(job(id, s, &ev.sql, from, p));
     }
 }
 
 /// One direction, as the server's own Agent job saw it.
-fn job(id: &'static str, s: &super::collect::SideEvidence, from: &str, p: &Profile) -> Finding {
+fn job(
+    id: &'static str,
+    s: &super::collect::SideEvidence,
+    ev_sql: &super::collect::SideEvidence,
+    from: &str,
+    p: &Profile,
+) -> Finding {
     use crate::probe::agent::ProbeError;
     if !p.probes.agent_jobs {
         return F::skip(
@@ -125,7 +131,20 @@ fn job(id: &'static str, s: &super::collect::SideEvidence, from: &str, p: &Profi
     };
     match result {
         Ok(j) => {
-            let f = F::new(id, Side::Link, Severity::Pass)
+            let mut f = F::new(id, Side::Link, Severity::Pass);
+            if id == "network-mi-to-sql-5022"
+                && let Sql::Facts(sf) = &ev_sql.sql
+                && let Some(t) = &sf.temp_endpoint
+            {
+                f = f.ev(
+                    "temporary_endpoint",
+                    match t {
+                        Ok(()) => "created for the test and dropped afterwards".to_string(),
+                        Err(e) => format!("could not be created: {e}"),
+                    },
+                );
+            }
+            let f = f
                 .ev("target", format!("{}:{}", j.target, j.port))
                 .ev("remote_address", j.remote_address.clone().unwrap_or_default())
                 .ev("job", j.job.clone())

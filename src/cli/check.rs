@@ -73,6 +73,10 @@ pub struct CheckArgs {
     /// job (created, run, and deleted).
     #[arg(long)]
     job_probes: bool,
+    /// With --job-probes: if SQL Server has no mirroring endpoint, create the
+    /// documented temporary one for the test, and drop it afterwards.
+    #[arg(long, requires = "job_probes")]
+    temp_endpoint: bool,
     /// How long to wait for a probe job, e.g. 90s.
     #[arg(long, value_parser = humantime::parse_duration)]
     job_wait: Option<Duration>,
@@ -117,6 +121,9 @@ impl CheckArgs {
         }
         if self.job_probes {
             p.probes.agent_jobs = true;
+        }
+        if self.temp_endpoint {
+            p.probes.temp_endpoint = true;
         }
         if let Some(w) = self.job_wait {
             p.probes.job_wait = w;

@@ -27,6 +27,10 @@ pub struct Step {
 /// Starts jobs for one side.
 pub trait Runner: Send + Sync {
     fn start(self: Arc<Self>, job_id: String, steps: Vec<Step>);
+    /// A CREATE ENDPOINT listens; false when the port cannot be had.
+    fn listen(&self, port: u16) -> bool;
+    /// DROP ENDPOINT stops listening.
+    fn unlisten(&self, port: u16);
 }
 
 /// A side's name lookup.
@@ -41,6 +45,8 @@ pub struct Agent {
     pub resolve: Resolve,
     pub handle: tokio::runtime::Handle,
     pub server: String,
+    /// Endpoints made by CREATE ENDPOINT, by port.
+    pub endpoints: Mutex<std::collections::HashMap<u16, crate::lab::listener::EndpointListener>>,
 }
 
 /// `tnc <host> -port <n>` / `Test-NetConnection -ComputerName <host> -Port <n>`, and
@@ -145,6 +151,29 @@ fn now_parts() -> (i64, i64) {
 }
 
 impl Runner for Agent {
+    fn listen(&self, port: u16) -> bool {
+        let addr = SocketAddr::new(self.from, port);
+        let bind = || crate::lab::listener::bind(addr, crate::lab::scenario::Listener::Open, 0);
+        let l = match &self.topology {
+            Some(t) => t.within(self.place, &self.handle, bind).ok().and_then(Result::ok),
+            None => {
+                let _guard = self.handle.enter();
+                bind().ok()
+            }
+        };
+        match l {
+            Some(l) => {
+                self.endpoints.lock().unwrap_or_else(|p| p.into_inner()).insert(port, l);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn unlisten(&self, port: u16) {
+        self.endpoints.lock().unwrap_or_else(|p| p.into_inner()).remove(&port);
+    }
+
     fn start(self: Arc<Self>, job_id: String, steps: Vec<Step>) {
         let agent = self.clone();
         self.handle.spawn(async move {

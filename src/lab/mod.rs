@@ -266,6 +266,7 @@ impl Lab {
                 resolve: Arc::new(move |name: &str| names.resolve(view, name)),
                 handle: tokio::runtime::Handle::current(),
                 server: side.name.clone(),
+                endpoints: Default::default(),
             };
             catalog.lock().unwrap_or_else(|p| p.into_inner()).agent = Some(Arc::new(agent));
             let (major, minor, build, _) = side.version_parts();
@@ -316,7 +317,7 @@ impl Lab {
                     }
                 }
             }
-            let endpoint = match &side.endpoint {
+            let endpoint = match side.endpoint.as_ref().filter(|e| e.present || loopback_fault(e.port).is_some()) {
                 Some(ep) => {
                     let addr = SocketAddr::new(ip, ep.port);
                     let own = if ep.present { ep.listener } else { scenario::Listener::Refused };

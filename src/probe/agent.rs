@@ -11,6 +11,9 @@ use super::sql::{Fields, Session, SqlFailure};
 use crate::checks::literal;
 
 pub const PREFIX: &str = "milink-probe";
+/// Microsoft's procedure calls them TEST_CERT and TEST_ENDPOINT; ours are recognisable.
+pub const TEMP_ENDPOINT: &str = "milink_test_endpoint";
+pub const TEMP_CERT: &str = "milink_test_cert";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct JobProbe {
@@ -135,6 +138,40 @@ fn field(output: &str, name: &str) -> Option<String> {
         let (k, v) = l.split_once(':')?;
         (k.trim().ends_with(name)).then(|| v.split_whitespace().next().unwrap_or("").to_string())
     })
+}
+
+/// The documented temporary endpoint, for a SQL Server that has none yet, so the
+/// managed instance's job has something to reach. Removed by `drop_temp_endpoint`.
+pub async fn create_temp_endpoint(s: &mut Session, port: u16) -> Result<(), SqlFailure> {
+    drop_temp_endpoint(s).await;
+    let expiry = time::OffsetDateTime::now_utc() + time::Duration::days(2);
+    let cert = crate::checks::quote(TEMP_CERT);
+    s.rows(&format!(
+        "CREATE CERTIFICATE {cert} WITH SUBJECT = N'milink temporary certificate', EXPIRY_DATE = N'{}/{}/{}'",
+        expiry.month() as u8,
+        expiry.day(),
+        expiry.year()
+    ))
+    .await?;
+    s.rows(&format!(
+        "CREATE ENDPOINT {} STATE = STARTED AS TCP (LISTENER_PORT = {port}, LISTENER_IP = ALL) \
+         FOR DATABASE_MIRRORING (ROLE = ALL, AUTHENTICATION = CERTIFICATE {cert}, ENCRYPTION = REQUIRED ALGORITHM AES)",
+        crate::checks::quote(TEMP_ENDPOINT)
+    ))
+    .await
+    .map(|_| ())
+}
+
+/// Drops the temporary endpoint and certificate, if they are there (also a
+/// killed run's).
+pub async fn drop_temp_endpoint(s: &mut Session) {
+    let has = |table: &str, name: &str| format!("SELECT name FROM {table} WHERE name = {}", literal(name));
+    if s.rows(&has("sys.endpoints", TEMP_ENDPOINT)).await.is_ok_and(|r| !r.is_empty()) {
+        let _ = s.rows(&format!("DROP ENDPOINT {}", crate::checks::quote(TEMP_ENDPOINT))).await;
+    }
+    if s.rows(&has("sys.certificates", TEMP_CERT)).await.is_ok_and(|r| !r.is_empty()) {
+        let _ = s.rows(&format!("DROP CERTIFICATE {}", crate::checks::quote(TEMP_CERT))).await;
+    }
 }
 
 #[cfg(test)]

@@ -234,3 +234,34 @@ fn json_report_snapshot() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     insta::assert_json_snapshot!("certificates-not-exchanged", stable(v));
 }
+
+#[tokio::test]
+async fn the_temporary_endpoint_exists_only_for_the_probe() {
+    let l = LabWithProfile::start("scenarios/endpoint-missing.toml", "");
+    let sql: milink::lab::SideInfo = serde_json::from_value(l.info["sql_server"].clone()).unwrap();
+    let find = |v: &Value, id: &str| v["findings"].as_array().unwrap().iter().find(|f| f["id"] == id).unwrap().clone();
+
+    let without = l.check(&["--job-probes"]).output().unwrap();
+    let v: Value = serde_json::from_slice(&without.stdout).unwrap();
+    assert_eq!(find(&v, "network-mi-to-sql-5022")["severity"], "fail", "nothing listens without an endpoint");
+
+    let with = l.check(&["--job-probes", "--temp-endpoint"]).output().unwrap();
+    let v: Value = serde_json::from_slice(&with.stdout).unwrap();
+    let f = find(&v, "network-mi-to-sql-5022");
+    assert_eq!(f["severity"], "pass");
+    assert_eq!(f["evidence"]["temporary_endpoint"], "created for the test and dropped afterwards");
+
+    let mut c = connect(&sql).await;
+    let left = query(
+        &mut c,
+        "SELECT name FROM sys.endpoints WHERE name = N'milink_test_endpoint' UNION ALL SELECT name FROM sys.certificates WHERE name = N'milink_test_cert'",
+    )
+    .await
+    .unwrap();
+    assert!(left.is_empty(), "the temporary endpoint and certificate are gone");
+    assert_eq!(
+        probe(&sql.host, 5022, std::time::Duration::from_millis(500)).await.0,
+        "refused",
+        "and nothing listens any more"
+    );
+}

@@ -1,6 +1,7 @@
 //! T-SQL executed for real against a side's catalog: parsed with sqlparser's
 //! MsSqlDialect, rewritten for SQLite, run there, and typed for TDS.
 
+mod ddl;
 pub mod errors;
 pub mod functions;
 mod procs;
@@ -95,6 +96,9 @@ pub fn execute_batch(catalog: &Catalog, session: &mut Session, sql: &str) -> Vec
     let trimmed = sql.trim().trim_end_matches(';');
     if trimmed.len() >= 4 && trimmed[..4].eq_ignore_ascii_case("dbcc") {
         return procs::dbcc(catalog, trimmed);
+    }
+    if let Some(out) = ddl::try_execute(catalog, session, trimmed) {
+        return out;
     }
     let statements = match parse(sql) {
         Ok(s) => s,

@@ -110,7 +110,7 @@ fn errors_are_sql_servers() {
     assert_eq!(error(&sql, "SELECT name FROM sys.endpoints WHERE").number, 156);
     assert_eq!(error(&sql, "SELECT 1 +").message, "Incorrect syntax near '+'.");
     assert_eq!(error(&sql, "EXEC sp_nothing_here").number, 2812);
-    assert_eq!(error(&sql, "CREATE CERTIFICATE x WITH SUBJECT = 'y'").number, 262);
+    assert_eq!(error(&sql, "CREATE TABLE t (a int)").number, 262);
     assert_eq!(error(&sql, "SELECT @nope").number, 137);
 }
 
