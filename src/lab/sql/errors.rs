@@ -68,6 +68,17 @@ impl SqlError {
         SqlError::new(262, 14, 1, format!("{statement} permission denied in database '{database}'."))
     }
 
+    pub fn execute_denied(object: &str, database: &str, schema: &str) -> SqlError {
+        SqlError::new(
+            229,
+            14,
+            5,
+            format!(
+                "The EXECUTE permission was denied on the object '{object}', database '{database}', schema '{schema}'."
+            ),
+        )
+    }
+
     pub fn login_failed(user: &str) -> SqlError {
         SqlError::new(18456, 14, 1, format!("Login failed for user '{user}'."))
     }

@@ -70,12 +70,7 @@ pub fn execute(catalog: &Catalog, session: &mut Session, proc: &str, args: &Args
         }
         "xp_readerrorlog" | "sp_readerrorlog" => {
             if !facts.sysadmin {
-                out.push(Output::Error(SqlError::new(
-                    229,
-                    14,
-                    5,
-                    format!("The EXECUTE permission was denied on the object '{short}', database 'mssqlsystemresource', schema 'sys'."),
-                )));
+                out.push(Output::Error(SqlError::execute_denied(&short, "mssqlsystemresource", "sys")));
                 return;
             }
             let filters: Vec<String> = [arg(args, 2, "@p3"), arg(args, 3, "@p4")]
@@ -128,12 +123,7 @@ pub fn execute(catalog: &Catalog, session: &mut Session, proc: &str, args: &Args
         }
         s if JOB_PROCS.contains(&s) => {
             if !facts.sysadmin {
-                out.push(Output::Error(SqlError::new(
-                    229,
-                    14,
-                    5,
-                    format!("The EXECUTE permission was denied on the object '{s}', database 'msdb', schema 'dbo'."),
-                )));
+                out.push(Output::Error(SqlError::execute_denied(s, "msdb", "dbo")));
                 return;
             }
             match jobs::execute(catalog, s, args) {
@@ -144,12 +134,9 @@ pub fn execute(catalog: &Catalog, session: &mut Session, proc: &str, args: &Args
                 Err(e) => out.push(Output::Error(e)),
             }
         }
-        s if KNOWN_DENIED.contains(&s) || s.starts_with("sp_add_") => out.push(Output::Error(SqlError::new(
-            229,
-            14,
-            5,
-            format!("The EXECUTE permission was denied on the object '{s}', database 'msdb', schema 'dbo'."),
-        ))),
+        s if KNOWN_DENIED.contains(&s) || s.starts_with("sp_add_") => {
+            out.push(Output::Error(SqlError::execute_denied(s, "msdb", "dbo")))
+        }
         _ => out.push(Output::Error(SqlError::unknown_procedure(proc))),
     }
 }
