@@ -320,8 +320,9 @@ impl Lab {
             let endpoint = match side.endpoint.as_ref().filter(|e| e.present || loopback_fault(e.port).is_some()) {
                 Some(ep) => {
                     let addr = SocketAddr::new(ip, ep.port);
-                    let own = if ep.present { ep.listener } else { scenario::Listener::Refused };
-                    let behaviour = loopback_fault(ep.port).unwrap_or(own);
+                    // An absent endpoint has no socket at all (connects are refused, and
+                    // CREATE ENDPOINT can take the port) unless a fault claims the port.
+                    let behaviour = loopback_fault(ep.port).unwrap_or(ep.listener);
                     let l = net
                         .within(place, || listener::bind(addr, behaviour, ep.slow_ms))?
                         .map_err(|source| LabError::Bind { what: "mirroring endpoint".into(), addr, source })?;
