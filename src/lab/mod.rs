@@ -150,6 +150,9 @@ impl Drop for Lab {
             t.abort();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(t) = &self.net.topology {
+            t.remove();
+        }
     }
 }
 

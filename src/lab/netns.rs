@@ -187,11 +187,22 @@ pub fn enter(path: &str) -> io::Result<()> {
     Ok(())
 }
 
+impl Topology {
+    /// Deletes the namespaces (again harmlessly if they are gone). The lab calls it
+    /// on shutdown, since tasks still being cancelled may hold a reference.
+    pub fn remove(&self) {
+        for place in [Place::SqlServer, Place::ManagedInstance, Place::Host, Place::Router] {
+            let path = self.path(place);
+            if std::path::Path::new(&path).exists() {
+                let _ = run(&["ip", "netns", "del", &self.ns(place)]);
+            }
+        }
+    }
+}
+
 impl Drop for Topology {
     fn drop(&mut self) {
-        for place in [Place::SqlServer, Place::ManagedInstance, Place::Host, Place::Router] {
-            let _ = run(&["ip", "netns", "del", &self.ns(place)]);
-        }
+        self.remove();
     }
 }
 
