@@ -15,11 +15,16 @@ fn median(mut v: Vec<Duration>) -> (Duration, Duration, Duration) {
     (v[0], v[v.len() / 2], v[v.len() - 1])
 }
 
+fn print_spread(label: &str, v: Vec<Duration>) {
+    let (min, med, max) = median(v);
+    println!("{label} min {:7.1} ms  median {:7.1} ms  max {:7.1} ms", ms(min), ms(med), ms(max));
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-async fn time(scenario: &Scenario, runs: usize) -> (Duration, Duration, Duration) {
+async fn time(scenario: &Scenario, runs: usize) -> Vec<Duration> {
     let lab = Lab::start(scenario).await.unwrap();
     let profile = lab.profile(scenario);
     let mut v = Vec::new();
@@ -29,7 +34,7 @@ async fn time(scenario: &Scenario, runs: usize) -> (Duration, Duration, Duration
         v.push(t.elapsed());
         assert!(!report.findings.is_empty());
     }
-    median(v)
+    v
 }
 
 fn main() {
@@ -38,13 +43,7 @@ fn main() {
     let load = |f: &str| Scenario::load(&dir.join(f)).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let (min, med, max) = time(&load("healthy.toml"), 20).await;
-        println!(
-            "healthy, full report        min {:7.1} ms  median {:7.1} ms  max {:7.1} ms",
-            ms(min),
-            ms(med),
-            ms(max)
-        );
+        print_spread("healthy, full report       ", time(&load("healthy.toml"), 20).await);
 
         let t = Instant::now();
         let s = load("healthy.toml");
@@ -52,13 +51,7 @@ fn main() {
         checks::run(&lab.profile(&s)).await;
         println!("healthy, lab start + report {:7.1} ms", ms(t.elapsed()));
 
-        let (min, med, max) = time(&load("all-filtered.toml"), 3).await;
-        println!(
-            "every port filtered, 2 s    min {:7.1} ms  median {:7.1} ms  max {:7.1} ms",
-            ms(min),
-            ms(med),
-            ms(max)
-        );
+        print_spread("every port filtered, 2 s   ", time(&load("all-filtered.toml"), 3).await);
 
         // Ten databases: the healthy scenario with nine more, each backed up.
         let mut text = std::fs::read_to_string(dir.join("healthy.toml")).unwrap();
@@ -79,13 +72,7 @@ fn main() {
             assert!(milink::diagnose::run(&profile).await.root_cause.is_none());
             v.push(t.elapsed());
         }
-        let (min, med, max) = median(v);
-        println!(
-            "diagnose healthy link        min {:7.1} ms  median {:7.1} ms  max {:7.1} ms",
-            ms(min),
-            ms(med),
-            ms(max)
-        );
+        print_spread("diagnose healthy link       ", v);
         profile.probes.agent_jobs = true;
         let mut v = Vec::new();
         for _ in 0..5 {
@@ -93,16 +80,10 @@ fn main() {
             milink::diagnose::run(&profile).await;
             v.push(t.elapsed());
         }
-        let (min, med, max) = median(v);
-        println!(
-            "  with --job-probes (3 jobs) min {:7.1} ms  median {:7.1} ms  max {:7.1} ms",
-            ms(min),
-            ms(med),
-            ms(max)
-        );
+        print_spread("  with --job-probes (3 jobs)", v);
 
-        let (_, one, _) = time(&load("healthy.toml"), 20).await;
-        let (_, many, _) = time(&ten, 20).await;
+        let (_, one, _) = median(time(&load("healthy.toml"), 20).await);
+        let (_, many, _) = median(time(&ten, 20).await);
         println!(
             "one database {:6.1} ms, ten databases {:6.1} ms: ratio {:.2}",
             ms(one),

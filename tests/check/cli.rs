@@ -132,16 +132,15 @@ fn profile_mode_reads_the_password_from_the_environment() {
     };
     let ok = run("Lab-Only-Passw0rd");
     let r: Value = serde_json::from_slice(&ok.stdout).unwrap();
-    let find = |r: &Value, id: &str| r["findings"].as_array().unwrap().iter().find(|f| f["id"] == id).unwrap().clone();
-    assert_eq!(find(&r, "login-sql")["severity"], "pass");
-    assert_eq!(find(&r, "dns-sql-host")["severity"], "info", "address pinned: not resolved");
+    assert_eq!(finding(&r, "login-sql")["severity"], "pass");
+    assert_eq!(finding(&r, "dns-sql-host")["severity"], "info", "address pinned: not resolved");
 
     let wrong = run("not-the-password");
     assert_eq!(wrong.status.code(), Some(2));
     let r: Value = serde_json::from_slice(&wrong.stdout).unwrap();
-    let login = find(&r, "login-sql");
+    let login = finding(&r, "login-sql");
     assert_eq!((login["severity"].as_str(), login["evidence"]["error_number"].as_i64()), (Some("fail"), Some(18456)));
-    assert_eq!(find(&r, "endpoint-sql-present")["severity"], "skip");
+    assert_eq!(finding(&r, "endpoint-sql-present")["severity"], "skip");
     assert!(!String::from_utf8_lossy(&wrong.stdout).contains("not-the-password"));
 }
 
@@ -239,15 +238,14 @@ fn json_report_snapshot() {
 async fn the_temporary_endpoint_exists_only_for_the_probe() {
     let l = LabWithProfile::start("scenarios/endpoint-missing.toml", "");
     let sql: milink::lab::SideInfo = serde_json::from_value(l.info["sql_server"].clone()).unwrap();
-    let find = |v: &Value, id: &str| v["findings"].as_array().unwrap().iter().find(|f| f["id"] == id).unwrap().clone();
 
     let without = l.check(&["--job-probes"]).output().unwrap();
     let v: Value = serde_json::from_slice(&without.stdout).unwrap();
-    assert_eq!(find(&v, "network-mi-to-sql-5022")["severity"], "fail", "nothing listens without an endpoint");
+    assert_eq!(finding(&v, "network-mi-to-sql-5022")["severity"], "fail", "nothing listens without an endpoint");
 
     let with = l.check(&["--job-probes", "--temp-endpoint"]).output().unwrap();
     let v: Value = serde_json::from_slice(&with.stdout).unwrap();
-    let f = find(&v, "network-mi-to-sql-5022");
+    let f = finding(&v, "network-mi-to-sql-5022");
     assert_eq!(f["severity"], "pass");
     assert_eq!(f["evidence"]["temporary_endpoint"], "created for the test and dropped afterwards");
 

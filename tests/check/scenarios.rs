@@ -98,7 +98,7 @@ fn topology_mode_checks_see_per_direction_faults() {
     let o = check_with(&scenario_path("mi-unreachable.toml"), &["--topology"]);
     let p = problems(&o.report);
     assert!(p.contains(&("network-mi-1433".into(), "fail".into())), "{p:?}");
-    let f = o.report["findings"].as_array().unwrap().iter().find(|f| f["id"] == "network-mi-5022").unwrap();
+    let f = finding(&o.report, "network-mi-5022");
     assert_eq!(f["evidence"]["outcome"], "host_unreachable");
     assert_eq!(f["evidence"]["address"], "203.0.113.10:5022");
 
@@ -111,7 +111,7 @@ fn topology_mode_checks_see_per_direction_faults() {
     // Each direction is its own finding: only MI → SQL fails.
     let network: BTreeSet<_> = problems(&o.report).into_iter().filter(|(id, _)| id.starts_with("network-")).collect();
     assert_eq!(network, BTreeSet::from([("network-mi-to-sql-5022".to_string(), "fail".to_string())]));
-    let back = o.report["findings"].as_array().unwrap().iter().find(|f| f["id"] == "network-sql-to-mi-5022").unwrap();
+    let back = finding(&o.report, "network-sql-to-mi-5022");
     assert_eq!(back["severity"], "pass");
 }
 

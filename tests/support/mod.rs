@@ -137,3 +137,14 @@ pub fn can_run_topology() -> bool {
     }
     root
 }
+
+/// The finding with `id` in a JSON report (the first, for per-object checks).
+pub fn finding(report: &serde_json::Value, id: &str) -> serde_json::Value {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == id)
+        .unwrap_or_else(|| panic!("no finding {id}"))
+        .clone()
+}
