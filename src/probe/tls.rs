@@ -155,7 +155,7 @@ async fn handshake(tcp: &mut TcpStream, name: &str, strict: bool) -> Result<Capt
             raw[..n].to_vec()
         } else {
             // Older servers frame their flight as 0x04; both are accepted.
-            read_any_packet(tcp).await.map_err(|e| e.to_string())?
+            packet::read_message_of(tcp, packet::FROM_SERVER_PRELOGIN).await.map_err(|e| e.to_string())?.1
         };
         let mut rd = &data[..];
         while !rd.is_empty() {
@@ -177,25 +177,16 @@ async fn handshake(tcp: &mut TcpStream, name: &str, strict: bool) -> Result<Capt
     })
 }
 
-async fn read_any_packet(tcp: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut h = [0u8; 8];
-    tcp.read_exact(&mut h).await?;
-    if h[0] != packet::PRELOGIN && h[0] != packet::TABULAR_RESULT {
-        return Err(packet::bad(format!("packet type {:#04x} during the TLS handshake", h[0])));
-    }
-    let len = u16::from_be_bytes([h[2], h[3]]) as usize;
-    let mut body = vec![0u8; len.saturating_sub(8)];
-    tcp.read_exact(&mut body).await?;
-    Ok(body)
-}
-
 /// PRELOGIN (TDS 7.x) first; if the server hangs up on that, TLS first (strict).
 pub async fn capture(addr: SocketAddr, name: &str, timeout: Duration) -> Outcome {
     let tds7 = tokio::time::timeout(timeout, async {
         let mut tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
         let hello = prelogin::build((0, 0, 0), prelogin::ENCRYPT_ON, false);
         packet::write_message(&mut tcp, packet::PRELOGIN, &hello, 4096).await.map_err(|e| e.to_string())?;
-        let reply = read_any_packet(&mut tcp).await.map_err(|e| format!("PRELOGIN: {e}"))?;
+        let reply = packet::read_message_of(&mut tcp, packet::FROM_SERVER_PRELOGIN)
+            .await
+            .map_err(|e| format!("PRELOGIN: {e}"))?
+            .1;
         let p = prelogin::parse(&reply).map_err(|e| format!("PRELOGIN reply: {e}"))?;
         if p.encryption == prelogin::ENCRYPT_NOT_SUP {
             return Ok(None);

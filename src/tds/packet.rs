@@ -21,16 +21,25 @@ pub fn bad(msg: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.into())
 }
 
-/// Reads one whole message; all its packets must share one type.
+/// Types a client may send (MS-TDS 2.2.3.1.1); anything else is not TDS.
+const FROM_CLIENT: &[u8] = &[0x01, 0x03, 0x06, 0x07, 0x0E, 0x10, 0x11, 0x12];
+/// What a server answers PRELOGIN and a TLS flight with: 0x04, or 0x12 as most do.
+pub const FROM_SERVER_PRELOGIN: &[u8] = &[TABULAR_RESULT, PRELOGIN];
+
+/// Reads one whole message from a client; all its packets must share one type.
 pub async fn read_message<W: Wire>(r: &mut W) -> io::Result<(u8, Vec<u8>)> {
+    read_message_of(r, FROM_CLIENT).await
+}
+
+/// Reads one whole message whose packet type is one of `accepts`.
+pub async fn read_message_of<W: Wire>(r: &mut W, accepts: &[u8]) -> io::Result<(u8, Vec<u8>)> {
     let mut payload = Vec::new();
     let mut kind = None;
     loop {
         let mut h = [0u8; HEADER];
         r.read_exact(&mut h).await?;
-        // Types a client may send (MS-TDS 2.2.3.1.1); anything else is not TDS.
-        if !matches!(h[0], 0x01 | 0x03 | 0x06 | 0x07 | 0x0E | 0x10 | 0x11 | 0x12) {
-            return Err(bad(format!("packet type {:#04x} is not a client packet", h[0])));
+        if !accepts.contains(&h[0]) {
+            return Err(bad(format!("packet type {:#04x} is not expected here", h[0])));
         }
         let len = u16::from_be_bytes([h[2], h[3]]) as usize;
         if len < HEADER {
