@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::types::Value;
 
+use crate::lab::addr::{self, Mode};
 use crate::lab::catalog::{Catalog, datetime_text};
 use crate::lab::netns::{Place, Topology};
 
@@ -98,6 +99,10 @@ pub fn parse_tnc(command: &str) -> Option<Tnc> {
 
 impl Agent {
     async fn connect(&self, to: SocketAddr) -> bool {
+        let mode = if self.topology.is_some() { Mode::Topology } else { Mode::Loopback };
+        if addr::guard(mode, to).is_err() {
+            return false;
+        }
         let from = self.from;
         let socket = match &self.topology {
             Some(t) => t.within(self.place, &self.handle, tokio::net::TcpSocket::new_v4),

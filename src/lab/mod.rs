@@ -1,6 +1,7 @@
 //! `milink lab`: stand-ins on loopback that speak the real protocols, built
 //! from a scenario file.
 
+pub mod addr;
 pub mod agent;
 pub mod catalog;
 pub mod certs;
@@ -120,16 +121,7 @@ pub enum LabError {
     Io(#[from] io::Error),
 }
 
-/// Where the stand-ins live.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Mode {
-    /// Each lab on its own 127.a.b.0/24; needs no privileges. A network fault
-    /// applies to its target port whoever connects.
-    #[default]
-    Loopback,
-    /// Each side in its own network namespace (root): faults per direction.
-    Topology,
-}
+pub use addr::Mode;
 
 /// A running lab. Dropping it stops every stand-in and removes its files and
 /// namespaces.
@@ -204,6 +196,7 @@ impl Lab {
     }
 
     pub async fn start_in(scenario: &Scenario, mode: Mode) -> Result<Lab, LabError> {
+        scenario.check_addresses(mode)?;
         if mode == Mode::Topology {
             let topology = netns::Topology::create(&scenario.network.faults)?;
             return Lab::start_on(scenario, Net::topology(topology)).await;

@@ -10,6 +10,8 @@ use std::path::Path;
 use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
 
+use crate::lab::addr::{self, Mode};
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
@@ -519,6 +521,8 @@ pub enum ScenarioError {
     Invalid { path: String, line: usize, column: usize, message: String },
     #[error("{path}: {message}")]
     Inconsistent { path: String, message: String },
+    #[error("{field} is {ip}: this lab may only hand out or dial {allowed}")]
+    Address { field: String, ip: std::net::IpAddr, allowed: &'static str },
 }
 
 impl Scenario {
@@ -607,16 +611,17 @@ impl Scenario {
             if needs_value && r.value.is_none() {
                 return Err(format!("dns.records `{}`: type {} needs a value", r.name, r.kind));
             }
-            // The lab must never send a client to a real address: only loopback
-            // and the documentation ranges may be handed out.
+            // Never a real address, whatever the mode; loopback mode narrows this
+            // further at start (`check_addresses`).
             if matches!(kind.as_str(), "A" | "AAAA") {
                 let ip: std::net::IpAddr = r.value.as_deref().unwrap_or("").parse().map_err(|_| {
                     format!("dns.records `{}`: `{}` is not an address", r.name, r.value.as_deref().unwrap_or(""))
                 })?;
-                if !lab_safe(ip) {
+                if !addr::allowed(Mode::Topology, ip) {
                     return Err(format!(
-                        "dns.records `{}`: {ip} is outside 127.0.0.0/8, 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, ::1 and 2001:db8::/32; the lab hands out no other address",
-                        r.name
+                        "dns.records `{}`: {ip} is outside {}; the lab hands out no other address",
+                        r.name,
+                        addr::describe(Mode::Topology)
                     ));
                 }
             }
@@ -629,6 +634,34 @@ impl Scenario {
 
     pub fn sides(&self) -> [(&'static str, &Side); 2] {
         [("sql_server", &self.sql_server), ("managed_instance", &self.managed_instance)]
+    }
+
+    /// Every address the scenario would make the lab hand out or dial, with the
+    /// field that names it.
+    pub fn addresses(&self) -> Vec<(String, std::net::IpAddr)> {
+        let mut out = Vec::new();
+        for (i, r) in self.dns.records.iter().enumerate() {
+            if let Some(ip) = r.value.as_deref().and_then(|v| v.parse().ok()) {
+                out.push((format!("dns.records[{i}].value ({})", r.name), ip));
+            }
+        }
+        for (label, side) in self.sides() {
+            if let Some(ip) = side.endpoint.as_ref().and_then(|e| e.url_host.as_deref()).and_then(|h| h.parse().ok()) {
+                out.push((format!("{label}.endpoint.url_host"), ip));
+            }
+        }
+        out
+    }
+
+    /// Refuses, before anything listens, a scenario that would make the lab hand
+    /// out or dial an address the mode does not allow.
+    pub fn check_addresses(&self, mode: Mode) -> Result<(), ScenarioError> {
+        for (field, ip) in self.addresses() {
+            if !addr::allowed(mode, ip) {
+                return Err(ScenarioError::Address { field, ip, allowed: addr::describe(mode) });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -644,14 +677,6 @@ impl Side {
     /// (major, minor, build, revision)
     pub fn version_parts(&self) -> (u32, u32, u32, u32) {
         parse_version(&self.version).expect("validated")
-    }
-}
-
-/// Addresses the lab may hand out: loopback and the documentation ranges.
-pub fn lab_safe(ip: std::net::IpAddr) -> bool {
-    match ip {
-        std::net::IpAddr::V4(v) => v.is_loopback() || v.is_documentation(),
-        std::net::IpAddr::V6(v) => v.is_loopback() || (v.segments()[0] == 0x2001 && v.segments()[1] == 0xdb8),
     }
 }
 
@@ -856,6 +881,28 @@ mod tests {
         assert!(Scenario::parse(&format!("{base}value = \"203.0.113.7\"\n"), "x").is_ok());
         let err = Scenario::parse(&format!("{base}value = \"20.50.1.2\"\n"), "x").unwrap_err().to_string();
         assert!(err.contains("hands out no other address"), "{err}");
+    }
+
+    #[test]
+    fn loopback_mode_refuses_every_field_that_names_a_documentation_address() {
+        let base = "extends = \"healthy.toml\"\ndescription = \"x\"\n";
+        let cases = [
+            ("[[dns.records]]\nname = \"a.lab\"\ntype = \"A\"\nvalue = \"203.0.113.7\"\n", "dns.records[0].value"),
+            ("[[dns.records]]\nname = \"a.lab\"\ntype = \"AAAA\"\nvalue = \"2001:db8::7\"\n", "dns.records[0].value"),
+            ("[sql_server.endpoint]\nurl_host = \"198.51.100.20\"\n", "sql_server.endpoint.url_host"),
+            ("[managed_instance.endpoint]\nurl_host = \"192.0.2.9\"\n", "managed_instance.endpoint.url_host"),
+        ];
+        for (extra, field) in cases {
+            let s = Scenario::parse(&format!("{base}{extra}"), "x").unwrap();
+            let err = s.check_addresses(Mode::Loopback).unwrap_err().to_string();
+            assert!(err.starts_with(field) && err.contains("loopback mode"), "{err}");
+            assert!(s.check_addresses(Mode::Topology).is_ok(), "{field} is fine inside namespaces");
+        }
+        let ok = Scenario::parse(&format!("{base}[sql_server.endpoint]\nurl_host = \"127.0.0.9\"\n"), "x").unwrap();
+        assert!(ok.check_addresses(Mode::Loopback).is_ok());
+        // A name is resolved by the lab's own DNS, whose records are checked above.
+        let name = Scenario::parse(&format!("{base}[sql_server.endpoint]\nurl_host = \"sql.lab\"\n"), "x").unwrap();
+        assert!(name.check_addresses(Mode::Loopback).is_ok());
     }
 
     #[test]

@@ -1,4 +1,5 @@
 mod faults;
+mod isolation;
 mod scenarios;
 mod tds;
 mod third_party;
