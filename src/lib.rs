@@ -9,3 +9,4 @@ pub mod probe;
 pub mod profile;
 pub mod report;
 pub mod tds;
+pub mod tsql;

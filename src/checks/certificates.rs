@@ -3,10 +3,11 @@
 //! to what it presents, SQL Server's trusted on the managed instance, Azure roots.
 
 use super::collect::Evidence;
-use super::{F, blocked, facts, literal, quote, rows};
+use super::{F, blocked, facts, rows};
 use crate::probe::sql::{Fields, Record, unhex};
 use crate::profile::Profile;
 use crate::report::{Finding, Severity, Side};
+use crate::tsql::{binary, ident, nstring};
 
 fn days_left(expiry: &str) -> Option<i64> {
     let t = crate::probe::sql::datetime(expiry)?;
@@ -67,7 +68,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
                     if pvt != "MK" {
                         f = f.severity(Severity::Fail).remedy(format!(
                             "The private key must be encrypted by the database master key: USE [master]; ALTER CERTIFICATE {} WITH PRIVATE KEY (DECRYPTION BY PASSWORD = N'<current password>'); -- without ENCRYPTION BY PASSWORD it is re-encrypted by the master key",
-                            quote(name)
+                            ident(name)
                         ));
                     } else if name.contains('\\') {
                         f = f.severity(Severity::Fail).remedy("The certificate name must not contain `\\`: create one named e.g. Cert_<server>_endpoint and switch the endpoint to it.");
@@ -111,20 +112,16 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
             let theirs = pres.first().and_then(|r| r.str("endpointcertificatepublickey")).and_then(unhex);
             let exact = certs.iter().find(|c| c.str("name") == Some(fqdn.as_str()));
             let loose = certs.iter().find(|c| c.str("name").is_some_and(|n| n.eq_ignore_ascii_case(fqdn)));
-            let create = theirs.as_ref().map(|d| {
-                format!(
-                    "USE [master]; CREATE CERTIFICATE {} FROM BINARY = 0x{};",
-                    quote(fqdn),
-                    d.iter().map(|b| format!("{b:02X}")).collect::<String>()
-                )
-            });
+            let create = theirs
+                .as_ref()
+                .map(|d| format!("USE [master]; CREATE CERTIFICATE {} FROM BINARY = {};", ident(fqdn), binary(d)));
             let f = F::new("cert-mi-imported", Side::Link, Severity::Pass).ev("expected_name", fqdn.clone());
             match (exact.or(loose), &theirs) {
                 (None, _) => f.severity(Severity::Fail).remedy(create.unwrap_or_else(|| "Import the managed instance's certificate (EXEC sp_get_endpoint_certificate 4 on the managed instance) under its FQDN.".into())),
                 (Some(c), Some(t)) if der(c).as_ref() != Some(t) => f
                     .severity(Severity::Fail)
                     .ev("imported_expiry", c.str("expiry_date").unwrap_or(""))
-                    .remedy(format!("The imported certificate differs from what the managed instance presents now (rotated?): DROP CERTIFICATE {}; then {}", quote(c.str("name").unwrap_or(fqdn)), create.unwrap_or_default())),
+                    .remedy(format!("The imported certificate differs from what the managed instance presents now (rotated?): DROP CERTIFICATE {}; then {}", ident(c.str("name").unwrap_or(fqdn)), create.unwrap_or_default())),
                 (Some(c), _) if exact.is_none() => f.severity(Severity::Warn).ev("imported_as", c.str("name").unwrap_or("")).remedy("The certificate's name must be exactly the managed instance's FQDN (same case)."),
                 (Some(_), _) => f.ev("byte_equal", theirs.is_some()),
             }
@@ -155,7 +152,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
                 f.severity(Severity::Fail).remedy(format!(
                     "Upload SQL Server's public key to the managed instance: New-AzSqlInstanceServerTrustCertificate -ResourceGroupName <rg> -InstanceName <mi> -Name {} -PublicKey <SELECT CERTENCODED(CERT_ID({}))>",
                     c.str("name").unwrap_or(""),
-                    literal(c.str("name").unwrap_or(""))
+                    nstring(c.str("name").unwrap_or(""))
                 ))
             }
             .done()
@@ -185,7 +182,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
                 f.severity(Severity::Warn).ev("missing", missing.join(", ")).remedy(
                     missing
                         .iter()
-                        .map(|n| format!("CREATE CERTIFICATE {} FROM FILE = N'<path to {n}.crt>'; EXEC sp_certificate_add_issuer CERT_ID({}), N'*.database.windows.net';", quote(n), literal(n)))
+                        .map(|n| format!("CREATE CERTIFICATE {} FROM FILE = N'<path to {n}.crt>'; EXEC sp_certificate_add_issuer CERT_ID({}), N'*.database.windows.net';", ident(n), nstring(n)))
                         .collect::<Vec<_>>()
                         .join("\n"),
                 )

@@ -3,10 +3,11 @@
 //! log-backup recency.
 
 use super::collect::{Evidence, Facts};
-use super::{F, facts, quote, rows};
+use super::{F, facts, rows};
 use crate::probe::sql::{Fields, Record};
 use crate::profile::Profile;
 use crate::report::{Finding, Severity, Side};
+use crate::tsql::ident;
 
 const ALL: [&str; 9] = [
     "database-exists",
@@ -77,7 +78,7 @@ fn one(facts: &Facts, db: &str, id: i64, row: &Record, _: &Profile, emit: &mut d
     emit(if state == "ONLINE" {
         f
     } else {
-        f.severity(Severity::Fail).remedy(format!("ALTER DATABASE {} SET ONLINE;", quote(db)))
+        f.severity(Severity::Fail).remedy(format!("ALTER DATABASE {} SET ONLINE;", ident(db)))
     });
 
     let rm = row.str("recovery_model_desc").unwrap_or("");
@@ -85,7 +86,7 @@ fn one(facts: &Facts, db: &str, id: i64, row: &Record, _: &Profile, emit: &mut d
     emit(if rm == "FULL" {
         f
     } else {
-        f.severity(Severity::Fail).remedy(format!("ALTER DATABASE {q} SET RECOVERY FULL; then take a full backup: BACKUP DATABASE {q} TO DISK = N'<path>' WITH CHECKSUM;", q = quote(db)))
+        f.severity(Severity::Fail).remedy(format!("ALTER DATABASE {q} SET RECOVERY FULL; then take a full backup: BACKUP DATABASE {q} TO DISK = N'<path>' WITH CHECKSUM;", q = ident(db)))
     });
 
     match rows(facts, "backups", "login-sql-permissions") {
@@ -108,7 +109,7 @@ fn one(facts: &Facts, db: &str, id: i64, row: &Record, _: &Profile, emit: &mut d
                 Some(t) => f.ev("last_full_backup", t.clone()),
                 None => f.severity(Severity::Fail).ev("copy_only_full_backups", of("D", true).is_some()).remedy(format!(
                     "Take a full backup that is not COPY_ONLY (without one, link creation fails with error 1475): BACKUP DATABASE {} TO DISK = N'<path>' WITH CHECKSUM;",
-                    quote(db)
+                    ident(db)
                 )),
             });
             let log = of("L", false);

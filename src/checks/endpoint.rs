@@ -2,10 +2,11 @@
 //! port, certificate authentication, AES encryption.
 
 use super::collect::Evidence;
-use super::{F, blocked, facts, quote, rows};
+use super::{F, blocked, facts, rows};
 use crate::probe::sql::Fields;
 use crate::profile::Profile;
 use crate::report::{Finding, Severity, Side};
+use crate::tsql::ident;
 
 const REST: [&str; 4] = ["endpoint-sql-started", "endpoint-sql-port", "endpoint-sql-auth", "endpoint-sql-encryption"];
 
@@ -41,7 +42,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
             f
         } else {
             f.severity(Severity::Fail)
-                .remedy(format!("ALTER ENDPOINT {} STATE = STARTED FOR DATABASE_MIRRORING (ROLE = ALL);", quote(name)))
+                .remedy(format!("ALTER ENDPOINT {} STATE = STARTED FOR DATABASE_MIRRORING (ROLE = ALL);", ident(name)))
         }
         .done(),
     );
@@ -66,7 +67,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
         } else {
             f.severity(Severity::Fail).remedy(format!(
                 "ALTER ENDPOINT {} FOR DATABASE_MIRRORING (AUTHENTICATION = WINDOWS NEGOTIATE CERTIFICATE [<certificate>]);",
-                quote(name)
+                ident(name)
             ))
         }
         .done(),
@@ -81,7 +82,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
         } else {
             f.severity(Severity::Fail).remedy(format!(
                 "ALTER ENDPOINT {} FOR DATABASE_MIRRORING (ENCRYPTION = REQUIRED ALGORITHM AES); -- without AES: 'no compatible encryption algorithm'",
-                quote(name)
+                ident(name)
             ))
         }
         .done(),

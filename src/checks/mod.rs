@@ -169,16 +169,6 @@ impl F {
     }
 }
 
-/// `[name]` with `]` doubled, for T-SQL in remedies.
-pub fn quote(name: &str) -> String {
-    format!("[{}]", name.replace(']', "]]"))
-}
-
-/// `N'text'` with `'` doubled.
-pub fn literal(s: &str) -> String {
-    format!("N'{}'", s.replace('\'', "''"))
-}
-
 /// Why a side's facts are not there, as a finding of `id` would say it.
 pub fn facts<'a>(side: &'a collect::SideEvidence, login_id: &str) -> Result<&'a collect::Facts, (Severity, String)> {
     match &side.sql {
@@ -230,7 +220,6 @@ pub fn evaluate(ev: &Evidence, p: &Profile) -> Vec<Finding> {
     database::evaluate(ev, p, &mut out);
     out
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,11 +231,5 @@ mod tests {
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), CHECKS.len());
-    }
-
-    #[test]
-    fn identifiers_are_quoted() {
-        assert_eq!(quote("a]b"), "[a]]b]");
-        assert_eq!(literal("O'Brien"), "N'O''Brien'");
     }
 }

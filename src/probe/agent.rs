@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::sql::{Fields, Session, SqlFailure};
-use crate::checks::literal;
+use crate::tsql::{ident, nstring};
 
 pub const PREFIX: &str = "milink-probe";
 /// Microsoft's procedure calls them TEST_CERT and TEST_ENDPOINT; ours are recognisable.
@@ -55,12 +55,12 @@ fn host_tag() -> String {
 }
 
 async fn delete(s: &mut Session, job: &str) {
-    let _ = s.rows(&format!("EXEC msdb.dbo.sp_delete_job @job_name = {}", literal(job))).await;
+    let _ = s.rows(&format!("EXEC msdb.dbo.sp_delete_job @job_name = {}", nstring(job))).await;
 }
 
 /// Deletes jobs a killed run from this host left behind.
 pub async fn remove_leftovers(s: &mut Session) -> usize {
-    let like = literal(&format!("{PREFIX}-{}-%", host_tag()));
+    let like = nstring(&format!("{PREFIX}-{}-%", host_tag()));
     let Ok(rows) = s.rows(&format!("SELECT name FROM msdb.dbo.sysjobs WHERE name LIKE {like}")).await else { return 0 };
     let names: Vec<String> = rows.iter().filter_map(|r| r.str("name").map(String::from)).collect();
     for n in &names {
@@ -81,10 +81,10 @@ pub async fn tnc(s: &mut Session, target: &str, port: u16, wait: Duration) -> Re
 }
 
 async fn run(s: &mut Session, job: &str, target: &str, port: u16, wait: Duration) -> Result<JobProbe, ProbeError> {
-    let name = literal(job);
+    let name = nstring(job);
     // The target goes into PowerShell: only host-name and address characters.
     let host: String = target.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':')).collect();
-    let command = literal(&format!(
+    let command = nstring(&format!(
         "tnc {host} -port {port} | select ComputerName, RemoteAddress, TcpTestSucceeded | Format-List"
     ));
     s.rows(&format!("EXEC msdb.dbo.sp_add_job @job_name = {name}")).await.map_err(ProbeError::Sql)?;
@@ -145,7 +145,7 @@ fn field(output: &str, name: &str) -> Option<String> {
 pub async fn create_temp_endpoint(s: &mut Session, port: u16) -> Result<(), SqlFailure> {
     drop_temp_endpoint(s).await;
     let expiry = time::OffsetDateTime::now_utc() + time::Duration::days(2);
-    let cert = crate::checks::quote(TEMP_CERT);
+    let cert = ident(TEMP_CERT);
     s.rows(&format!(
         "CREATE CERTIFICATE {cert} WITH SUBJECT = N'milink temporary certificate', EXPIRY_DATE = N'{}/{}/{}'",
         expiry.month() as u8,
@@ -156,7 +156,7 @@ pub async fn create_temp_endpoint(s: &mut Session, port: u16) -> Result<(), SqlF
     s.rows(&format!(
         "CREATE ENDPOINT {} STATE = STARTED AS TCP (LISTENER_PORT = {port}, LISTENER_IP = ALL) \
          FOR DATABASE_MIRRORING (ROLE = ALL, AUTHENTICATION = CERTIFICATE {cert}, ENCRYPTION = REQUIRED ALGORITHM AES)",
-        crate::checks::quote(TEMP_ENDPOINT)
+        ident(TEMP_ENDPOINT)
     ))
     .await
     .map(|_| ())
@@ -165,12 +165,12 @@ pub async fn create_temp_endpoint(s: &mut Session, port: u16) -> Result<(), SqlF
 /// Drops the temporary endpoint and certificate, if they are there (also a
 /// killed run's).
 pub async fn drop_temp_endpoint(s: &mut Session) {
-    let has = |table: &str, name: &str| format!("SELECT name FROM {table} WHERE name = {}", literal(name));
+    let has = |table: &str, name: &str| format!("SELECT name FROM {table} WHERE name = {}", nstring(name));
     if s.rows(&has("sys.endpoints", TEMP_ENDPOINT)).await.is_ok_and(|r| !r.is_empty()) {
-        let _ = s.rows(&format!("DROP ENDPOINT {}", crate::checks::quote(TEMP_ENDPOINT))).await;
+        let _ = s.rows(&format!("DROP ENDPOINT {}", ident(TEMP_ENDPOINT))).await;
     }
     if s.rows(&has("sys.certificates", TEMP_CERT)).await.is_ok_and(|r| !r.is_empty()) {
-        let _ = s.rows(&format!("DROP CERTIFICATE {}", crate::checks::quote(TEMP_CERT))).await;
+        let _ = s.rows(&format!("DROP CERTIFICATE {}", ident(TEMP_CERT))).await;
     }
 }
 

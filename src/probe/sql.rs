@@ -160,15 +160,6 @@ fn record(row: &tiberius::Row) -> Record {
     row.cells().zip(names).map(|((_, data), name)| (name, cell(data))).collect()
 }
 
-fn hex(b: &[u8]) -> String {
-    let mut s = String::with_capacity(2 + b.len() * 2);
-    s.push_str("0x");
-    for x in b {
-        s.push_str(&format!("{x:02X}"));
-    }
-    s
-}
-
 fn cell(data: &ColumnData<'static>) -> Value {
     use tiberius::FromSql;
     match data {
@@ -181,7 +172,7 @@ fn cell(data: &ColumnData<'static>) -> Value {
         ColumnData::Bit(v) => v.map(Value::from).unwrap_or(Value::Null),
         ColumnData::String(v) => v.as_ref().map(|s| Value::from(s.to_string())).unwrap_or(Value::Null),
         ColumnData::Guid(v) => v.map(|g| Value::from(g.to_string().to_uppercase())).unwrap_or(Value::Null),
-        ColumnData::Binary(v) => v.as_ref().map(|b| Value::from(hex(b))).unwrap_or(Value::Null),
+        ColumnData::Binary(v) => v.as_ref().map(|b| Value::from(crate::tsql::binary(b))).unwrap_or(Value::Null),
         ColumnData::Numeric(v) => v.map(|n| Value::from(n.to_string())).unwrap_or(Value::Null),
         ColumnData::DateTime(_) | ColumnData::SmallDateTime(_) | ColumnData::DateTime2(_) => {
             match time::PrimitiveDateTime::from_sql(data) {

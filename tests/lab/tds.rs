@@ -194,8 +194,7 @@ async fn raw_rows_and_aaaa_records_from_the_scenario() {
         let mut rows = toml::Table::new();
         rows.insert("msdb.dbo.sysjobs".into(), toml::Value::Array(vec![toml::Value::Table(row)]));
         set(t, "managed_instance.rows", rows);
-        let rec: toml::Table =
-            toml::from_str("name = \"v6.contoso.lab\"\ntype = \"AAAA\"\nvalue = \"::1\"").unwrap();
+        let rec: toml::Table = toml::from_str("name = \"v6.contoso.lab\"\ntype = \"AAAA\"\nvalue = \"::1\"").unwrap();
         set(t, "dns.records", toml::Value::Array(vec![toml::Value::Table(rec)]));
     });
     let lab = milink::lab::Lab::start(&s).await.unwrap();

@@ -1,0 +1,41 @@
+//! Quoting for generated T-SQL: one helper per position, so a name holding `]`
+//! or `'` comes out right wherever it goes. Checks' remedies, probes and link
+//! creation all write their statements with these.
+
+/// An identifier in brackets: `[Sales]]DB]` (`]` doubled).
+pub fn ident(name: &str) -> String {
+    format!("[{}]", name.replace(']', "]]"))
+}
+
+/// A Unicode string literal: `N'O''Brien'` (`'` doubled).
+pub fn nstring(s: &str) -> String {
+    format!("N'{}'", s.replace('\'', "''"))
+}
+
+/// A binary literal: `0x3082…` in upper-case hex.
+pub fn binary(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(2 + bytes.len() * 2);
+    s.push_str("0x");
+    for b in bytes {
+        s.push_str(&format!("{b:02X}"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_position_has_its_own_rule() {
+        assert_eq!(ident("Sales]DB"), "[Sales]]DB]");
+        assert_eq!(ident("[x]"), "[[x]]]");
+        assert_eq!(ident("O'Brien DB"), "[O'Brien DB]");
+        assert_eq!(nstring("O'Brien DB"), "N'O''Brien DB'");
+        assert_eq!(nstring("Sales]DB"), "N'Sales]DB'");
+        assert_eq!(ident("Ünïcødé 数据"), "[Ünïcødé 数据]");
+        let long = "a]".repeat(64);
+        assert_eq!(ident(&long).len(), 2 + 128 + 64);
+        assert_eq!(binary(&[0x30, 0x82, 0x0a]), "0x30820A");
+    }
+}
