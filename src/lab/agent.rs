@@ -3,51 +3,29 @@
 //! side's own address (and namespace), and write the job history and step log
 //! the way Agent does.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use rusqlite::types::Value;
 
-use crate::lab::addr::{self, Mode};
-use crate::lab::catalog::{Catalog, datetime_text};
-use crate::lab::netns::{Place, Topology};
+use crate::lab::catalog::{Catalog, Host, Step};
+use crate::lab::net::{Dialed, SideNet};
+use crate::lab::ports::{Ports, Service};
+use crate::lab::scenario::Listener;
+use crate::lab::sqltime::datetime_text;
 
 /// How long the stand-in's Test-NetConnection waits for a SYN-ACK.
 const TNC_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// One step of a job, as sp_add_jobstep stored it.
-#[derive(Debug, Clone)]
-pub struct Step {
-    pub id: i64,
-    pub name: String,
-    pub command: String,
-    pub uid: String,
-}
-
-/// Starts jobs for one side.
-pub trait Runner: Send + Sync {
-    fn start(self: Arc<Self>, job_id: String, steps: Vec<Step>);
-    /// A CREATE ENDPOINT listens; false when the port cannot be had.
-    fn listen(&self, port: u16) -> bool;
-    /// DROP ENDPOINT stops listening.
-    fn unlisten(&self, port: u16);
-}
-
-/// A side's name lookup.
-pub type Resolve = Arc<dyn Fn(&str) -> Option<IpAddr> + Send + Sync>;
-
 pub struct Agent {
     pub catalog: Weak<Mutex<Catalog>>,
-    pub from: IpAddr,
-    pub place: Place,
-    pub topology: Option<Arc<Topology>>,
-    /// Names as this side's DNS answers them.
-    pub resolve: Resolve,
-    pub handle: tokio::runtime::Handle,
+    pub net: SideNet,
     pub server: String,
-    /// Endpoints made by CREATE ENDPOINT, by port.
-    pub endpoints: Mutex<std::collections::HashMap<u16, crate::lab::listener::EndpointListener>>,
+    pub ports: Arc<Ports>,
+    /// The mirroring endpoint's port while it listens, and how it behaves.
+    pub endpoint: Mutex<Option<u16>>,
+    pub endpoint_behaviour: (Listener, u64),
 }
 
 /// `tnc <host> -port <n>` / `Test-NetConnection -ComputerName <host> -Port <n>`, and
@@ -99,20 +77,7 @@ pub fn parse_tnc(command: &str) -> Option<Tnc> {
 
 impl Agent {
     async fn connect(&self, to: SocketAddr) -> bool {
-        let mode = if self.topology.is_some() { Mode::Topology } else { Mode::Loopback };
-        if addr::guard(mode, to).is_err() {
-            return false;
-        }
-        let from = self.from;
-        let socket = match &self.topology {
-            Some(t) => t.within(self.place, &self.handle, tokio::net::TcpSocket::new_v4),
-            None => Ok(tokio::net::TcpSocket::new_v4()),
-        };
-        let Ok(Ok(socket)) = socket else { return false };
-        if socket.bind(SocketAddr::new(from, 0)).is_err() {
-            return false;
-        }
-        matches!(tokio::time::timeout(TNC_TIMEOUT, socket.connect(to)).await, Ok(Ok(_)))
+        matches!(self.net.dial(&to.ip().to_string(), to.port(), TNC_TIMEOUT).await, Dialed::Connected(_))
     }
 
     /// What Test-NetConnection prints, and whether the step succeeded.
@@ -124,7 +89,7 @@ impl Agent {
                 false,
             );
         };
-        let Some(ip) = t.host.parse::<IpAddr>().ok().or_else(|| (self.resolve)(&t.host)) else {
+        let Some(ip) = self.net.lookup(&t.host) else {
             let out = format!(
                 "WARNING: Name resolution of {} failed\nComputerName   : {}\nRemoteAddress  :\nTcpTestSucceeded : False",
                 t.host, t.host
@@ -141,7 +106,7 @@ impl Agent {
             let warn = if ok { String::new() } else { format!("WARNING: TCP connect to ({ip} : {}) failed\n", t.port) };
             format!(
                 "{warn}ComputerName     : {}\nRemoteAddress    : {ip}\nRemotePort       : {}\nInterfaceAlias   : Ethernet\nSourceAddress    : {}\nTcpTestSucceeded : {verdict}",
-                t.host, t.port, self.from
+                t.host, t.port, self.net.from
             )
         };
         (out, true)
@@ -155,33 +120,31 @@ fn now_parts() -> (i64, i64) {
     (date, time)
 }
 
-impl Runner for Agent {
-    fn listen(&self, port: u16) -> bool {
-        let addr = SocketAddr::new(self.from, port);
-        let bind = || crate::lab::listener::bind(addr, crate::lab::scenario::Listener::Open, 0);
-        let l = match &self.topology {
-            Some(t) => t.within(self.place, &self.handle, bind).ok().and_then(Result::ok),
-            None => {
-                let _guard = self.handle.enter();
-                bind().ok()
-            }
-        };
-        match l {
-            Some(l) => {
-                self.endpoints.lock().unwrap_or_else(|p| p.into_inner()).insert(port, l);
-                true
-            }
-            None => false,
+impl Host for Agent {
+    fn endpoint_port(&self, port: Option<u16>) -> bool {
+        let mut current = self.endpoint.lock().unwrap_or_else(|p| p.into_inner());
+        if *current == port {
+            return true;
         }
+        let (behaviour, slow_ms) = self.endpoint_behaviour;
+        if let Some(old) = *current {
+            let addr = SocketAddr::new(self.net.from, old);
+            let _ = self.ports.serve(self.net.place, addr, Service::Nothing);
+        }
+        if let Some(p) = port {
+            let addr = SocketAddr::new(self.net.from, p);
+            if self.ports.serve(self.net.place, addr, Service::Endpoint { behaviour, slow_ms }).is_err() {
+                *current = None;
+                return false;
+            }
+        }
+        *current = port;
+        true
     }
 
-    fn unlisten(&self, port: u16) {
-        self.endpoints.lock().unwrap_or_else(|p| p.into_inner()).remove(&port);
-    }
-
-    fn start(self: Arc<Self>, job_id: String, steps: Vec<Step>) {
+    fn start_job(self: Arc<Self>, job_id: String, steps: Vec<Step>) {
         let agent = self.clone();
-        self.handle.spawn(async move {
+        self.net.handle.spawn(async move {
             let started = Instant::now();
             let mut ok_all = true;
             for step in &steps {

@@ -24,7 +24,7 @@ pub struct ServerIdentity {
 }
 
 /// An endpoint certificate as the catalog shows it.
-#[derive(Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointCert {
     pub der: Vec<u8>,
     pub subject: String,

@@ -7,58 +7,49 @@ pub mod catalog;
 pub mod certs;
 pub mod dns;
 pub mod listener;
+pub mod net;
 pub mod netns;
+pub mod ports;
 pub mod scenario;
 pub mod sql;
+pub mod sqltime;
+pub mod state;
 pub mod tds;
 
 use time::OffsetDateTime;
 
 use catalog::{BuildInput, Catalog, CatalogError};
 use scenario::Scenario;
+use state::{SideId, World};
 
-/// Both sides' catalogs. Certificates are made first so an import on one side
-/// is byte-equal to the other side's certificate.
+/// Both sides' catalogs over one world. `sql_endpoint_host` is SQL Server's
+/// endpoint host as endpoint URLs name it.
 pub fn build_catalogs(
     scenario: &Scenario,
     now: OffsetDateTime,
     sql_endpoint_host: &str,
-) -> Result<(Catalog, Catalog), CatalogError> {
-    let sql_certs = catalog::make_certs(&scenario.sql_server, now, 0x1000)?;
-    let mi_certs = catalog::make_certs(&scenario.managed_instance, now, 0x2000)?;
-    let sql = catalog::build(BuildInput {
-        label: "sql_server",
-        scenario,
-        side: &scenario.sql_server,
-        own: &sql_certs,
-        other_side: &scenario.managed_instance,
-        other: &mi_certs,
-        sql_endpoint_host: sql_endpoint_host.to_string(),
-        now,
-    })?;
-    let mi = catalog::build(BuildInput {
-        label: "managed_instance",
-        scenario,
-        side: &scenario.managed_instance,
-        own: &mi_certs,
-        other_side: &scenario.sql_server,
-        other: &sql_certs,
-        sql_endpoint_host: sql_endpoint_host.to_string(),
-        now,
-    })?;
+) -> Result<(Catalog, Catalog), LabError> {
+    let world = Arc::new(Mutex::new(state::build(scenario, now, sql_endpoint_host)?));
+    let mut out = Vec::new();
+    for (side_id, side) in [(SideId::Sql, &scenario.sql_server), (SideId::Mi, &scenario.managed_instance)] {
+        let c = catalog::build(BuildInput { side_id, scenario, side, world: world.clone(), now })?;
+        sql::functions::register(&c).map_err(CatalogError::from)?;
+        out.push(c);
+    }
+    let mi = out.pop().expect("two sides");
+    let sql = out.pop().expect("two sides");
     Ok((sql, mi))
 }
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+use net::Net;
 
 use crate::profile::{DnsSection, ManagedInstanceSection, ProbesSection, Profile, Secret, SqlServerSection};
 use scenario::Side;
@@ -128,9 +119,13 @@ pub use addr::Mode;
 pub struct Lab {
     pub info: LabInfo,
     pub mode: Mode,
+    /// Both sides' link objects and the links' status.
+    pub world: Arc<Mutex<World>>,
+    pub sql_catalog: Arc<Mutex<Catalog>>,
+    pub mi_catalog: Arc<Mutex<Catalog>>,
+    pub ports: Arc<ports::Ports>,
     dir: PathBuf,
     tasks: Vec<JoinHandle<()>>,
-    _listeners: Vec<listener::EndpointListener>,
     _dns: dns::DnsServer,
     // Dropped last: the namespaces go once nothing in them is served.
     net: Net,
@@ -144,48 +139,6 @@ impl Drop for Lab {
         let _ = std::fs::remove_dir_all(&self.dir);
         if let Some(t) = &self.net.topology {
             t.remove();
-        }
-    }
-}
-
-fn random() -> u64 {
-    let mut h = RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
-    h.write_u32(std::process::id());
-    h.finish()
-}
-
-/// Addresses of the sides and the DNS server, and the namespaces in topology mode.
-struct Net {
-    sql: IpAddr,
-    mi: IpAddr,
-    dns: SocketAddr,
-    topology: Option<Arc<netns::Topology>>,
-}
-
-impl Net {
-    /// Each loopback lab gets its own 127.a.b.0/24 so that both sides can use the
-    /// real ports (1433, 5022) and labs can run side by side.
-    fn loopback() -> Net {
-        let r = random();
-        let ip = |last: u8| IpAddr::V4(Ipv4Addr::new(127, 1 + (r % 250) as u8, (r >> 8) as u8, last));
-        Net { sql: ip(2), mi: ip(3), dns: SocketAddr::new(ip(4), 0), topology: None }
-    }
-
-    fn topology(t: netns::Topology) -> Net {
-        Net {
-            sql: IpAddr::V4(netns::SQL),
-            mi: IpAddr::V4(netns::MI),
-            dns: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 53),
-            topology: Some(Arc::new(t)),
-        }
-    }
-
-    /// Runs `f` where `place`'s sockets must be made.
-    fn within<R: Send>(&self, place: netns::Place, f: impl FnOnce() -> R + Send) -> io::Result<R> {
-        match &self.topology {
-            Some(t) => t.within(place, &tokio::runtime::Handle::current(), f),
-            None => Ok(f()),
         }
     }
 }
@@ -218,15 +171,15 @@ impl Lab {
     }
 
     async fn start_on(scenario: &Scenario, net: Net) -> Result<Lab, LabError> {
-        let mode = if net.topology.is_some() { Mode::Topology } else { Mode::Loopback };
+        let mode = net.mode();
         let now = time::OffsetDateTime::now_utc();
         let ca = certs::LabCa::new()?;
-        let dir = std::env::temp_dir().join(format!("milink-lab-{}-{:x}", std::process::id(), random()));
+        let dir = std::env::temp_dir().join(format!("milink-lab-{}-{:x}", std::process::id(), net::random()));
         std::fs::create_dir_all(&dir)?;
         let ca_path = dir.join("lab-ca.pem");
         std::fs::write(&ca_path, &ca.pem)?;
 
-        let (sql_catalog, mi_catalog) = build_catalogs(scenario, now, &net.sql.to_string())?;
+        let world = Arc::new(Mutex::new(state::build(scenario, now, &net.sql.to_string())?));
         // The sides' names, and the managed instance's current node (its HADR listener).
         let mut names: Vec<(&str, IpAddr)> =
             vec![(&scenario.sql_server.fqdn, net.sql), (&scenario.managed_instance.fqdn, net.mi)];
@@ -241,30 +194,40 @@ impl Lab {
             )
             .map_err(LabError::Dns)?,
         );
+        let ports = ports::Ports::new(net.topology.clone(), tokio::runtime::Handle::current());
         let mut tasks = Vec::new();
-        let mut listeners = Vec::new();
         let mut infos = Vec::new();
+        let mut catalogs = Vec::new();
         let sides = [
-            ("sql_server", &scenario.sql_server, sql_catalog, net.sql, netns::Place::SqlServer),
-            ("managed_instance", &scenario.managed_instance, mi_catalog, net.mi, netns::Place::ManagedInstance),
+            (SideId::Sql, &scenario.sql_server, net.sql, netns::Place::SqlServer),
+            (SideId::Mi, &scenario.managed_instance, net.mi, netns::Place::ManagedInstance),
         ];
-        for (label, side, catalog, ip, place) in sides {
+        for (side_id, side, ip, place) in sides {
+            let label = side_id.label();
+            let catalog = catalog::build(BuildInput { side_id, scenario, side, world: world.clone(), now })?;
+            sql::functions::register(&catalog).map_err(CatalogError::from)?;
+            let catalog = Arc::new(Mutex::new(catalog));
             let identity = ca.server_identity(&side.fqdn, side.tds.certificate)?;
             let (tls_prelogin, tls_strict) = tds::tls_configs(&identity)?;
-            let catalog = Arc::new(Mutex::new(catalog));
             let view = if place == netns::Place::SqlServer { dns::View::SqlServer } else { dns::View::ManagedInstance };
             let names = zone.clone();
-            let agent = agent::Agent {
-                catalog: Arc::downgrade(&catalog),
+            let side_net = net::SideNet {
                 from: ip,
                 place,
                 topology: net.topology.clone(),
                 resolve: Arc::new(move |name: &str| names.resolve(view, name)),
                 handle: tokio::runtime::Handle::current(),
-                server: side.name.clone(),
-                endpoints: Default::default(),
             };
-            catalog.lock().unwrap_or_else(|p| p.into_inner()).agent = Some(Arc::new(agent));
+            let ep = side.endpoint.as_ref();
+            let agent = Arc::new(agent::Agent {
+                catalog: Arc::downgrade(&catalog),
+                net: side_net,
+                server: side.name.clone(),
+                ports: ports.clone(),
+                endpoint: Mutex::new(None),
+                endpoint_behaviour: (ep.map(|e| e.listener).unwrap_or_default(), ep.map(|e| e.slow_ms).unwrap_or(0)),
+            });
+            catalog.lock().unwrap_or_else(|p| p.into_inner()).host = Some(agent.clone());
             let (major, minor, build, _) = side.version_parts();
             let cfg = |redirect: Option<(String, u16)>| TdsConfig {
                 server_name: side.name.clone(),
@@ -293,54 +256,66 @@ impl Lab {
                     }
                 })
             };
-            let redirect = side.tds.redirect_port.map(|p| (ip.to_string(), p));
-            let mut ports = vec![(1433, redirect.clone())];
-            if let Some((_, p)) = &redirect {
-                ports.push((*p, None));
-            }
-            for (port, redirect) in ports {
-                let addr = SocketAddr::new(ip, port);
-                match loopback_fault(port) {
-                    Some(behaviour) => {
-                        listeners.push(
-                            net.within(place, || listener::bind(addr, behaviour, 0))?
-                                .map_err(|source| LabError::Bind { what: "TDS".into(), addr, source })?,
-                        )
-                    }
-                    None => {
-                        let l = net.within(place, || bind_tcp(addr, "TDS"))??;
-                        tasks.push(tokio::spawn(tds::server::serve(l, Arc::new(cfg(redirect)))));
-                    }
-                }
-            }
-            let endpoint = match side.endpoint.as_ref().filter(|e| e.present || loopback_fault(e.port).is_some()) {
-                Some(ep) => {
-                    let addr = SocketAddr::new(ip, ep.port);
-                    // An absent endpoint has no socket at all (connects are refused, and
-                    // CREATE ENDPOINT can take the port) unless a fault claims the port.
-                    let behaviour = loopback_fault(ep.port).unwrap_or(ep.listener);
-                    let l = net
-                        .within(place, || listener::bind(addr, behaviour, ep.slow_ms))?
-                        .map_err(|source| LabError::Bind { what: "mirroring endpoint".into(), addr, source })?;
-                    let info = EndpointInfo { host: ip.to_string(), port: l.addr.port() };
-                    listeners.push(l);
-                    Some(info)
-                }
-                None => None,
+            let bind_err = |what: &str, addr: SocketAddr| {
+                let what = what.to_string();
+                move |source| LabError::Bind { what, addr, source }
             };
-            // The node's HADR port answers like the mirroring endpoint (unless the
-            // redirect target already listens there).
+            let redirect = side.tds.redirect_port.map(|p| (ip.to_string(), p));
+            let mut tds_ports = vec![(1433, redirect.clone())];
+            if let Some((_, p)) = &redirect {
+                tds_ports.push((*p, None));
+            }
+            for (port, redirect) in tds_ports {
+                let addr = SocketAddr::new(ip, port);
+                ports
+                    .serve(place, addr, ports::Service::Tds(Arc::new(cfg(redirect))))
+                    .map_err(bind_err("TDS", addr))?;
+                if let Some(f) = loopback_fault(port) {
+                    ports.fault(place, addr, Some(f)).map_err(bind_err("TDS", addr))?;
+                }
+            }
+            // The mirroring endpoint listens while it is STARTED; CREATE/ALTER/DROP
+            // ENDPOINT change that at run time.
+            let started = world
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .server(side_id)
+                .endpoint
+                .as_ref()
+                .filter(|e| e.state == state::objects::EndpointState::Started)
+                .map(|e| e.port);
+            if !catalog::Host::endpoint_port(agent.as_ref(), started) {
+                let addr = SocketAddr::new(ip, started.unwrap_or(5022));
+                return Err(LabError::Bind {
+                    what: "mirroring endpoint".into(),
+                    addr,
+                    source: io::ErrorKind::AddrInUse.into(),
+                });
+            }
+            let mut endpoint = None;
+            if let Some(ep) = side.endpoint.as_ref() {
+                let addr = SocketAddr::new(ip, ep.port);
+                if let Some(f) = loopback_fault(ep.port) {
+                    ports.fault(place, addr, Some(f)).map_err(bind_err("mirroring endpoint", addr))?;
+                }
+                if ep.present || loopback_fault(ep.port).is_some() {
+                    endpoint = Some(EndpointInfo { host: ip.to_string(), port: ep.port });
+                }
+            }
+            // The node's HADR port answers like the endpoint (unless the redirect
+            // target already listens there).
             if let (Some(f), Some(ep)) = (&side.fabric, &side.endpoint)
                 && Some(f.hadr_port) != side.tds.redirect_port
             {
                 let addr = SocketAddr::new(ip, f.hadr_port);
                 let own = if ep.present { ep.listener } else { scenario::Listener::Refused };
-                let l = net
-                    .within(place, || listener::bind(addr, loopback_fault(f.hadr_port).unwrap_or(own), ep.slow_ms))?
-                    .map_err(|source| LabError::Bind { what: "HADR port".into(), addr, source })?;
-                listeners.push(l);
+                let behaviour = loopback_fault(f.hadr_port).unwrap_or(own);
+                ports
+                    .serve(place, addr, ports::Service::Endpoint { behaviour, slow_ms: ep.slow_ms })
+                    .map_err(bind_err("HADR port", addr))?;
             }
             infos.push(side_info(side, ip, &ca_path, endpoint));
+            catalogs.push(catalog);
         }
 
         let dns_addr = net.dns;
@@ -353,6 +328,9 @@ impl Lab {
         };
         let managed_instance = infos.pop().expect("two sides");
         let sql_server = infos.pop().expect("two sides");
+        let mi_catalog = catalogs.pop().expect("two sides");
+        let sql_catalog = catalogs.pop().expect("two sides");
+        tasks.shrink_to_fit();
         Ok(Lab {
             info: LabInfo {
                 sql_server,
@@ -361,9 +339,12 @@ impl Lab {
                 host_netns: net.topology.as_ref().map(|t| t.ns(netns::Place::Host)),
             },
             mode,
+            world,
+            sql_catalog,
+            mi_catalog,
+            ports,
             dir,
             tasks,
-            _listeners: listeners,
             _dns: dns,
             net,
         })
@@ -452,15 +433,6 @@ impl Lab {
     pub fn host_namespace(&self) -> Option<String> {
         self.net.topology.as_ref().map(|t| t.ns(netns::Place::Host))
     }
-}
-
-fn bind_tcp(addr: SocketAddr, what: &str) -> Result<TcpListener, LabError> {
-    let bind = || -> io::Result<TcpListener> {
-        let l = std::net::TcpListener::bind(addr)?;
-        l.set_nonblocking(true)?;
-        TcpListener::from_std(l)
-    };
-    bind().map_err(|source| LabError::Bind { what: what.into(), addr, source })
 }
 
 fn side_info(side: &Side, ip: IpAddr, ca: &std::path::Path, endpoint: Option<EndpointInfo>) -> SideInfo {

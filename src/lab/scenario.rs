@@ -278,6 +278,9 @@ pub struct Database {
     pub tde: bool,
     #[serde(default = "default_log_mb")]
     pub log_size_mb: f64,
+    /// What automatic seeding has to copy.
+    #[serde(default = "default_size_mb")]
+    pub size_mb: i64,
     #[serde(default = "default_log_used")]
     pub log_used_percent: f64,
     #[serde(default = "default_reuse")]
@@ -803,6 +806,9 @@ fn default_online() -> String {
 }
 fn default_log_mb() -> f64 {
     1024.0
+}
+fn default_size_mb() -> i64 {
+    2048
 }
 fn default_log_used() -> f64 {
     12.5

@@ -1,38 +1,44 @@
 //! T-SQL built-in functions, registered on the catalog's SQLite connection.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::RwLock;
+use std::sync::atomic::Ordering;
 
+use rusqlite::Error;
 use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::types::Value;
-use rusqlite::{Connection, Error};
-use time::{Date, Duration, OffsetDateTime, PrimitiveDateTime, Time};
+use time::{Duration, OffsetDateTime, PrimitiveDateTime};
 
-use crate::lab::catalog::{Facts, datetime_text};
+use crate::lab::catalog::{Catalog, Shown};
+use crate::lab::sqltime::{datetime_text, parse_datetime};
 
-pub fn register(db: &Connection, facts: &Facts, current_db: Arc<AtomicI64>) -> rusqlite::Result<()> {
+/// Registers the built-ins on a catalog's connection. Certificates and databases
+/// are read from what the catalog shows at call time, so DDL is seen at once.
+pub fn register(catalog: &Catalog) -> rusqlite::Result<()> {
+    let (db, facts, current_db) = (&catalog.db, &catalog.facts, catalog.current_db.clone());
+    let shown = catalog.shown.clone();
     let flags = FunctionFlags::SQLITE_UTF8;
     let props = facts.properties.clone();
     db.create_scalar_function("serverproperty", 1, flags, move |ctx| {
         let name: String = ctx.get::<Option<String>>(0)?.unwrap_or_default();
         Ok(props.get(&name.to_ascii_lowercase()).cloned().unwrap_or(Value::Null))
     })?;
-    let certs = Arc::new(facts.certs.clone());
-    let c = certs.clone();
+    let c = shown.clone();
     db.create_scalar_function("cert_id", 1, flags, move |ctx| {
         let name: Option<String> = ctx.get(0)?;
+        let c = &read(&c).certs;
         Ok(name.and_then(|n| c.iter().find(|(_, (cn, _))| cn.eq_ignore_ascii_case(&n)).map(|(id, _)| *id)))
     })?;
-    let c = certs.clone();
+    let c = shown.clone();
     db.create_scalar_function("certencoded", 1, flags, move |ctx| {
         let id: Option<i64> = ctx.get(0)?;
-        Ok(id.and_then(|i| c.get(&i)).map(|(_, cert)| cert.der.clone()))
+        Ok(id.and_then(|i| read(&c).certs.get(&i).map(|(_, cert)| cert.der.clone())))
     })?;
-    let c = certs;
+    let c = shown.clone();
     db.create_scalar_function("certproperty", 2, flags, move |ctx| {
         let id: Option<i64> = ctx.get(0)?;
         let prop: String = ctx.get::<Option<String>>(1)?.unwrap_or_default().to_ascii_lowercase();
-        let Some((_, cert)) = id.and_then(|i| c.get(&i)) else {
+        let certs = &read(&c).certs;
+        let Some((_, cert)) = id.and_then(|i| certs.get(&i)) else {
             return Ok(Value::Null);
         };
         Ok(match prop.as_str() {
@@ -63,16 +69,15 @@ pub fn register(db: &Connection, facts: &Facts, current_db: Arc<AtomicI64>) -> r
         let step = unit(&part).ok_or_else(|| user_err(format!("datepart {part}")))?;
         Ok(Some(datetime_text((d + step * n as i32).assume_utc())))
     })?;
-    let dbs = Arc::new(facts.databases.clone());
-    let d = dbs.clone();
+    let d = shown.clone();
     db.create_scalar_function("db_name", 1, flags, move |ctx| {
         let id: Option<i64> = ctx.get(0)?;
-        Ok(id.and_then(|i| d.iter().find(|(di, _)| *di == i)).map(|(_, n)| n.clone()))
+        Ok(id.and_then(|i| read(&d).databases.iter().find(|(di, _)| *di == i).map(|(_, n)| n.clone())))
     })?;
-    let d = dbs;
+    let d = shown;
     db.create_scalar_function("db_id", 1, flags, move |ctx| {
         let name: Option<String> = ctx.get(0)?;
-        Ok(name.and_then(|n| d.iter().find(|(_, dn)| dn.eq_ignore_ascii_case(&n))).map(|(i, _)| *i))
+        Ok(name.and_then(|n| read(&d).databases.iter().find(|(_, dn)| dn.eq_ignore_ascii_case(&n)).map(|(i, _)| *i)))
     })?;
     let sysadmin = facts.sysadmin;
     db.create_scalar_function("is_srvrolemember", 1, flags, move |ctx| {
@@ -118,6 +123,10 @@ pub fn register(db: &Connection, facts: &Facts, current_db: Arc<AtomicI64>) -> r
     Ok(())
 }
 
+fn read(s: &RwLock<Shown>) -> std::sync::RwLockReadGuard<'_, Shown> {
+    s.read().unwrap_or_else(|p| p.into_inner())
+}
+
 fn user_err(msg: String) -> Error {
     Error::UserFunctionError(msg.into())
 }
@@ -125,24 +134,6 @@ fn user_err(msg: String) -> Error {
 fn datetime_arg(ctx: &Context<'_>, i: usize) -> rusqlite::Result<Option<PrimitiveDateTime>> {
     let s: Option<String> = ctx.get(i)?;
     s.map(|s| parse_datetime(&s).ok_or_else(|| user_err(format!("conversion of '{s}' to datetime")))).transpose()
-}
-
-/// `YYYY-MM-DD[ HH:MM:SS[.fff]]`, as the catalog stores datetimes.
-pub fn parse_datetime(s: &str) -> Option<PrimitiveDateTime> {
-    let s = s.trim();
-    let (date, rest) = s.split_at(s.find([' ', 'T']).unwrap_or(s.len()));
-    let mut d = date.split('-').map(|p| p.parse::<i32>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let date = Date::from_calendar_date(y, time::Month::try_from(m as u8).ok()?, day as u8).ok()?;
-    let rest = rest.trim_start_matches([' ', 'T']);
-    if rest.is_empty() {
-        return Some(date.midnight());
-    }
-    let (hms, frac) = rest.split_once('.').unwrap_or((rest, "0"));
-    let mut t = hms.split(':').map(|p| p.parse::<u8>().ok());
-    let (h, mi, sec) = (t.next()??, t.next()??, t.next().flatten().unwrap_or(0));
-    let ms: u16 = format!("{:0<3}", &frac[..frac.len().min(3)]).parse().ok()?;
-    Some(PrimitiveDateTime::new(date, Time::from_hms_milli(h, mi, sec, ms).ok()?))
 }
 
 fn unit(part: &str) -> Option<Duration> {

@@ -97,9 +97,38 @@ pub fn execute_batch(catalog: &Catalog, session: &mut Session, sql: &str) -> Vec
     if trimmed.len() >= 4 && trimmed[..4].eq_ignore_ascii_case("dbcc") {
         return procs::dbcc(catalog, trimmed);
     }
-    if let Some(out) = ddl::try_execute(catalog, session, trimmed) {
+    // The link's DDL (CREATE CERTIFICATE, ENDPOINT, AVAILABILITY GROUP…) is not
+    // sqlparser's: such runs go to `ddl`, the rest of the batch as before.
+    if let Ok(tokens) = ddl::tokens(sql)
+        && (0..tokens.len()).any(|i| ddl::is_head(&tokens, i))
+    {
+        let mut out = Vec::new();
+        for (is_ddl, range) in ddl::segments(&tokens) {
+            let run = &tokens[range];
+            let part = if is_ddl {
+                ddl::execute(catalog, session, run)
+            } else {
+                let (from, to) = (run[0].start, run[run.len() - 1].end);
+                execute_plain(catalog, session, &sql[from..to])
+            };
+            let failed = part.iter().any(|o| matches!(o, Output::Error(e) if e.class > 10 && !is_warning(e)));
+            out.extend(part);
+            if failed {
+                break;
+            }
+        }
         return out;
     }
+    execute_plain(catalog, session, sql)
+}
+
+/// CREATE CERTIFICATE's validity warnings are severity 16 but do not end the batch.
+fn is_warning(e: &SqlError) -> bool {
+    matches!(e.number, 15213..=15215)
+}
+
+fn execute_plain(catalog: &Catalog, session: &mut Session, sql: &str) -> Vec<Output> {
+    let trimmed = sql.trim().trim_end_matches(';');
     let statements = match parse(sql) {
         Ok(s) => s,
         Err(e) => {
@@ -133,7 +162,7 @@ fn execute_statement(catalog: &Catalog, session: &mut Session, stmt: Statement, 
         Statement::Use(u) => {
             let name = u.to_string();
             let name = name.rsplit(' ').next().unwrap_or("").replace(['[', ']'], "");
-            match catalog.facts.databases.iter().find(|(_, n)| n.eq_ignore_ascii_case(&name)) {
+            match catalog.shown().databases.iter().find(|(_, n)| n.eq_ignore_ascii_case(&name)) {
                 Some((_, n)) => {
                     let old = std::mem::replace(&mut session.database, n.clone());
                     out.push(Output::DatabaseChanged { old, new: n.clone() });
@@ -270,7 +299,7 @@ pub fn run_query(
 
 fn run_plan(catalog: &Catalog, session: &Session, plan: rewrite::Plan) -> Result<ResultSet, Vec<SqlError>> {
     let db_id = catalog
-        .facts
+        .shown()
         .databases
         .iter()
         .find(|(_, n)| n.eq_ignore_ascii_case(&session.database))

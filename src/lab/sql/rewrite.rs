@@ -373,7 +373,10 @@ impl VisitorMut for Rewriter<'_, '_> {
                     }
                     "db_name" if no_args => Some(string(self.ctx.database)),
                     "db_id" if no_args => {
-                        let id = facts
+                        let id = self
+                            .ctx
+                            .catalog
+                            .shown()
                             .databases
                             .iter()
                             .find(|(_, n)| n.eq_ignore_ascii_case(self.ctx.database))

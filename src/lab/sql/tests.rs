@@ -133,3 +133,86 @@ fn log_space_is_for_the_current_database() {
     assert_eq!(rs.rows, vec![vec![Value::Real(12.5)]]);
     assert_eq!(rs.columns[0].1, SqlType::Real);
 }
+
+#[test]
+fn link_ddl_changes_the_state_and_the_views_show_it() {
+    let (sql, _) = catalogs();
+    assert_eq!(error(&sql, "CREATE MASTER KEY ENCRYPTION BY PASSWORD = 'Str0ng!Passw0rd'").number, 15578);
+    // A created certificate is a real one: CERTENCODED returns DER that parses back.
+    let out = run(
+        &sql,
+        "USE master; CREATE CERTIFICATE [Cert_O'Brien]]x] WITH SUBJECT = N'It''s mine', EXPIRY_DATE = '20301231'\nSELECT name, subject, pvt_key_encryption_type, CERTENCODED(certificate_id) AS der, expiry_date FROM sys.certificates WHERE name = N'Cert_O''Brien]x'",
+    );
+    let rs = out.iter().find_map(|o| if let Output::Rows(rs) = o { Some(rs) } else { None }).expect("rows");
+    assert_eq!(rs.rows[0][0], Value::Text("Cert_O'Brien]x".into()));
+    assert_eq!(rs.rows[0][1], Value::Text("It's mine".into()));
+    assert_eq!(rs.rows[0][2], Value::Text("MK".into()));
+    let Value::Blob(der) = &rs.rows[0][3] else { panic!() };
+    let (_, x) = x509_parser::parse_x509_certificate(der).unwrap();
+    assert_eq!(x.validity().not_after.to_datetime().year(), 2030);
+    assert_eq!(rs.rows[0][4], Value::Text("2030-12-31 00:00:00.000".into()));
+    assert_eq!(error(&sql, "CREATE CERTIFICATE [Cert_O'Brien]]x] WITH SUBJECT = 'again'").number, 15232);
+    // An import keeps the bytes, and its name and dates come from the DER.
+    let hex = crate::tsql::binary(der);
+    run(&sql, &format!("CREATE CERTIFICATE [imported] FROM BINARY = {hex}"));
+    let rs = rows(&sql, "SELECT pvt_key_encryption_type, subject FROM sys.certificates WHERE name = 'imported'");
+    assert_eq!(rs.rows[0][0], Value::Text("NA".into()));
+    assert_eq!(error(&sql, "CREATE CERTIFICATE [bad] FROM BINARY = 0x3082").number, 15297);
+    assert_eq!(error(&sql, "CREATE CERTIFICATE [f] FROM FILE = 'C:\\roots\\DigiCertGlobalRootG2.crt'").number, 15208);
+    // The endpoint of healthy.toml uses its certificate: it cannot be dropped.
+    assert_eq!(error(&sql, "DROP CERTIFICATE [Cert_SQLPROD01_endpoint]").number, 15187);
+    assert_eq!(error(&sql, "DROP CERTIFICATE [nope]").number, 15151);
+    // Only one mirroring endpoint; ALTER adds Windows authentication beside the certificate.
+    let create = "CREATE ENDPOINT e2 STATE = STARTED AS TCP (LISTENER_PORT = 5023) FOR DATABASE_MIRRORING (ROLE = ALL, AUTHENTICATION = CERTIFICATE [imported])";
+    assert_eq!(error(&sql, create).number, 7862);
+    run(
+        &sql,
+        "ALTER ENDPOINT database_mirroring_endpoint FOR DATABASE_MIRRORING (AUTHENTICATION = WINDOWS NEGOTIATE CERTIFICATE [Cert_SQLPROD01_endpoint], ENCRYPTION = REQUIRED ALGORITHM AES RC4)",
+    );
+    let rs = rows(
+        &sql,
+        "SELECT connection_auth_desc, encryption_algorithm_desc, certificate_id FROM sys.database_mirroring_endpoints",
+    );
+    assert_eq!(rs.rows[0][0], Value::Text("NEGOTIATE, CERTIFICATE".into()));
+    assert_eq!(rs.rows[0][1], Value::Text("AES, RC4".into()));
+    assert_ne!(rs.rows[0][2], Value::Integer(0));
+    // An AG needs the master database, FULL recovery and a full backup.
+    let ag = "CREATE AVAILABILITY GROUP [AG_SalesDB] WITH (CLUSTER_TYPE = NONE) FOR DATABASE [SalesDB] REPLICA ON N'SQLPROD01' WITH (ENDPOINT_URL = 'TCP://127.0.0.2:5022', AVAILABILITY_MODE = SYNCHRONOUS_COMMIT, FAILOVER_MODE = MANUAL, SEEDING_MODE = AUTOMATIC)";
+    assert_eq!(
+        execute_batch(&sql, &mut Session::new("SalesDB"), ag).iter().find_map(|o| if let Output::Error(e) = o {
+            Some(e.number)
+        } else {
+            None
+        }),
+        Some(35208)
+    );
+    assert!(run(&sql, ag).iter().all(|o| !matches!(o, Output::Error(_))), "{:?}", run(&sql, "SELECT 1"));
+    let rs = rows(
+        &sql,
+        "SELECT ag.name, r.replica_server_name, r.availability_mode_desc FROM sys.availability_groups ag JOIN sys.availability_replicas r ON r.group_id = ag.group_id",
+    );
+    assert_eq!(
+        rs.rows,
+        vec![vec![
+            Value::Text("AG_SalesDB".into()),
+            Value::Text("SQLPROD01".into()),
+            Value::Text("SYNCHRONOUS_COMMIT".into())
+        ]]
+    );
+    assert_eq!(error(&sql, &ag.replace("[AG_SalesDB]", "[AG2]")).number, 35244);
+    assert_eq!(error(&sql, &ag.replace("N'SQLPROD01'", "N'ELSEWHERE'").replace("[AG_SalesDB]", "[AG3]")).number, 35237);
+    run(&sql, "DROP AVAILABILITY GROUP [AG_SalesDB]");
+    assert!(rows(&sql, "SELECT name FROM sys.availability_groups").rows.is_empty());
+    // Every change is recorded, in order.
+    let kinds: Vec<String> = sql.world().record.iter().map(|m| m.kind.clone()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "CREATE CERTIFICATE",
+            "CREATE CERTIFICATE",
+            "ALTER ENDPOINT",
+            "CREATE AVAILABILITY GROUP",
+            "DROP AVAILABILITY GROUP"
+        ]
+    );
+}

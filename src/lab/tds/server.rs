@@ -213,7 +213,8 @@ fn login_reply(cfg: &TdsConfig, login: &login7::Login, packet_size: usize) -> (V
     }
     let database = if login.database.is_empty() { "master".to_string() } else { login.database.clone() };
     let catalog = cfg.catalog.lock().unwrap_or_else(|p| p.into_inner());
-    let Some((_, database)) = catalog.facts.databases.iter().find(|(_, n)| n.eq_ignore_ascii_case(&database)).cloned()
+    let Some((_, database)) =
+        catalog.shown().databases.iter().find(|(_, n)| n.eq_ignore_ascii_case(&database)).cloned()
     else {
         let e = SqlError::new(
             4060,

@@ -3,8 +3,8 @@
 
 use rusqlite::types::Value;
 
-use crate::lab::sql::functions::parse_datetime;
 use crate::lab::sql::{SqlError, SqlType};
+use crate::lab::sqltime::parse_datetime;
 
 /// SQL_Latin1_General_CP1_CI_AS, as SQL Server sends it.
 pub const COLLATION: [u8; 5] = [0x09, 0x04, 0xD0, 0x00, 0x34];

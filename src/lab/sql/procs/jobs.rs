@@ -6,9 +6,9 @@ use std::hash::{BuildHasher, Hasher};
 use rusqlite::params;
 
 use super::{Args, arg, as_text};
-use crate::lab::agent::Step;
-use crate::lab::catalog::{Catalog, datetime_text};
+use crate::lab::catalog::{Catalog, Step};
 use crate::lab::sql::{Output, SqlError};
+use crate::lab::sqltime::datetime_text;
 
 fn guid() -> String {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -92,7 +92,7 @@ pub fn execute(c: &Catalog, proc: &str, args: &Args) -> Result<Vec<Output>, SqlE
                 params![id, now, now],
             )
             .map_err(db_err)?;
-            let Some(agent) = &c.agent else {
+            let Some(host) = &c.host else {
                 return Err(SqlError::new(
                     22022,
                     16,
@@ -100,7 +100,7 @@ pub fn execute(c: &Catalog, proc: &str, args: &Args) -> Result<Vec<Output>, SqlE
                     "SQLServerAgent is not currently running so it cannot be notified of this action.",
                 ));
             };
-            agent.clone().start(id, steps);
+            host.clone().start_job(id, steps);
             return Ok(vec![Output::Info(SqlError::new(14243, 0, 1, format!("Job '{name}' started successfully.")))]);
         }
         "sp_delete_job" => {

@@ -5,6 +5,7 @@ use rusqlite::types::Value;
 use super::{Output, ResultSet, Session, SqlError, SqlType};
 use crate::lab::catalog::Catalog;
 
+mod issuers;
 mod jobs;
 
 const DBCC_DONE: &str = "DBCC execution completed. If DBCC printed error messages, contact your system administrator.";
@@ -44,8 +45,9 @@ pub fn execute(catalog: &Catalog, session: &mut Session, proc: &str, args: &Args
         // SQL Server 2022+ and managed instance only.
         "sp_get_endpoint_certificate" if facts.is_managed_instance || facts.major >= 16 => {
             let kind = as_int(arg(args, 0, "@endpoint_type"));
-            match (kind, &facts.endpoint_cert) {
-                (Some(4), Some(der)) if facts.endpoint_cert_auth => {
+            let shown = catalog.shown();
+            match (kind, &shown.endpoint_cert) {
+                (Some(4), Some(der)) if shown.endpoint_cert_auth => {
                     out.push(Output::Rows(ResultSet {
                         columns: vec![("EndpointCertificatePublicKey".into(), SqlType::VarBinary(None))],
                         rows: vec![vec![Value::Blob(der.clone())]],
@@ -78,7 +80,8 @@ pub fn execute(catalog: &Catalog, session: &mut Session, proc: &str, args: &Args
                 .filter_map(as_text)
                 .map(|s| s.to_lowercase())
                 .collect();
-            let rows = facts
+            let rows = catalog
+                .shown()
                 .errorlog
                 .iter()
                 .filter(|(_, _, text)| filters.iter().all(|f| text.to_lowercase().contains(f)))
@@ -121,6 +124,20 @@ pub fn execute(catalog: &Catalog, session: &mut Session, proc: &str, args: &Args
             session.database = inner.database;
             out.push(Output::ReturnStatus(0));
         }
+        "sp_certificate_add_issuer" if has_add_issuer(facts) => {
+            if !facts.sysadmin {
+                out.push(Output::Error(SqlError::execute_denied(&short, "master", "sys")));
+                return;
+            }
+            match issuers::add(
+                catalog,
+                as_int(arg(args, 0, "@certificate_id")),
+                as_text(arg(args, 1, "@issuer_domain")),
+            ) {
+                Ok(()) => out.push(Output::ReturnStatus(0)),
+                Err(e) => out.push(Output::Error(e)),
+            }
+        }
         s if JOB_PROCS.contains(&s) => {
             if !facts.sysadmin {
                 out.push(Output::Error(SqlError::execute_denied(s, "msdb", "dbo")));
@@ -138,6 +155,20 @@ pub fn execute(catalog: &Catalog, session: &mut Session, proc: &str, args: &Args
             out.push(Output::Error(SqlError::execute_denied(s, "msdb", "dbo")))
         }
         _ => out.push(Output::Error(SqlError::unknown_procedure(proc))),
+    }
+}
+
+/// `sp_certificate_add_issuer` came with the updates the link needs: SQL Server
+/// 2022 and later, 2019 CU20+, and the Azure Connect packs of 2017 and 2016.
+fn has_add_issuer(f: &crate::lab::catalog::Facts) -> bool {
+    let v: Vec<u32> = f.version.split('.').filter_map(|p| p.parse().ok()).collect();
+    let build = |b: u32| v.get(2).is_some_and(|x| *x >= b);
+    match f.major {
+        16.. => true,
+        15 => build(4312),
+        14 => build(3490),
+        13 => build(7000),
+        _ => false,
     }
 }
 
@@ -168,7 +199,7 @@ pub fn dbcc(catalog: &Catalog, text: &str) -> Vec<Output> {
             .iter()
             .map(|n| vec![Value::Text(n.to_string()), Value::Real(8.0), Value::Real(20.0), Value::Integer(0)])
             .collect();
-        rows.extend(facts.log_space.iter().map(|(n, size, used)| {
+        rows.extend(catalog.shown().log_space.iter().map(|(n, size, used)| {
             vec![Value::Text(n.clone()), Value::Real(*size), Value::Real(*used), Value::Integer(0)]
         }));
         out.push(Output::Rows(ResultSet {

@@ -1,0 +1,259 @@
+//! The state a scenario starts from. Certificates are made for both sides first,
+//! so that an import on one side is byte-equal to the other side's certificate.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use time::{Duration, OffsetDateTime};
+
+use super::objects::{
+    Auth, AvailabilityGroup, AvailabilityMode, Certificate, Cipher, Database, Endpoint, EndpointState, LogLine, Origin,
+    PrivateKey, Replica,
+};
+use super::{ArmSide, ConnectError, Link, LinkStatus, Seeding, Server, SideId, World};
+use crate::lab::certs::{self, CertError, EndpointCert};
+use crate::lab::scenario::{self, Scenario, Side};
+
+/// Both sides' state. `sql_endpoint_host` is SQL Server's endpoint host as
+/// endpoint URLs name it (an address, or the scenario's `url_host`).
+pub fn build(scenario: &Scenario, now: OffsetDateTime, sql_endpoint_host: &str) -> Result<World, CertError> {
+    let sql_certs = make_certs(&scenario.sql_server, now, 0x1000)?;
+    let mi_certs = make_certs(&scenario.managed_instance, now, 0x2000)?;
+    let mut sql = server(SideId::Sql, &scenario.sql_server, &sql_certs, &mi_certs, &scenario.managed_instance, now)?;
+    let mut mi = server(SideId::Mi, &scenario.managed_instance, &mi_certs, &sql_certs, &scenario.sql_server, now)?;
+    let mut links = Vec::new();
+    if let Some(link) = &scenario.link {
+        scenario_link(scenario, link, &mut sql, &mut mi, sql_endpoint_host, now);
+        links.push(Link {
+            dag: link.name.clone(),
+            database: link.database.clone(),
+            pinned: true,
+            status: pinned_status(link, now),
+            since: Some(now),
+        });
+    }
+    Ok(World {
+        sql,
+        mi,
+        arm: ArmSide::default(),
+        links,
+        record: Vec::new(),
+        changed: Arc::new(tokio::sync::Notify::new()),
+    })
+}
+
+/// The certificates a side makes itself (not copies of the other side's).
+fn make_certs(side: &Side, now: OffsetDateTime, serial_base: u64) -> Result<BTreeMap<String, EndpointCert>, CertError> {
+    let mut by_name = BTreeMap::new();
+    for (i, c) in side.certificates.iter().filter(|c| c.copy_of.is_none()).enumerate() {
+        let subject = c.subject.clone().unwrap_or_else(|| format!("Certificate for {}", side.name));
+        let cert = certs::endpoint_cert(
+            &subject,
+            c.issuer.as_deref(),
+            c.start.at(now),
+            c.expiry.at(now),
+            serial_base + i as u64,
+        )?;
+        by_name.insert(c.name.clone(), cert);
+    }
+    Ok(by_name)
+}
+
+fn endpoint_cert<'a>(side: &Side, certs: &'a BTreeMap<String, EndpointCert>) -> Option<&'a EndpointCert> {
+    certs.get(side.endpoint.as_ref()?.certificate.as_ref()?)
+}
+
+fn server(
+    id: SideId,
+    side: &Side,
+    own: &BTreeMap<String, EndpointCert>,
+    other: &BTreeMap<String, EndpointCert>,
+    other_side: &Side,
+    now: OffsetDateTime,
+) -> Result<Server, CertError> {
+    let mut s = Server {
+        side: id,
+        name: side.name.clone(),
+        fqdn: side.fqdn.clone(),
+        version: side.version_parts(),
+        master_keys: if side.master_key { vec!["master".into()] } else { vec![] },
+        certificates: Vec::new(),
+        endpoint: None,
+        ags: Vec::new(),
+        databases: Vec::new(),
+        errorlog: side
+            .errorlog
+            .iter()
+            .map(|l| LogLine { at: l.at.at(now), process: l.process.clone(), text: l.text.clone() })
+            .collect(),
+        born: now,
+        guid_seed: if id == SideId::Mi { 0x4d49 } else { 0x5351 },
+        guid_n: 0,
+    };
+    // A system certificate, so checks cannot assume the endpoint's is the only one.
+    let system = certs::endpoint_cert(
+        "CN=##MS_AgentSigningCertificate##",
+        None,
+        now - Duration::days(900),
+        now + Duration::days(3000),
+        0x5a5a,
+    )?;
+    s.certificates.push(Certificate {
+        id: 101,
+        name: "##MS_AgentSigningCertificate##".into(),
+        cert: system,
+        private_key: PrivateKey::ServiceMasterKey,
+        origin: Origin::Own,
+        issuer_for: vec![],
+    });
+    for (i, c) in side.certificates.iter().enumerate() {
+        let (cert, origin) = match &c.copy_of {
+            // Validated when the scenario was read: the copied side has one.
+            Some(from) => {
+                let (from_side, certs) = if from == id.label() { (side, own) } else { (other_side, other) };
+                match endpoint_cert(from_side, certs) {
+                    Some(c) => (c.clone(), if id == SideId::Mi { Origin::ServerTrust } else { Origin::Statement }),
+                    None => continue,
+                }
+            }
+            None => (own[&c.name].clone(), Origin::Own),
+        };
+        s.certificates.push(Certificate {
+            id: 256 + i as i64,
+            name: c.name.clone(),
+            cert,
+            private_key: PrivateKey::parse(&c.private_key),
+            origin,
+            issuer_for: vec![],
+        });
+    }
+    if let Some(ep) = side.endpoint.as_ref().filter(|e| e.present) {
+        s.endpoint = Some(Endpoint {
+            id: 65536,
+            name: ep.name.clone(),
+            port: ep.port,
+            state: EndpointState::parse(&ep.state).unwrap_or(EndpointState::Started),
+            role: ep.role.to_ascii_uppercase(),
+            auth: Auth::from_desc(&ep.auth, ep.certificate.clone()),
+            cipher: Cipher::from_desc(ep.encryption, &ep.algorithm),
+        });
+    }
+    for (i, d) in side.databases.iter().enumerate() {
+        s.databases.push(database(i as i64 + 5, d, now));
+    }
+    Ok(s)
+}
+
+fn database(id: i64, d: &scenario::Database, now: OffsetDateTime) -> Database {
+    Database {
+        id,
+        name: d.name.clone(),
+        state: d.state.to_ascii_uppercase(),
+        recovery: d.recovery.to_ascii_uppercase(),
+        log_files: d.log_files,
+        filestream: d.filestream,
+        in_memory: d.in_memory,
+        tde: d.tde,
+        log_size_mb: d.log_size_mb,
+        log_used_percent: d.log_used_percent,
+        log_reuse_wait: d.log_reuse_wait.to_ascii_uppercase(),
+        size_mb: d.size_mb,
+        created: now - Duration::days(400),
+        group_database_id: None,
+    }
+}
+
+/// The distributed AG the scenario says exists, with each side's local AG.
+fn scenario_link(
+    sc: &Scenario,
+    link: &scenario::Link,
+    sql: &mut Server,
+    mi: &mut Server,
+    sql_endpoint_host: &str,
+    now: OffsetDateTime,
+) {
+    let sql_ag = link.sql_ag.clone().unwrap_or_else(|| format!("AG_{}", link.database));
+    let mi_ag = link.mi_ag.clone().unwrap_or_else(|| format!("AG_{}_MI", link.database));
+    let sql_port = sc.sql_server.endpoint.as_ref().map(|e| e.port).unwrap_or(5022);
+    let sql_url = format!("TCP://{sql_endpoint_host}:{sql_port}");
+    let mi_url = format!("tcp://{}:5022;Server=[{}]", sc.managed_instance.fqdn, sc.managed_instance.name);
+    let created = now - Duration::days(2);
+    for (server, local_ag, remote_ag, local_url, remote_url) in
+        [(sql, &sql_ag, &mi_ag, &sql_url, &mi_url), (mi, &mi_ag, &sql_ag, &mi_url, &sql_url)]
+    {
+        let cluster_type = if server.side == SideId::Sql && server.version.0 == 13 { (0, "WSFC") } else { (2, "NONE") };
+        let replica = |server: &mut Server, name: &str, url: &str| Replica {
+            id: server.guid(),
+            name: name.to_string(),
+            endpoint_url: url.to_string(),
+            mode: AvailabilityMode::Asynchronous,
+            failover_manual: true,
+            seeding_automatic: true,
+            session_timeout: 10,
+        };
+        let ag_id = server.guid();
+        let dag_id = server.guid();
+        let own = replica(server, &server.name.clone(), local_url);
+        let dag_local = replica(server, local_ag, local_url);
+        let dag_remote = replica(server, remote_ag, remote_url);
+        server.ags.push(AvailabilityGroup {
+            id: ag_id,
+            name: local_ag.clone(),
+            distributed: false,
+            cluster_type,
+            replicas: vec![own],
+            databases: vec![link.database.clone()],
+            created,
+        });
+        server.ags.push(AvailabilityGroup {
+            id: dag_id,
+            name: link.name.clone(),
+            distributed: true,
+            cluster_type,
+            replicas: vec![dag_local, dag_remote],
+            databases: vec![],
+            created,
+        });
+        let group_db = server.guid();
+        if let Some(db) = server.databases.iter_mut().find(|d| d.name.eq_ignore_ascii_case(&link.database)) {
+            db.group_database_id = Some(group_db);
+        }
+    }
+}
+
+fn pinned_status(link: &scenario::Link, now: OffsetDateTime) -> LinkStatus {
+    let side = |s: &str| match s {
+        "sql_server" => Some(SideId::Sql),
+        "managed_instance" => Some(SideId::Mi),
+        _ => None,
+    };
+    LinkStatus {
+        sql_role: link.sql_role.to_ascii_uppercase(),
+        mi_role: link.mi_role.to_ascii_uppercase(),
+        connected: link.connected,
+        error: link.last_connect_error.as_ref().map(|e| ConnectError {
+            side: side(&e.side),
+            number: e.number,
+            description: e.description.clone(),
+            at: e.at.at(now),
+        }),
+        health: link.synchronization_health.to_ascii_uppercase(),
+        sync_state: link.synchronization_state.to_ascii_uppercase().replace('_', " "),
+        log_send_queue_kb: link.log_send_queue_kb,
+        redo_queue_kb: link.redo_queue_kb,
+        lag_seconds: link.secondary_lag_seconds,
+        seeding: link.seeding.as_ref().map(|s| Seeding {
+            current_state: s.current_state.clone(),
+            failure_state: s.failure_state,
+            failure_state_desc: s.failure_state_desc.clone(),
+            error_code: s.error_code,
+            failure_message: s.failure_message.clone(),
+            attempts: s.number_of_attempts,
+            transferred_bytes: s.transferred_mb * 1_048_576,
+            size_bytes: s.database_mb * 1_048_576,
+            rate_bytes_per_second: 10_485_760,
+            started: now - Duration::hours(1),
+            finished: Some(now - Duration::minutes(5)),
+        }),
+    }
+}

@@ -1,0 +1,251 @@
+//! What the lab's two servers hold that a link is made of (master key,
+//! certificates, the mirroring endpoint, availability groups, databases, the
+//! error log), the managed instance's Azure resources, and each link's status.
+//!
+//! One way through the lab: T-SQL DDL and ARM requests change this state, the
+//! link state machine (`lab::link`) decides each link's status from it and the
+//! network, and the catalogs (`lab::catalog::show`) only show it.
+
+mod from_scenario;
+pub mod objects;
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+pub use from_scenario::build;
+use objects::{AvailabilityGroup, Certificate, Database, Endpoint, LogLine};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SideId {
+    Sql,
+    Mi,
+}
+
+impl SideId {
+    pub fn label(self) -> &'static str {
+        match self {
+            SideId::Sql => "sql_server",
+            SideId::Mi => "managed_instance",
+        }
+    }
+
+    pub fn other(self) -> SideId {
+        match self {
+            SideId::Sql => SideId::Mi,
+            SideId::Mi => SideId::Sql,
+        }
+    }
+}
+
+/// One server's link objects.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub side: SideId,
+    /// `@@SERVERNAME` (the short name of a managed instance).
+    pub name: String,
+    pub fqdn: String,
+    pub version: (u32, u32, u32, u32),
+    /// Databases with a database master key (`master` is the one the link needs).
+    pub master_keys: Vec<String>,
+    pub certificates: Vec<Certificate>,
+    pub endpoint: Option<Endpoint>,
+    pub ags: Vec<AvailabilityGroup>,
+    pub databases: Vec<Database>,
+    pub errorlog: Vec<LogLine>,
+    /// The side's system objects were made this long ago (dates in rows).
+    pub born: OffsetDateTime,
+    guid_seed: u32,
+    guid_n: u32,
+}
+
+impl Server {
+    pub fn is_managed_instance(&self) -> bool {
+        self.side == SideId::Mi
+    }
+
+    /// A new GUID, stable for a scenario (tests compare rows across runs).
+    pub fn guid(&mut self) -> String {
+        self.guid_n += 1;
+        format!("{:08X}-4C41-4200-8000-{:012X}", self.guid_seed, self.guid_n)
+    }
+
+    pub fn certificate(&self, name: &str) -> Option<&Certificate> {
+        self.certificates.iter().find(|c| c.name.eq_ignore_ascii_case(name))
+    }
+
+    pub fn next_certificate_id(&self) -> i64 {
+        self.certificates.iter().map(|c| c.id).filter(|i| *i >= 256).max().unwrap_or(255) + 1
+    }
+
+    /// The certificate the mirroring endpoint authenticates with.
+    pub fn endpoint_certificate(&self) -> Option<&Certificate> {
+        let name = self.endpoint.as_ref()?.auth.certificate.as_ref()?;
+        self.certificate(name)
+    }
+
+    pub fn database(&self, name: &str) -> Option<&Database> {
+        self.databases.iter().find(|d| d.name.eq_ignore_ascii_case(name))
+    }
+
+    pub fn ag(&self, name: &str) -> Option<&AvailabilityGroup> {
+        self.ags.iter().find(|a| a.name.eq_ignore_ascii_case(name))
+    }
+
+    pub fn has_master_key(&self) -> bool {
+        self.master_keys.iter().any(|d| d.eq_ignore_ascii_case("master"))
+    }
+
+    pub fn log(&mut self, process: &str, text: impl Into<String>) {
+        self.errorlog.push(LogLine { at: OffsetDateTime::now_utc(), process: process.into(), text: text.into() });
+    }
+}
+
+/// A `last_connect_error_*` as a side's DMV shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectError {
+    /// Which side's DMV carries it (`None`: both).
+    pub side: Option<SideId>,
+    pub number: i32,
+    pub description: String,
+    pub at: OffsetDateTime,
+}
+
+/// Automatic seeding of the link's database, as the seeding DMVs show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seeding {
+    /// COMPLETED, FAILED, or a transfer state.
+    pub current_state: String,
+    pub failure_state: i32,
+    pub failure_state_desc: Option<String>,
+    pub error_code: i32,
+    pub failure_message: Option<String>,
+    pub attempts: i64,
+    pub transferred_bytes: i64,
+    pub size_bytes: i64,
+    pub rate_bytes_per_second: i64,
+    pub started: OffsetDateTime,
+    pub finished: Option<OffsetDateTime>,
+}
+
+/// What one link (a distributed AG between the sides) is doing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkStatus {
+    pub sql_role: String,
+    pub mi_role: String,
+    pub connected: bool,
+    pub error: Option<ConnectError>,
+    /// NOT_HEALTHY, PARTIALLY_HEALTHY, HEALTHY.
+    pub health: String,
+    /// NOT SYNCHRONIZING, SYNCHRONIZING, SYNCHRONIZED…
+    pub sync_state: String,
+    pub log_send_queue_kb: i64,
+    pub redo_queue_kb: i64,
+    pub lag_seconds: i64,
+    pub seeding: Option<Seeding>,
+}
+
+impl LinkStatus {
+    /// A link whose halves have not met yet.
+    pub fn waiting() -> LinkStatus {
+        LinkStatus {
+            sql_role: "PRIMARY".into(),
+            mi_role: "SECONDARY".into(),
+            connected: false,
+            error: None,
+            health: "NOT_HEALTHY".into(),
+            sync_state: "NOT SYNCHRONIZING".into(),
+            log_send_queue_kb: 0,
+            redo_queue_kb: 0,
+            lag_seconds: 0,
+            seeding: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Link {
+    /// The distributed AG's name (the same on both sides and in ARM).
+    pub dag: String,
+    pub database: String,
+    /// A link the scenario describes keeps the status the file gives it; a link
+    /// created in the lab gets its status from the state machine.
+    pub pinned: bool,
+    pub status: LinkStatus,
+    /// When the state machine first saw both halves (for `connect_after`).
+    pub since: Option<OffsetDateTime>,
+}
+
+/// A statement or request that changed the state, in order: tests read it to see
+/// that nothing ran twice.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Mutation {
+    pub side: &'static str,
+    /// `CREATE CERTIFICATE`, `PUT serverTrustCertificates`…
+    pub kind: String,
+    pub object: String,
+    pub at: String,
+}
+
+/// A server trust certificate or DAG the managed instance has through ARM lives
+/// in `mi` (certificates, AGs); this holds what only ARM knows.
+#[derive(Debug, Clone, Default)]
+pub struct ArmSide {
+    /// DAG name → the ARM properties that are not T-SQL objects.
+    pub dags: Vec<ArmDag>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ArmDag {
+    pub name: String,
+    pub id: String,
+    pub partner_ag: String,
+    pub instance_ag: String,
+    pub partner_endpoint: String,
+    pub databases: Vec<String>,
+    pub replication_mode: String,
+    pub failover_mode: String,
+    pub seeding_mode: String,
+    pub instance_role: String,
+}
+
+pub struct World {
+    pub sql: Server,
+    pub mi: Server,
+    pub arm: ArmSide,
+    pub links: Vec<Link>,
+    pub record: Vec<Mutation>,
+    /// Woken whenever something changes, so the state machine re-decides at once.
+    pub changed: Arc<tokio::sync::Notify>,
+}
+
+impl World {
+    pub fn server(&self, side: SideId) -> &Server {
+        match side {
+            SideId::Sql => &self.sql,
+            SideId::Mi => &self.mi,
+        }
+    }
+
+    pub fn server_mut(&mut self, side: SideId) -> &mut Server {
+        match side {
+            SideId::Sql => &mut self.sql,
+            SideId::Mi => &mut self.mi,
+        }
+    }
+
+    pub fn link(&self, dag: &str) -> Option<&Link> {
+        self.links.iter().find(|l| l.dag.eq_ignore_ascii_case(dag))
+    }
+
+    /// Notes a change: recorded, and the state machine woken.
+    pub fn mutated(&mut self, side: SideId, kind: impl Into<String>, object: impl Into<String>) {
+        self.record.push(Mutation {
+            side: side.label(),
+            kind: kind.into(),
+            object: object.into(),
+            at: crate::lab::sqltime::datetime_text(OffsetDateTime::now_utc()),
+        });
+        self.changed.notify_one();
+    }
+}
