@@ -80,6 +80,24 @@ impl LabCa {
     }
 }
 
+impl LabCa {
+    /// A web server certificate for an address (the fake ARM, addressed by IP).
+    pub fn web_identity(&self, ip: std::net::IpAddr) -> Result<ServerIdentity, CertError> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.subject_alt_names = vec![rcgen::SanType::IpAddress(ip)];
+        params.distinguished_name = dn(&ip.to_string());
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let now = OffsetDateTime::now_utc();
+        (params.not_before, params.not_after) = (now - Duration::days(1), now + Duration::days(365));
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(ServerIdentity {
+            chain: vec![CertificateDer::from(cert.der().to_vec()), CertificateDer::from(self.der.clone())],
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        })
+    }
+}
+
 /// A certificate as `CREATE CERTIFICATE … WITH SUBJECT` makes one: self-signed
 /// unless another issuer name is given, in which case a throwaway issuer signs it.
 pub fn endpoint_cert(
@@ -113,6 +131,24 @@ pub fn endpoint_cert(
         serial_hex: serial.to_be_bytes().iter().map(|b| format!("{b:02x} ")).collect::<String>().trim_end().to_string(),
         start,
         expiry,
+    })
+}
+
+/// A certificate's bytes read back: subject, issuer, serial and dates (an import).
+pub fn read_der(der: &[u8]) -> Option<EndpointCert> {
+    let (rest, x) = x509_parser::parse_x509_certificate(der).ok()?;
+    if !rest.is_empty() {
+        return None;
+    }
+    let v = x.validity();
+    let serial: Vec<String> = x.raw_serial().iter().map(|b| format!("{b:02x}")).collect();
+    Some(EndpointCert {
+        der: der.to_vec(),
+        subject: x.subject().to_string(),
+        issuer: x.issuer().to_string(),
+        serial_hex: serial.join(" "),
+        start: v.not_before.to_datetime(),
+        expiry: v.not_after.to_datetime(),
     })
 }
 

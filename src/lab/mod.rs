@@ -3,9 +3,12 @@
 
 pub mod addr;
 pub mod agent;
+pub mod arm;
 pub mod catalog;
 pub mod certs;
+pub mod control;
 pub mod dns;
+pub mod link;
 pub mod listener;
 pub mod net;
 pub mod netns;
@@ -87,6 +90,10 @@ pub struct LabInfo {
     pub sql_server: SideInfo,
     pub managed_instance: SideInfo,
     pub dns: DnsInfo,
+    /// The managed instance's Azure Resource Manager.
+    pub arm: arm::ArmInfo,
+    /// The control channel (HTTP on loopback): faults, rotations, seeding.
+    pub control: String,
     /// Topology mode: the namespace to run clients in (`ip netns exec <it> …`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_netns: Option<String>,
@@ -124,6 +131,8 @@ pub struct Lab {
     pub sql_catalog: Arc<Mutex<Catalog>>,
     pub mi_catalog: Arc<Mutex<Catalog>>,
     pub ports: Arc<ports::Ports>,
+    /// Changes to the running lab (also served at `info.control`).
+    pub control: Arc<control::Control>,
     dir: PathBuf,
     tasks: Vec<JoinHandle<()>>,
     _dns: dns::DnsServer,
@@ -198,6 +207,7 @@ impl Lab {
         let mut tasks = Vec::new();
         let mut infos = Vec::new();
         let mut catalogs = Vec::new();
+        let mut side_nets = Vec::new();
         let sides = [
             (SideId::Sql, &scenario.sql_server, net.sql, netns::Place::SqlServer),
             (SideId::Mi, &scenario.managed_instance, net.mi, netns::Place::ManagedInstance),
@@ -218,6 +228,7 @@ impl Lab {
                 resolve: Arc::new(move |name: &str| names.resolve(view, name)),
                 handle: tokio::runtime::Handle::current(),
             };
+            side_nets.push(side_net.clone());
             let ep = side.endpoint.as_ref();
             let agent = Arc::new(agent::Agent {
                 catalog: Arc::downgrade(&catalog),
@@ -330,12 +341,51 @@ impl Lab {
         let sql_server = infos.pop().expect("two sides");
         let mi_catalog = catalogs.pop().expect("two sides");
         let sql_catalog = catalogs.pop().expect("two sides");
-        tasks.shrink_to_fit();
+        let mi_net = side_nets.pop().expect("two sides");
+        let sql_net = side_nets.pop().expect("two sides");
+        let machine = link::Machine {
+            world: world.clone(),
+            sql_catalog: sql_catalog.clone(),
+            mi_catalog: mi_catalog.clone(),
+            sql_net,
+            mi_net,
+            params: scenario.replication.clone(),
+            node: scenario.managed_instance.fabric.as_ref().map(|f| (f.node.clone(), f.hadr_port)),
+        };
+        let mi_net_for_arm = machine.mi_net.clone();
+        tasks.push(tokio::spawn(machine.run()));
+
+        // The managed instance's ARM, on its own address (inside its namespace).
+        let token = format!("{:016x}{:016x}", net::random(), net::random().rotate_left(23));
+        let arm = arm::Arm::new(scenario, token, world.clone(), mi_catalog.clone(), mi_net_for_arm);
+        let arm_tls = arm::server::tls_config(&ca.web_identity(net.mi)?)?;
+        let arm_addr = SocketAddr::new(net.mi, 443);
+        let ca_text = ca_path.display().to_string();
+        let (arm_info, arm_task) = net
+            .within(netns::Place::ManagedInstance, || arm.start(arm_addr, arm_tls, &ca_text))?
+            .map_err(|source| LabError::Bind { what: "ARM".into(), addr: arm_addr, source })?;
+        tasks.push(arm_task);
+
+        let control = Arc::new(control::Control {
+            world: world.clone(),
+            sql_catalog: sql_catalog.clone(),
+            mi_catalog: mi_catalog.clone(),
+            ports: ports.clone(),
+            topology: net.topology.clone(),
+            sql_ip: net.sql,
+            mi_ip: net.mi,
+            faults: Mutex::new(scenario.network.faults.clone()),
+            scenario_faults: scenario.network.faults.len(),
+        });
+        let (control_url, control_task) = control.start()?;
+        tasks.push(control_task);
         Ok(Lab {
             info: LabInfo {
                 sql_server,
                 managed_instance,
                 dns: dns_info,
+                arm: arm_info,
+                control: control_url,
                 host_netns: net.topology.as_ref().map(|t| t.ns(netns::Place::Host)),
             },
             mode,
@@ -343,6 +393,7 @@ impl Lab {
             sql_catalog,
             mi_catalog,
             ports,
+            control,
             dir,
             tasks,
             _dns: dns,

@@ -130,10 +130,13 @@ impl Topology {
         run(&["ip", "netns", "exec", &rt, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
     }
 
-    fn apply_faults(&self, faults: &[Fault]) -> io::Result<()> {
-        let mut rules = String::from(
-            "table inet milink {\n chain forward {\n  type filter hook forward priority 0; policy accept;\n",
-        );
+    /// Replaces the router's fault rules (at start, and when the control channel
+    /// adds or removes a fault).
+    pub fn apply_faults(&self, faults: &[Fault]) -> io::Result<()> {
+        // Declaring the table again is harmless; deleting it drops the old rules.
+        let mut rules = String::from("table inet milink\ndelete table inet milink\n");
+        rules
+            .push_str("table inet milink {\n chain forward {\n  type filter hook forward priority 0; policy accept;\n");
         for f in faults {
             rules.push_str(&format!("  {}\n", nft_rule(f)));
         }

@@ -49,6 +49,18 @@ struct Slot {
     live: Option<Live>,
 }
 
+/// Whether two services answer the same way (a rebind would change nothing).
+fn same(a: &Service, b: &Service) -> bool {
+    match (a, b) {
+        (Service::Nothing, Service::Nothing) => true,
+        (Service::Endpoint { behaviour: x, slow_ms: s }, Service::Endpoint { behaviour: y, slow_ms: t }) => {
+            x == y && s == t
+        }
+        (Service::Tds(x), Service::Tds(y)) => Arc::ptr_eq(x, y),
+        _ => false,
+    }
+}
+
 pub struct Ports {
     slots: Mutex<HashMap<SocketAddr, Slot>>,
     topology: Option<Arc<Topology>>,
@@ -69,7 +81,11 @@ impl Ports {
     pub fn serve(self: &Arc<Self>, place: Place, addr: SocketAddr, service: Service) -> io::Result<()> {
         let mut slots = self.lock();
         let slot = slots.entry(addr).or_insert(Slot { place, service: Service::Nothing, fault: None, live: None });
+        let unchanged = slot.fault.is_some() || same(&slot.service, &service);
         slot.service = service;
+        if unchanged && (slot.live.is_some() || slot.fault.is_some()) {
+            return Ok(());
+        }
         self.rebind(addr, slot)
     }
 
@@ -77,6 +93,10 @@ impl Ports {
     pub fn fault(self: &Arc<Self>, place: Place, addr: SocketAddr, fault: Option<Listener>) -> io::Result<()> {
         let mut slots = self.lock();
         let slot = slots.entry(addr).or_insert(Slot { place, service: Service::Nothing, fault: None, live: None });
+        // Rebinding a TDS port would drop its sessions: only when something changes.
+        if slot.fault == fault {
+            return Ok(());
+        }
         slot.fault = fault;
         self.rebind(addr, slot)
     }

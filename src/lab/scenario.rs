@@ -32,6 +32,12 @@ pub struct Scenario {
     /// What the DBA plans for the link, as `check --lab` puts it in the profile.
     #[serde(default)]
     pub plan: Plan,
+    /// How a link created in the lab behaves: how fast it connects and seeds.
+    #[serde(default)]
+    pub replication: Replication,
+    /// The managed instance's Azure Resource Manager stand-in.
+    #[serde(default)]
+    pub arm: Arm,
     /// What later issues assert; the lab only keeps it.
     #[serde(default)]
     pub expect: toml::Table,
@@ -400,6 +406,140 @@ pub struct Plan {
     pub job_probes: bool,
 }
 
+/// The fake Azure Resource Manager: the managed instance's resource and its
+/// link-related children, over HTTPS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Arm {
+    #[serde(default = "default_subscription")]
+    pub subscription_id: String,
+    #[serde(default = "default_resource_group")]
+    pub resource_group: String,
+    #[serde(default = "default_location")]
+    pub location: String,
+    /// The managed instance's service tier: GeneralPurpose, BusinessCritical or
+    /// NextGenGeneralPurpose (the latter as GeneralPurpose with isGeneralPurposeV2).
+    #[serde(default = "default_tier")]
+    pub tier: String,
+    /// api-versions the instance answers (default: all the lab knows, both schemas).
+    #[serde(default)]
+    pub api_versions: Option<Vec<String>>,
+    /// `Retry-After` of long-running operations (sent as `retry-after-ms` too).
+    #[serde(default = "default_arm_retry", with = "humantime_serde")]
+    pub retry_after: std::time::Duration,
+    /// How long a long-running operation takes.
+    #[serde(default = "default_lro", with = "humantime_serde")]
+    pub operation_time: std::time::Duration,
+    /// Items per page of a list (`nextLink` beyond).
+    #[serde(default = "default_page_size")]
+    pub page_size: usize,
+    #[serde(default)]
+    pub faults: Vec<ArmFault>,
+}
+
+impl Default for Arm {
+    fn default() -> Self {
+        toml::from_str("").expect("every field has a default")
+    }
+}
+
+/// A fault of the fake ARM, for requests of one operation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArmFault {
+    /// `<resource>.<verb>`: resource is instance, trust, endpoint_certs or dag;
+    /// verb is get, list, put, patch, delete (or `*` for any).
+    pub operation: String,
+    pub kind: ArmFaultKind,
+    #[serde(default)]
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    /// How many requests it hits (default: every one).
+    #[serde(default)]
+    pub times: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    pub delay: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArmFaultKind {
+    /// Answer with `status`, `code` and `message`.
+    Error,
+    /// 429 with Retry-After (`delay`, default 1s).
+    Throttle,
+    /// The long-running operation ends Failed with `code`.
+    OperationFails,
+    /// The long-running operation stays InProgress for ever.
+    OperationHangs,
+    /// Answer after `delay`.
+    Slow,
+}
+
+fn default_subscription() -> String {
+    "6d9a4c1e-4b1f-4f4e-9a51-3c2d8e7f0a11".into()
+}
+fn default_resource_group() -> String {
+    "rg-contoso-link".into()
+}
+fn default_location() -> String {
+    "westeurope".into()
+}
+fn default_tier() -> String {
+    "GeneralPurpose".into()
+}
+fn default_arm_retry() -> std::time::Duration {
+    std::time::Duration::from_secs(1)
+}
+fn default_lro() -> std::time::Duration {
+    std::time::Duration::from_millis(300)
+}
+fn default_page_size() -> usize {
+    100
+}
+
+/// Timing of a link the lab creates (the real ones take about a minute to
+/// connect and seed at network speed; tests want milliseconds).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replication {
+    /// From both halves agreeing to CONNECTED.
+    #[serde(default, with = "humantime_serde")]
+    pub connect_after: std::time::Duration,
+    /// How often a DISCONNECTED side tries its partner again.
+    #[serde(default = "default_retry", with = "humantime_serde")]
+    pub retry_every: std::time::Duration,
+    /// A dial that gets no answer counts as a timeout after this.
+    #[serde(default = "default_dial_timeout", with = "humantime_serde")]
+    pub dial_timeout: std::time::Duration,
+    #[serde(default = "default_seeding_rate")]
+    pub seeding_mb_per_s: f64,
+}
+
+impl Default for Replication {
+    fn default() -> Self {
+        Replication {
+            connect_after: std::time::Duration::ZERO,
+            retry_every: default_retry(),
+            dial_timeout: default_dial_timeout(),
+            seeding_mb_per_s: default_seeding_rate(),
+        }
+    }
+}
+
+fn default_retry() -> std::time::Duration {
+    std::time::Duration::from_millis(200)
+}
+fn default_dial_timeout() -> std::time::Duration {
+    std::time::Duration::from_millis(500)
+}
+fn default_seeding_rate() -> f64 {
+    4096.0
+}
+
 /// Faults between the sides. In topology mode they are nftables rules per
 /// direction and port; in loopback mode a fault applies to the target listener
 /// whoever connects, and `unreachable` is not available.
@@ -410,7 +550,7 @@ pub struct Network {
     pub faults: Vec<Fault>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fault {
     /// `sql_server`, `managed_instance`, `host` (where milink runs) or `any`.
@@ -434,7 +574,7 @@ impl Fault {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultAction {
     Refused,
@@ -561,7 +701,7 @@ impl Scenario {
         for (label, side) in self.sides() {
             parse_version(&side.version)
                 .ok_or_else(|| format!("{label}.version `{}` is not major.minor.build.revision", side.version))?;
-            if let Some(ep) = &side.endpoint
+            if let Some(ep) = side.endpoint.as_ref().filter(|e| e.present)
                 && let Some(cert) = &ep.certificate
                 && !side.certificates.iter().any(|c| &c.name == cert)
             {

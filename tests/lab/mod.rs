@@ -1,5 +1,6 @@
 mod faults;
 mod isolation;
+mod link_create;
 mod scenarios;
 mod tds;
 mod third_party;

@@ -325,18 +325,8 @@ fn date(s: &str) -> Result<OffsetDateTime, SqlError> {
 
 /// What `CREATE CERTIFICATE … FROM BINARY` reads out of the DER.
 fn parse_der(der: &[u8]) -> Result<EndpointCert, SqlError> {
-    let invalid = || SqlError::new(15297, 16, 1, "The certificate, asymmetric key, or private key data is invalid.");
-    let (_, x) = x509_parser::parse_x509_certificate(der).map_err(|_| invalid())?;
-    let v = x.validity();
-    let serial: Vec<String> = x.raw_serial().iter().map(|b| format!("{b:02x}")).collect();
-    Ok(EndpointCert {
-        der: der.to_vec(),
-        subject: x.subject().to_string(),
-        issuer: x.issuer().to_string(),
-        serial_hex: serial.join(" "),
-        start: v.not_before.to_datetime(),
-        expiry: v.not_after.to_datetime(),
-    })
+    certs::read_der(der)
+        .ok_or_else(|| SqlError::new(15297, 16, 1, "The certificate, asymmetric key, or private key data is invalid."))
 }
 
 fn endpoint_state(s: Option<&str>, default: EndpointState) -> Result<EndpointState, SqlError> {

@@ -1,0 +1,208 @@
+//! Long-running operations the way ARM runs them: a request is accepted (202
+//! with `Azure-AsyncOperation`, `Location` and `Retry-After`), the change lands
+//! when the operation ends, and its status resource goes InProgress →
+//! Succeeded or Failed.
+
+use std::sync::{Arc, Mutex};
+
+use time::OffsetDateTime;
+
+use crate::lab::catalog::Catalog;
+use crate::lab::certs::EndpointCert;
+use crate::lab::state::objects::{AvailabilityGroup, AvailabilityMode, Certificate, Origin, PrivateKey, Replica};
+use crate::lab::state::{ArmDag, World};
+
+/// What an operation changes once it ends.
+#[derive(Debug, Clone)]
+pub enum Change {
+    PutTrust { name: String, cert: EndpointCert },
+    DeleteTrust { name: String },
+    PutDag(ArmDag),
+    PatchDag { name: String, replication_mode: String },
+    DeleteDag { name: String },
+}
+
+impl Change {
+    /// The resource it touches (for conflicts).
+    pub fn target(&self) -> String {
+        match self {
+            Change::PutTrust { name, .. } | Change::DeleteTrust { name } => format!("trust/{}", name.to_lowercase()),
+            Change::PutDag(d) => format!("dag/{}", d.name.to_lowercase()),
+            Change::PatchDag { name, .. } | Change::DeleteDag { name } => format!("dag/{}", name.to_lowercase()),
+        }
+    }
+
+    /// `distributedAvailabilityGroups` or `serverTrustCertificates`: the
+    /// operation resources are named after it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Change::PutTrust { .. } | Change::DeleteTrust { .. } => "serverTrustCertificates",
+            _ => "distributedAvailabilityGroups",
+        }
+    }
+
+    pub fn is_delete(&self) -> bool {
+        matches!(self, Change::DeleteTrust { .. } | Change::DeleteDag { .. })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    InProgress,
+    Succeeded,
+    Failed { code: String, message: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Operation {
+    pub id: String,
+    pub started: OffsetDateTime,
+    pub status: Status,
+    pub change: Change,
+    /// The resource's path, for the final GET of a PUT.
+    pub resource_path: String,
+    pub api_version: String,
+}
+
+impl Status {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Status::InProgress => "InProgress",
+            Status::Succeeded => "Succeeded",
+            Status::Failed { .. } => "Failed",
+        }
+    }
+}
+
+/// Ends an operation: the change lands (or the operation fails, as a fault asks).
+pub fn finish(
+    ops: &Mutex<Vec<Operation>>,
+    id: &str,
+    fail: Option<(String, String)>,
+    world: &Arc<Mutex<World>>,
+    mi_catalog: &Arc<Mutex<Catalog>>,
+) {
+    let change = {
+        let mut ops = ops.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(op) = ops.iter_mut().find(|o| o.id == id && o.status == Status::InProgress) else { return };
+        match fail {
+            Some((code, message)) => {
+                op.status = Status::Failed { code, message };
+                return;
+            }
+            None => {
+                op.status = Status::Succeeded;
+                op.change.clone()
+            }
+        }
+    };
+    let c = mi_catalog.lock().unwrap_or_else(|p| p.into_inner());
+    let mut w = world.lock().unwrap_or_else(|p| p.into_inner());
+    apply(&mut w, change);
+    w.changed.notify_one();
+    if let Err(e) = c.show(&w) {
+        tracing::warn!(error = %e, "lab catalog could not show an ARM change");
+    }
+}
+
+fn apply(w: &mut World, change: Change) {
+    let now = OffsetDateTime::now_utc();
+    match change {
+        Change::PutTrust { name, cert } => {
+            w.mi.certificates.retain(|c| !(c.origin == Origin::ServerTrust && c.name.eq_ignore_ascii_case(&name)));
+            let id = w.mi.next_certificate_id();
+            w.mi.certificates.push(Certificate {
+                id,
+                name,
+                cert,
+                private_key: PrivateKey::None,
+                origin: Origin::ServerTrust,
+                issuer_for: vec![],
+            });
+        }
+        Change::DeleteTrust { name } => {
+            w.mi.certificates.retain(|c| !(c.origin == Origin::ServerTrust && c.name.eq_ignore_ascii_case(&name)));
+        }
+        Change::PutDag(d) => {
+            let own_url = format!("tcp://{}:5022;Server=[{}]", w.mi.fqdn, w.mi.name);
+            let mode = if d.replication_mode.eq_ignore_ascii_case("Sync") {
+                AvailabilityMode::Synchronous
+            } else {
+                AvailabilityMode::Asynchronous
+            };
+            let mi = &mut w.mi;
+            if mi.ag(&d.instance_ag).is_none() {
+                let replica = Replica {
+                    id: mi.guid(),
+                    name: mi.name.clone(),
+                    endpoint_url: own_url.clone(),
+                    mode: AvailabilityMode::Synchronous,
+                    failover_manual: true,
+                    seeding_automatic: true,
+                    session_timeout: 10,
+                };
+                let id = mi.guid();
+                mi.ags.push(AvailabilityGroup {
+                    id,
+                    name: d.instance_ag.clone(),
+                    distributed: false,
+                    cluster_type: (2, "NONE"),
+                    replicas: vec![replica],
+                    databases: vec![],
+                    created: now,
+                });
+            }
+            mi.ags.retain(|a| !(a.distributed && a.name.eq_ignore_ascii_case(&d.name)));
+            let mk = |mi: &mut crate::lab::state::Server, name: &str, url: &str| Replica {
+                id: mi.guid(),
+                name: name.to_string(),
+                endpoint_url: url.to_string(),
+                mode,
+                failover_manual: true,
+                seeding_automatic: !d.seeding_mode.eq_ignore_ascii_case("Manual"),
+                session_timeout: 20,
+            };
+            let local = mk(mi, &d.instance_ag, &own_url);
+            let remote = mk(mi, &d.partner_ag, &d.partner_endpoint);
+            let id = d.id.clone();
+            mi.ags.push(AvailabilityGroup {
+                id,
+                name: d.name.clone(),
+                distributed: true,
+                cluster_type: (2, "NONE"),
+                replicas: vec![local, remote],
+                databases: vec![],
+                created: now,
+            });
+            w.arm.dags.retain(|x| !x.name.eq_ignore_ascii_case(&d.name));
+            w.arm.dags.push(d);
+        }
+        Change::PatchDag { name, replication_mode } => {
+            let mode = if replication_mode.eq_ignore_ascii_case("Sync") {
+                AvailabilityMode::Synchronous
+            } else {
+                AvailabilityMode::Asynchronous
+            };
+            if let Some(d) = w.arm.dags.iter_mut().find(|d| d.name.eq_ignore_ascii_case(&name)) {
+                d.replication_mode = replication_mode;
+            }
+            if let Some(a) = w.mi.ags.iter_mut().find(|a| a.distributed && a.name.eq_ignore_ascii_case(&name)) {
+                for r in &mut a.replicas {
+                    r.mode = mode;
+                }
+            }
+        }
+        Change::DeleteDag { name } => {
+            let Some(i) = w.arm.dags.iter().position(|d| d.name.eq_ignore_ascii_case(&name)) else { return };
+            let d = w.arm.dags.remove(i);
+            w.mi.ags.retain(|a| !(a.distributed && a.name.eq_ignore_ascii_case(&name)));
+            // Breaking the link keeps the database on the instance, now its own.
+            let dbs = w.mi.ag(&d.instance_ag).map(|a| a.databases.clone()).unwrap_or_default();
+            w.mi.ags.retain(|a| !a.name.eq_ignore_ascii_case(&d.instance_ag));
+            for db in w.mi.databases.iter_mut().filter(|x| dbs.iter().any(|n| n.eq_ignore_ascii_case(&x.name))) {
+                db.group_database_id = None;
+                db.state = "ONLINE".into();
+            }
+        }
+    }
+}
