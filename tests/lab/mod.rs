@@ -1,3 +1,4 @@
+mod arm;
 mod faults;
 mod isolation;
 mod link_create;

@@ -1,48 +1,28 @@
 //! A TDS client nobody here wrote (python-tds from PyPI) runs Microsoft's link
 //! queries unchanged against `milink lab up --json`, over TLS.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use sha1::{Digest, Sha1};
 
 use crate::support::*;
 
-struct LabProcess {
-    child: Child,
-    line: String,
-}
-
-impl LabProcess {
-    fn start(scenario: &str) -> LabProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_milink"))
-            .args(["lab", "up", "--json"])
-            .arg(scenario_path(scenario))
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("milink runs");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        assert!(line.starts_with('{'), "first line is JSON: {line}");
-        LabProcess { child, line }
-    }
-
-    /// SIGTERM, as a service manager stops it.
-    fn stop(mut self) -> std::process::ExitStatus {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        self.child.wait().unwrap()
-    }
-}
-
 fn pytds(input: &str) -> std::process::Output {
+    python("pytds_seed_queries.py", "pytds, OpenSSL", "python-tds and pyOpenSSL", input)
+}
+
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array().unwrap().iter().map(|x| x.as_str().unwrap_or("")).collect()
+}
+
+/// A Python client from PyPI, `script` under tests/clients, fed `input` on stdin.
+fn python(script: &str, modules: &str, install: &str, input: &str) -> std::process::Output {
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let probe = Command::new(&python).args(["-c", "import pytds, OpenSSL"]).status();
-    assert!(
-        probe.is_ok_and(|s| s.success()),
-        "python-tds and pyOpenSSL are needed: pip install python-tds pyOpenSSL (.ci/run installs them)"
-    );
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/pytds_seed_queries.py");
+    let probe = Command::new(&python).args(["-c", &format!("import {modules}")]).status();
+    assert!(probe.is_ok_and(|s| s.success()), "{install} are needed (.ci/run installs them)");
+    let script = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
     let mut child = Command::new(&python)
         .arg(script)
         .stdin(Stdio::piped())
@@ -54,8 +34,36 @@ fn pytds(input: &str) -> std::process::Output {
     child.wait_with_output().unwrap()
 }
 
-fn strings(v: &Value) -> Vec<&str> {
-    v.as_array().unwrap().iter().map(|x| x.as_str().unwrap_or("")).collect()
+#[test]
+fn azure_mgmt_sql_creates_a_dag_and_polls_its_operation() {
+    let lab = LabProcess::start_with("link-create.toml", "[arm]\npage_size = 1\n");
+    let out = python("azure_mgmt_link.py", "azure.mgmt.sql", "azure-mgmt-sql and azure-core", &lab.line);
+    assert!(out.status.success(), "azure-mgmt-sql failed: {}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["trust"]["status"], "Succeeded");
+    assert_eq!(r["created"]["status"], "Succeeded");
+    assert_eq!(r["created"]["type"], "Microsoft.Sql/managedInstances/distributedAvailabilityGroups");
+    assert_eq!(r["created"]["databases"], serde_json::json!(["SalesDB"]));
+    // SQL Server has no DAG yet: the instance's half reports why it cannot start.
+    assert_eq!(r["get"]["replica_state"], "LinkInitError");
+    // One item per page: the client followed nextLink.
+    assert_eq!(r["listed"], serde_json::json!(["DAG_SalesDB", "DAG_Second"]));
+    assert_eq!(r["deleted"], "Succeeded");
+    assert_eq!(r["after_delete"], serde_json::json!(["DAG_SalesDB"]));
+    // The lab's record shows each request once.
+    let control = serde_json::from_str::<Value>(&lab.line).unwrap()["control"].as_str().unwrap().to_string();
+    let state = http_json("GET", &format!("{control}/state"), None);
+    let kinds: Vec<&str> = state["record"].as_array().unwrap().iter().map(|m| m["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "PUT serverTrustCertificates",
+            "PUT distributedAvailabilityGroups",
+            "PUT distributedAvailabilityGroups",
+            "DELETE distributedAvailabilityGroups"
+        ]
+    );
+    assert!(lab.stop().success());
 }
 
 #[test]

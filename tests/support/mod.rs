@@ -2,7 +2,9 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use milink::lab::scenario::Scenario;
@@ -10,6 +12,50 @@ use milink::lab::{Lab, SideInfo};
 use tiberius::{AuthMethod, Client, Config, EncryptionLevel};
 use tokio::net::TcpStream;
 use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
+
+/// `milink lab up --json` in a process of its own; `line` is its first line.
+pub struct LabProcess {
+    pub child: Child,
+    pub line: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl LabProcess {
+    pub fn start(scenario: &str) -> LabProcess {
+        LabProcess::spawn(scenario_path(scenario), None)
+    }
+
+    /// A scenario that extends `scenario` with `extra` TOML.
+    pub fn start_with(scenario: &str, extra: &str) -> LabProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("scenario.toml");
+        let text = format!(
+            "extends = \"{}\"\ndescription = \"{scenario} and more\"\n{extra}",
+            scenario_path(scenario).display()
+        );
+        std::fs::write(&file, text).unwrap();
+        LabProcess::spawn(file, Some(dir))
+    }
+
+    fn spawn(file: PathBuf, dir: Option<tempfile::TempDir>) -> LabProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_milink"))
+            .args(["lab", "up", "--json"])
+            .arg(file)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("milink runs");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.starts_with('{'), "first line is JSON: {line}");
+        LabProcess { child, line, _dir: dir }
+    }
+
+    /// SIGTERM, as a service manager stops it.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
 
 pub fn init() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -147,4 +193,17 @@ pub fn finding(report: &serde_json::Value, id: &str) -> serde_json::Value {
         .find(|f| f["id"] == id)
         .unwrap_or_else(|| panic!("no finding {id}"))
         .clone()
+}
+
+/// A plain HTTP request from a test without a runtime (the lab's control channel).
+pub fn http_json(method: &str, url: &str, body: Option<serde_json::Value>) -> serde_json::Value {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let mut req = client.request(method.parse().unwrap(), url);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.unwrap().json().await.unwrap()
+    })
 }
