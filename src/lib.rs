@@ -1,10 +1,12 @@
 //! milink: pre-flight checks and diagnosis for the SQL Server ↔ Azure SQL
 //! Managed Instance link.
 
+pub mod azure;
 pub mod checks;
 pub mod cli;
 pub mod diagnose;
 pub mod lab;
+pub mod link;
 pub mod probe;
 pub mod profile;
 pub mod report;

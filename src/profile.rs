@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A password or token: never printed, never serialised.
 #[derive(Clone, Default)]
@@ -27,7 +27,7 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SqlServerSection {
     /// Host name (or IP) of SQL Server, for TDS and as the TLS name.
@@ -57,7 +57,7 @@ pub struct SqlServerSection {
     pub trust_server_certificate: bool,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ManagedInstanceSection {
     pub fqdn: String,
@@ -85,7 +85,7 @@ pub struct ManagedInstanceSection {
     pub failback: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Thresholds {
     #[serde(default = "warn_days")]
@@ -114,7 +114,7 @@ fn timeout() -> Duration {
 }
 
 /// Probes that change something on a server, temporarily: off unless asked.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProbesSection {
     /// Test each direction from the servers themselves with a temporary SQL
@@ -139,7 +139,7 @@ fn job_wait() -> Duration {
     Duration::from_secs(90)
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DnsSection {
     /// DNS servers to ask and compare with the OS resolver (`ip` or `ip:port`).
@@ -161,7 +161,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     pub sql_server: SqlServerSection,
@@ -174,6 +174,16 @@ pub struct Profile {
     pub dns: DnsSection,
     #[serde(default)]
     pub probes: ProbesSection,
+    /// Azure Resource Manager: where the managed instance's resource is, and how to sign in.
+    #[serde(default)]
+    pub arm: ArmSection,
+    /// What `milink link` creates, and how it names things.
+    #[serde(default)]
+    pub link: LinkSection,
+    /// A TOML file of secrets beside the profile (mode 0600): `sql_password`,
+    /// `mi_password`, `mi_token`, `arm_token`, `master_key_password`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets_file: Option<PathBuf>,
     /// Secrets, filled by `load_secrets` (or by `--lab`), never from the file itself.
     #[serde(skip)]
     pub sql_password: Option<Secret>,
@@ -181,6 +191,141 @@ pub struct Profile {
     pub mi_password: Option<Secret>,
     #[serde(skip)]
     pub mi_token: Option<Secret>,
+    #[serde(skip)]
+    pub arm_token: Option<Secret>,
+    #[serde(skip)]
+    pub master_key_password: Option<Secret>,
+}
+
+/// How milink gets a token for Azure Resource Manager.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArmAuth {
+    /// A token from the environment or a file if one is there, else a service
+    /// principal from AZURE_* variables, else the Azure CLI's login, else a
+    /// managed identity.
+    #[default]
+    Auto,
+    /// Only `token_env` / `token_file` (or the secrets file).
+    Token,
+    /// `az account get-access-token` (the Azure CLI's cached login).
+    Cli,
+    ManagedIdentity,
+    /// AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET.
+    ServicePrincipal,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArmSection {
+    /// `https://management.azure.com`; another cloud's, or the lab's.
+    #[serde(default = "default_arm_url")]
+    pub base_url: String,
+    /// The managed instance's full resource ID, instead of the three parts below.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_group: Option<String>,
+    /// Default: the first label of the instance's FQDN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_instance: Option<String>,
+    #[serde(default)]
+    pub auth: ArmAuth,
+    /// Environment variable with a bearer token (default MILINK_ARM_TOKEN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// Trust only this CA for ARM (the lab's); default: the OS trust store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<PathBuf>,
+    /// Bounds every ARM request and each long-running operation.
+    #[serde(default = "arm_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for ArmSection {
+    fn default() -> Self {
+        ArmSection {
+            base_url: default_arm_url(),
+            resource_id: None,
+            subscription_id: None,
+            resource_group: None,
+            managed_instance: None,
+            auth: ArmAuth::Auto,
+            token_env: None,
+            token_file: None,
+            ca_cert: None,
+            timeout: arm_timeout(),
+        }
+    }
+}
+
+fn default_arm_url() -> String {
+    "https://management.azure.com".into()
+}
+fn arm_timeout() -> Duration {
+    Duration::from_secs(600)
+}
+
+/// Names and choices for `milink link`; `{db}` stands for each database.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSection {
+    #[serde(default = "default_dag")]
+    pub dag: String,
+    #[serde(default = "default_sql_ag")]
+    pub sql_ag: String,
+    #[serde(default = "default_mi_ag")]
+    pub mi_ag: String,
+    /// SQL Server's endpoint certificate (default `Cert_<@@SERVERNAME>_endpoint`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    /// Days a certificate milink creates is valid.
+    #[serde(default = "cert_days")]
+    pub certificate_days: u32,
+    /// The mirroring endpoint milink creates when there is none.
+    #[serde(default = "default_endpoint_name")]
+    pub endpoint_name: String,
+    /// Environment variable with the database master key's password (default
+    /// MILINK_MASTER_KEY_PASSWORD), or a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_key_password_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_key_password_file: Option<PathBuf>,
+    /// The journal of what `apply` did (default: `<profile>.journal.jsonl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<PathBuf>,
+    /// How long `apply` waits for seeding.
+    #[serde(default = "seeding_wait", with = "humantime_serde")]
+    pub seeding_wait: Duration,
+}
+
+impl Default for LinkSection {
+    fn default() -> Self {
+        toml::from_str("").expect("every field has a default")
+    }
+}
+
+fn default_dag() -> String {
+    "DAG_{db}".into()
+}
+fn default_sql_ag() -> String {
+    "AG_{db}".into()
+}
+fn default_mi_ag() -> String {
+    "AG_{db}_MI".into()
+}
+fn default_endpoint_name() -> String {
+    "database_mirroring_endpoint".into()
+}
+fn cert_days() -> u32 {
+    365
+}
+fn seeding_wait() -> Duration {
+    Duration::from_secs(3600)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -196,11 +341,35 @@ pub enum ProfileError {
 impl Profile {
     pub fn load(path: &Path) -> Result<Profile, ProfileError> {
         let text = std::fs::read_to_string(path).map_err(|e| ProfileError::Read(path.display().to_string(), e))?;
-        toml::from_str(&text).map_err(|e| ProfileError::Invalid {
+        let mut p: Profile = toml::from_str(&text).map_err(|e| ProfileError::Invalid {
             path: path.display().to_string(),
             line: e.span().map(|s| text[..s.start].matches('\n').count() + 1).unwrap_or(0),
             message: e.message().to_string(),
-        })
+        })?;
+        // Paths in a profile are relative to it.
+        let dir = path.parent().unwrap_or(Path::new("."));
+        for f in [
+            &mut p.secrets_file,
+            &mut p.sql_server.password_file,
+            &mut p.sql_server.ca_cert,
+            &mut p.managed_instance.password_file,
+            &mut p.managed_instance.token_file,
+            &mut p.managed_instance.ca_cert,
+            &mut p.arm.token_file,
+            &mut p.arm.ca_cert,
+            &mut p.link.master_key_password_file,
+            &mut p.link.journal,
+        ] {
+            if let Some(x) = f.as_mut()
+                && x.is_relative()
+            {
+                *x = dir.join(&*x);
+            }
+        }
+        if p.link.journal.is_none() {
+            p.link.journal = Some(path.with_extension("journal.jsonl"));
+        }
+        Ok(p)
     }
 
     pub fn dns_servers(&self) -> Result<Vec<SocketAddr>, ProfileError> {
@@ -215,8 +384,26 @@ impl Profile {
             .collect()
     }
 
-    /// Reads passwords and tokens from the environment, files or a prompt.
+    /// Reads passwords and tokens from the secrets file, the environment, files or a prompt.
     pub fn load_secrets(&mut self) -> Result<(), ProfileError> {
+        if let Some(path) = self.secrets_file.clone() {
+            let s = Secrets::load(&path)?;
+            for (slot, value) in [
+                (&mut self.sql_password, s.sql_password),
+                (&mut self.mi_password, s.mi_password),
+                (&mut self.mi_token, s.mi_token),
+                (&mut self.arm_token, s.arm_token),
+                (&mut self.master_key_password, s.master_key_password),
+            ] {
+                if slot.is_none() {
+                    *slot = value.map(Secret::new);
+                }
+            }
+        }
+        if self.arm_token.is_none() {
+            let env = self.arm.token_env.clone().unwrap_or_else(|| "MILINK_ARM_TOKEN".into());
+            self.arm_token = read_env_or_file(&env, self.arm.token_file.as_deref())?;
+        }
         if self.sql_password.is_none() {
             let env = self.sql_server.password_env.clone().unwrap_or_else(|| "MILINK_SQL_PASSWORD".into());
             self.sql_password = secret(&env, self.sql_server.password_file.as_deref(), "SQL Server password")?;
@@ -231,6 +418,58 @@ impl Profile {
             }
         }
         Ok(())
+    }
+}
+
+/// The secrets file: TOML, readable by its owner only (like an ssh key).
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Secrets {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql_password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mi_password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mi_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arm_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_key_password: Option<String>,
+}
+
+impl Secrets {
+    pub fn load(path: &Path) -> Result<Secrets, ProfileError> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let meta = std::fs::metadata(path).map_err(|e| ProfileError::Read(path.display().to_string(), e))?;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(ProfileError::Missing(format!(
+                    "{} is readable by others (mode {mode:o}): chmod 600 it, it holds secrets",
+                    path.display()
+                )));
+            }
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| ProfileError::Read(path.display().to_string(), e))?;
+        // The error names the line only: a value could be a secret.
+        toml::from_str(&text).map_err(|e| ProfileError::Invalid {
+            path: path.display().to_string(),
+            line: e.span().map(|s| text[..s.start].matches('\n').count() + 1).unwrap_or(0),
+            message: "not a secrets file (keys: sql_password, mi_password, mi_token, arm_token, master_key_password)"
+                .into(),
+        })
+    }
+
+    /// Writes the file with mode 0600 from the start.
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        let mut f = o.open(path)?;
+        f.write_all(toml::to_string(self).map_err(std::io::Error::other)?.as_bytes())
     }
 }
 

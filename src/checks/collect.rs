@@ -296,7 +296,16 @@ async fn jobs(
     out
 }
 
-async fn side(p: &Profile, is_sql: bool, addr: Option<SocketAddr>) -> (SideEvidence, Option<sql::Session>) {
+/// How a side is logged in to: its TLS certificate judged, then the login (or
+/// why there is none).
+pub struct Opened {
+    pub tds_port: u16,
+    pub tls: tls::Outcome,
+    pub session: Result<sql::Session, Sql>,
+}
+
+/// Captures a side's TLS certificate and logs in, as the checks and `milink link` do.
+pub async fn open_side(p: &Profile, is_sql: bool, addr: SocketAddr) -> Opened {
     let t = p.thresholds.timeout;
     let (name, ca, trust, auth, tds_port) = if is_sql {
         let s = &p.sql_server;
@@ -312,11 +321,6 @@ async fn side(p: &Profile, is_sql: bool, addr: Option<SocketAddr>) -> (SideEvide
         };
         (m.fqdn.clone(), m.ca_cert.clone(), m.trust_server_certificate, auth, m.port.unwrap_or(1433))
     };
-    let dns_id = if is_sql { "dns-sql-host" } else { "dns-mi-fqdn" };
-    let Some(addr) = addr else {
-        let sql = Sql::Skipped(format!("the name did not resolve ({dns_id})"));
-        return (SideEvidence { tds_port, tls: None, sql }, None);
-    };
     let mut tls_outcome = tls::capture(addr, &name, t).await;
     let strict = matches!(&tls_outcome, tls::Outcome::Captured(c) if c.mode == "tds8-strict");
     if let tls::Outcome::Captured(c) = &mut tls_outcome {
@@ -324,36 +328,59 @@ async fn side(p: &Profile, is_sql: bool, addr: Option<SocketAddr>) -> (SideEvide
     }
     let tls_id = if is_sql { "tls-sql-certificate" } else { "tls-mi-certificate" };
     let trusted = matches!(&tls_outcome, tls::Outcome::Captured(c) if c.verdict == tls::Verdict::Trusted);
-    let mut kept = None;
-    let sql = match auth {
-        None => Sql::Skipped("no password or token was given (environment, file or prompt)".into()),
-        Some(_) if !trusted && !trust => Sql::Skipped(match &tls_outcome {
+    let session = match auth {
+        None => Err(Sql::Skipped("no password or token was given (environment, file or prompt)".into())),
+        Some(_) if !trusted && !trust => Err(Sql::Skipped(match &tls_outcome {
             tls::Outcome::Captured(_) => format!(
                 "the TLS certificate did not verify ({tls_id}); set trust_server_certificate = true in the profile to log in anyway"
             ),
             _ => format!("no TLS session could be set up ({tls_id})"),
-        }),
+        })),
         Some(auth) => {
             let target = Target { name, addr, auth, ca_cert: ca, trust_server_certificate: trust, strict };
-            match sql::login(&target, t).await {
-                Err(e) => Sql::Failed(e),
-                Ok(mut session) => {
-                    let mut facts = Facts { routed_to: session.routed_to.clone(), ..Default::default() };
-                    for (key, q) in if is_sql { SQL_QUERIES } else { MI_QUERIES } {
-                        let r = session.rows(q).await;
-                        let stalled = matches!(&r, Err(e) if e.timed_out);
-                        facts.queries.insert(key, r);
-                        if stalled {
-                            break;
-                        }
-                    }
-                    kept = Some(session);
-                    Sql::Facts(facts)
-                }
-            }
+            sql::login(&target, t).await.map_err(Sql::Failed)
         }
     };
-    (SideEvidence { tds_port, tls: Some(tls_outcome), sql }, kept)
+    Opened { tds_port, tls: tls_outcome, session }
+}
+
+/// A side's address as the checks resolve it (the profile's DNS servers, a pin).
+pub async fn address(p: &Profile, is_sql: bool) -> Option<SocketAddr> {
+    let servers = p.dns_servers().unwrap_or_default();
+    let (name, pin, port) = if is_sql {
+        (&p.sql_server.host, p.sql_server.address, p.sql_server.port.unwrap_or(1433))
+    } else {
+        (&p.managed_instance.fqdn, p.managed_instance.address, p.managed_instance.port.unwrap_or(1433))
+    };
+    resolve(name, pin, p, &servers).await.chosen.map(|ip| SocketAddr::new(ip, port))
+}
+
+async fn side(p: &Profile, is_sql: bool, addr: Option<SocketAddr>) -> (SideEvidence, Option<sql::Session>) {
+    let tds_port = if is_sql { p.sql_server.port } else { p.managed_instance.port }.unwrap_or(1433);
+    let dns_id = if is_sql { "dns-sql-host" } else { "dns-mi-fqdn" };
+    let Some(addr) = addr else {
+        let sql = Sql::Skipped(format!("the name did not resolve ({dns_id})"));
+        return (SideEvidence { tds_port, tls: None, sql }, None);
+    };
+    let opened = open_side(p, is_sql, addr).await;
+    let mut kept = None;
+    let sql = match opened.session {
+        Err(why) => why,
+        Ok(mut session) => {
+            let mut facts = Facts { routed_to: session.routed_to.clone(), ..Default::default() };
+            for (key, q) in if is_sql { SQL_QUERIES } else { MI_QUERIES } {
+                let r = session.rows(q).await;
+                let stalled = matches!(&r, Err(e) if e.timed_out);
+                facts.queries.insert(key, r);
+                if stalled {
+                    break;
+                }
+            }
+            kept = Some(session);
+            Sql::Facts(facts)
+        }
+    };
+    (SideEvidence { tds_port, tls: Some(opened.tls), sql }, kept)
 }
 
 /// The CA the profile names, else the OS trust store.

@@ -177,13 +177,7 @@ pub fn run(args: CheckArgs, job: Job) -> anyhow::Result<ExitCode> {
                         Profile {
                             sql_server: SqlServerSection { host: sql.clone(), ..Default::default() },
                             managed_instance: ManagedInstanceSection { fqdn: mi.clone(), ..Default::default() },
-                            databases: vec![],
-                            thresholds: Default::default(),
-                            dns: Default::default(),
-                            probes: Default::default(),
-                            sql_password: None,
-                            mi_password: None,
-                            mi_token: None,
+                            ..Default::default()
                         }
                     }
                 };
@@ -209,7 +203,7 @@ fn print(d: &Diagnosis, format: Format, job: Job) {
 }
 
 /// The root cause first, as a person reads it.
-fn root_cause_text(d: &Diagnosis, job: Job) -> String {
+pub fn root_cause_text(d: &Diagnosis, job: Job) -> String {
     match (job, &d.root_cause) {
         (Job::Check, _) => String::new(),
         (Job::Diagnose, None) => "Root cause: none — the link is connected and healthy.\n\n".into(),

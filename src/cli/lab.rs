@@ -42,10 +42,13 @@ fn up(path: &Path, json: bool, topology: bool) -> anyhow::Result<ExitCode> {
         let mode = if topology { Mode::Topology } else { Mode::Loopback };
         let lab =
             Lab::start_in(&scenario, mode).await.with_context(|| format!("starting the lab for {}", path.display()))?;
+        let profile = lab.write_profile(&scenario).context("writing the lab's link profile")?;
         if json {
-            println!("{}", serde_json::to_string(&lab.info)?);
+            let mut v = serde_json::to_value(&lab.info)?;
+            v["profile"] = serde_json::Value::String(profile.display().to_string());
+            println!("{v}");
         } else {
-            print_human(&scenario, &lab);
+            print_human(&scenario, &lab, &profile);
         }
         wait_for_stop().await;
         drop(lab);
@@ -61,7 +64,7 @@ async fn wait_for_stop() {
     }
 }
 
-fn print_human(scenario: &Scenario, lab: &Lab) {
+fn print_human(scenario: &Scenario, lab: &Lab, profile: &Path) {
     println!("milink lab ({:?} mode): {}", lab.mode, scenario.description);
     for (label, s) in [("SQL Server", &lab.info.sql_server), ("managed instance", &lab.info.managed_instance)] {
         println!("  {label:<17} {} ({})", s.name, s.fqdn);
@@ -74,7 +77,13 @@ fn print_human(scenario: &Scenario, lab: &Lab) {
         }
     }
     println!("  DNS               {}:{}", lab.info.dns.host, lab.info.dns.port);
+    println!(
+        "  ARM               {}  (subscription {}, resource group {})",
+        lab.info.arm.base_url, lab.info.arm.subscription_id, lab.info.arm.resource_group
+    );
+    println!("  control           {}", lab.info.control);
     println!("  lab CA            {}", lab.info.sql_server.ca_cert);
+    println!("  profile           {}  (milink check|diagnose|link … --profile it)", profile.display());
     println!("Ctrl-C stops the lab.");
 }
 

@@ -3,6 +3,7 @@
 
 mod check;
 mod lab;
+mod link;
 
 use std::process::ExitCode;
 
@@ -36,6 +37,11 @@ enum Command {
         #[arg(long, conflicts_with = "json")]
         markdown: bool,
     },
+    /// Create the link: a plan of the remaining steps, then carried out.
+    Link {
+        #[command(subcommand)]
+        command: link::LinkCommand,
+    },
     /// Stand-ins for SQL Server and a managed instance, driven by scenario files.
     Lab {
         #[command(subcommand)]
@@ -62,6 +68,7 @@ pub fn main() -> ExitCode {
     };
     let result = match args.command {
         Command::Lab { command } => lab::run(command),
+        Command::Link { command } => link::run(command),
         Command::Check(args) => check::run(*args, check::Job::Check),
         Command::Diagnose(args) => check::run(*args, check::Job::Diagnose),
         Command::Checks { json, markdown } => check::list(json, markdown),

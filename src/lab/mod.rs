@@ -121,6 +121,9 @@ pub enum LabError {
 
 pub use addr::Mode;
 
+/// The password a lab profile gives for a database master key milink creates.
+pub const LAB_MASTER_KEY_PASSWORD: &str = "Lab-Master-Key-Passw0rd";
+
 /// A running lab. Dropping it stops every stand-in and removes its files and
 /// namespaces.
 pub struct Lab {
@@ -432,10 +435,49 @@ impl Lab {
                 // The lab's names exist only in its own DNS server.
                 os_resolver: false,
             },
+            arm: crate::profile::ArmSection {
+                base_url: self.info.arm.base_url.clone(),
+                subscription_id: Some(self.info.arm.subscription_id.clone()),
+                resource_group: Some(self.info.arm.resource_group.clone()),
+                managed_instance: Some(self.info.arm.managed_instance.clone()),
+                auth: crate::profile::ArmAuth::Token,
+                ca_cert: Some(self.info.arm.ca_cert.clone().into()),
+                ..Default::default()
+            },
             sql_password: Some(Secret::new(s.password.clone())),
             mi_password: Some(Secret::new(m.password.clone())),
-            mi_token: None,
+            link: crate::profile::LinkSection {
+                journal: Some(self.dir.join("link.journal.jsonl")),
+                ..Default::default()
+            },
+            arm_token: Some(Secret::new(self.info.arm.token.clone())),
+            master_key_password: Some(Secret::new(LAB_MASTER_KEY_PASSWORD)),
+            ..Default::default()
         }
+    }
+
+    /// Writes a ready link profile for this lab (`link.toml`, its secrets in
+    /// `link.secrets.toml` beside it, mode 0600), so `milink … --profile` works
+    /// against the running lab as against production.
+    pub fn write_profile(&self, scenario: &Scenario) -> io::Result<PathBuf> {
+        let mut p = self.profile(scenario);
+        let secrets = crate::profile::Secrets {
+            sql_password: p.sql_password.take().map(|s| s.expose().to_string()),
+            mi_password: p.mi_password.take().map(|s| s.expose().to_string()),
+            mi_token: None,
+            arm_token: p.arm_token.take().map(|s| s.expose().to_string()),
+            master_key_password: p.master_key_password.take().map(|s| s.expose().to_string()),
+        };
+        let secrets_path = self.dir.join("link.secrets.toml");
+        secrets.write(&secrets_path)?;
+        p.secrets_file = Some("link.secrets.toml".into());
+        let path = self.dir.join("link.toml");
+        let text = toml::to_string(&p).map_err(io::Error::other)?;
+        std::fs::write(
+            &path,
+            format!("# A link profile for the running milink lab ({}).\n{text}", scenario.description),
+        )?;
+        Ok(path)
     }
 
     /// A TCP connection made from inside a side (its address, its namespace), as

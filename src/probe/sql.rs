@@ -141,6 +141,20 @@ fn timed(e: tiberius::error::Error, what: &str, t: Duration) -> SqlFailure {
 }
 
 impl Session {
+    /// Runs a batch that changes something; every result is read, the first
+    /// error is the failure.
+    pub async fn exec(&mut self, sql: &str) -> Result<(), SqlFailure> {
+        let run = async {
+            let stream = self.client.simple_query(sql).await?;
+            stream.into_results().await?;
+            Ok::<_, tiberius::error::Error>(())
+        };
+        match tokio::time::timeout(self.timeout, run).await {
+            Ok(r) => r.map_err(SqlFailure::from),
+            Err(_) => Err(SqlFailure::timeout("statement", self.timeout)),
+        }
+    }
+
     /// Runs one batch and returns its first result set.
     pub async fn rows(&mut self, sql: &str) -> Result<Vec<Record>, SqlFailure> {
         let run = async {

@@ -1,0 +1,166 @@
+//! `milink link plan | apply | remove | status`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use super::check::Format;
+use crate::lab::scenario::Scenario;
+use crate::lab::{Lab, Mode};
+use crate::link::{self, Journal, Outcome};
+use crate::profile::Profile;
+
+#[derive(Args)]
+pub struct Target {
+    /// Link profile (TOML), e.g. the one `milink lab up --json` writes.
+    #[arg(long, conflicts_with = "lab")]
+    profile: Option<PathBuf>,
+    /// Start the lab for this scenario in-process and work on it.
+    #[arg(long, value_name = "SCENARIO")]
+    lab: Option<PathBuf>,
+    /// Database to link (repeat for several; default: the profile's).
+    #[arg(long = "database")]
+    databases: Vec<String>,
+    /// Where the journal is kept (default: beside the profile).
+    #[arg(long)]
+    journal: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum LinkCommand {
+    /// The steps that remain to create the link, blockers first. Changes nothing.
+    Plan {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Accept a failing pre-flight check that would block (repeat).
+        #[arg(long = "waive", value_name = "CHECK_ID")]
+        waive: Vec<String>,
+    },
+    /// Carries the plan out, step by step; a re-run continues where one stopped.
+    Apply {
+        #[command(flatten)]
+        target: Target,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        #[arg(long = "waive", value_name = "CHECK_ID")]
+        waive: Vec<String>,
+    },
+    /// Breaks the link (the instance's DAG, then SQL Server's); keeps the AG,
+    /// the certificates and every database.
+    Remove {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        yes: bool,
+    },
+    /// What `apply` did (the journal).
+    Status {
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+pub fn run(cmd: LinkCommand) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async {
+        let target = match &cmd {
+            LinkCommand::Plan { target, .. }
+            | LinkCommand::Apply { target, .. }
+            | LinkCommand::Remove { target, .. }
+            | LinkCommand::Status { target } => target,
+        };
+        // The lab lives as long as the command.
+        let (profile, _lab) = profile(target).await?;
+        match cmd {
+            LinkCommand::Status { .. } => {
+                let j = Journal::at(profile.link.journal.as_deref().unwrap_or(std::path::Path::new(".")));
+                print!("{}", link::render::journal(&j.read()));
+                Ok(ExitCode::SUCCESS)
+            }
+            LinkCommand::Plan { target, format, waive } => {
+                let (plan, _) = link::run::make_plan(&profile, &target.databases, &waive).await?;
+                let text = match format {
+                    Format::Table => link::render::table(&plan),
+                    Format::Json => link::render::json(&plan),
+                    Format::Markdown => link::render::markdown(&plan),
+                };
+                println!("{}", text.trim_end());
+                let blocked = plan.blocked() || plan.steps.iter().any(|s| matches!(s.state, link::State::Blocked(_)));
+                Ok(ExitCode::from(if blocked { 2 } else { 0 }))
+            }
+            LinkCommand::Apply { target, yes, waive } => {
+                let mut out = std::io::stdout();
+                match link::apply(&profile, &target.databases, &waive, yes, &mut out).await {
+                    Ok(Outcome::NothingToDo) => {
+                        println!("The link is there and healthy: nothing was changed.");
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Ok(Outcome::Created { steps }) => {
+                        println!("The link is created ({steps} step(s)) and healthy.");
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Ok(Outcome::Unhealthy(d)) => {
+                        println!("The link's objects are in place, but the link is not healthy.");
+                        print!("{}", super::check::root_cause_text(&d, super::check::Job::Diagnose));
+                        Ok(ExitCode::from(2))
+                    }
+                    Err(e @ (link::LinkError::Usage(_) | link::LinkError::NoDatabases)) => {
+                        eprintln!("milink: {e}");
+                        Ok(ExitCode::from(if matches!(e, link::LinkError::Usage(ref m) if m.starts_with("pre-flight")) { 2 } else { 3 }))
+                    }
+                    Err(e) => {
+                        eprintln!("milink: {e}");
+                        eprintln!("Nothing is left half-done by milink: fix the cause and run apply again; it continues where it stopped.");
+                        Ok(ExitCode::from(2))
+                    }
+                }
+            }
+            LinkCommand::Remove { target, yes } => {
+                let mut out = std::io::stdout();
+                match link::remove(&profile, &target.databases, yes, &mut out).await {
+                    Ok(kept) => {
+                        println!("The link is removed. Kept: {}.", kept.join("; "));
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Err(e @ link::LinkError::Usage(_)) => {
+                        eprintln!("milink: {e}");
+                        Ok(ExitCode::from(3))
+                    }
+                    Err(e) => {
+                        eprintln!("milink: {e}");
+                        Ok(ExitCode::from(2))
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// The profile, from a file (with its secrets) or from an in-process lab.
+async fn profile(t: &Target) -> anyhow::Result<(Profile, Option<Lab>)> {
+    let (mut p, lab) = match (&t.profile, &t.lab) {
+        (Some(path), _) => {
+            let mut p = Profile::load(path)?;
+            p.dns_servers()?;
+            p.load_secrets()?;
+            (p, None)
+        }
+        (None, Some(path)) => {
+            let scenario = Scenario::load(path)?;
+            let lab = Lab::start_in(&scenario, Mode::Loopback)
+                .await
+                .with_context(|| format!("starting the lab for {}", path.display()))?;
+            (lab.profile(&scenario), Some(lab))
+        }
+        (None, None) => anyhow::bail!("give a --profile (or --lab <scenario>)"),
+    };
+    if let Some(j) = &t.journal {
+        p.link.journal = Some(j.clone());
+    }
+    Ok((p, lab))
+}

@@ -1,0 +1,64 @@
+//! `milink link plan | apply | remove | status`: creating a link as a plan that
+//! is shown, then carried out step by step. Before every step both sides and ARM
+//! are read again, so a run stopped by an error, a timeout or a kill continues
+//! where it stopped and never repeats a step.
+
+mod journal;
+pub mod observe;
+pub mod plan;
+pub mod render;
+mod roots;
+pub mod run;
+
+use std::net::IpAddr;
+
+pub use journal::{Entry, Journal};
+pub use plan::{Action, Blocker, Plan, State, Step, Where};
+pub use run::{Outcome, Session, apply, remove};
+
+use crate::azure::arm::ArmError;
+use crate::checks::collect;
+use crate::probe::sql::SqlFailure;
+use crate::profile::Profile;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("name the databases to link (--database, or `databases` in the profile)")]
+    NoDatabases,
+    #[error("cannot log in to {side}: {why}")]
+    Login { side: &'static str, why: String },
+    #[error("reading {side}: {}", failure.message)]
+    Read { side: &'static str, failure: SqlFailure },
+    #[error(transparent)]
+    Arm(#[from] ArmError),
+    #[error("step {step} failed: {message}")]
+    Step { step: String, message: String },
+    #[error("the journal {0}: {1}")]
+    Journal(String, std::io::Error),
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// SQL Server's endpoint host as endpoint URLs will name it: the profile's, or
+/// the address milink resolved for SQL Server.
+pub async fn endpoint_host(p: &Profile) -> Result<String, LinkError> {
+    if let Some(h) = &p.sql_server.endpoint_host {
+        return Ok(h.clone());
+    }
+    match collect::address(p, true).await {
+        Some(a) => Ok(match a.ip() {
+            IpAddr::V6(v) => format!("[{v}]"),
+            v => v.to_string(),
+        }),
+        None => Err(LinkError::Login { side: "SQL Server", why: format!("{} does not resolve", p.sql_server.host) }),
+    }
+}
+
+/// The databases a command is about.
+pub fn databases(p: &Profile, given: &[String]) -> Result<Vec<String>, LinkError> {
+    let dbs = if given.is_empty() { p.databases.clone() } else { given.to_vec() };
+    if dbs.is_empty() {
+        return Err(LinkError::NoDatabases);
+    }
+    Ok(dbs)
+}
