@@ -3,4 +3,5 @@
 mod check;
 mod diagnose;
 mod lab;
+mod link;
 mod support;

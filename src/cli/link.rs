@@ -111,11 +111,19 @@ pub fn run(cmd: LinkCommand) -> anyhow::Result<ExitCode> {
                     }
                     Err(e @ (link::LinkError::Usage(_) | link::LinkError::NoDatabases)) => {
                         eprintln!("milink: {e}");
-                        Ok(ExitCode::from(if matches!(e, link::LinkError::Usage(ref m) if m.starts_with("pre-flight")) { 2 } else { 3 }))
+                        Ok(ExitCode::from(
+                            if matches!(e, link::LinkError::Usage(ref m) if m.starts_with("pre-flight")) {
+                                2
+                            } else {
+                                3
+                            },
+                        ))
                     }
                     Err(e) => {
                         eprintln!("milink: {e}");
-                        eprintln!("Nothing is left half-done by milink: fix the cause and run apply again; it continues where it stopped.");
+                        eprintln!(
+                            "Once the cause is fixed, run milink link apply again: it continues where it stopped."
+                        );
                         Ok(ExitCode::from(2))
                     }
                 }

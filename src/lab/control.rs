@@ -10,6 +10,7 @@
 //! | `POST /rotate-mi-certificate` | the managed instance presents a new endpoint certificate |
 //! | `POST /expire-certificate` `{side,name}` | that certificate (and its copies) expires |
 //! | `POST /advance-seeding` | every seeding in progress completes |
+//! | `GET /msi/token` | a managed identity's token endpoint (App Service style) giving the ARM token |
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -36,6 +37,8 @@ pub struct Control {
     /// The scenario's faults, then those added at run time.
     pub faults: Mutex<Vec<Fault>>,
     pub scenario_faults: usize,
+    /// What the fake ARM accepts, handed out as a managed identity would.
+    pub arm_token: String,
 }
 
 fn bad(message: impl Into<String>) -> Resp {
@@ -238,6 +241,22 @@ impl Control {
                     Ok(()) => ok(),
                     Err(e) => bad(e),
                 }
+            }
+            (&Method::GET, "/msi/token") => {
+                // As App Service's identity endpoint: the secret header must be there.
+                if req.header("x-identity-header").is_none_or(str::is_empty) {
+                    return server::json(StatusCode::UNAUTHORIZED, &json!({ "error": "missing X-IDENTITY-HEADER" }));
+                }
+                let expires = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
+                server::json(
+                    StatusCode::OK,
+                    &json!({
+                        "access_token": self.arm_token,
+                        "expires_on": expires.to_string(),
+                        "resource": req.query("resource").unwrap_or("https://management.azure.com"),
+                        "token_type": "Bearer",
+                    }),
+                )
             }
             (&Method::POST, "/advance-seeding") => {
                 self.advance_seeding();

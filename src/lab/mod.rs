@@ -379,6 +379,7 @@ impl Lab {
             mi_ip: net.mi,
             faults: Mutex::new(scenario.network.faults.clone()),
             scenario_faults: scenario.network.faults.len(),
+            arm_token: arm_info.token.clone(),
         });
         let (control_url, control_task) = control.start()?;
         tasks.push(control_task);

@@ -87,6 +87,9 @@ pub struct Side {
     pub databases: Vec<Database>,
     #[serde(default)]
     pub backups: Vec<Backup>,
+    /// Availability groups the server has already (not the link's).
+    #[serde(default)]
+    pub availability_groups: Vec<AvailabilityGroup>,
     #[serde(default)]
     pub errorlog: Vec<ErrorLogLine>,
     /// Managed instance only: `sys.dm_hadr_fabric_config_parameters`.
@@ -232,7 +235,8 @@ pub struct Endpoint {
     /// `encryption_algorithm_desc`, e.g. `AES` or `RC4`.
     #[serde(default = "default_algorithm")]
     pub algorithm: String,
-    /// Name of the certificate in `certificates` that authenticates the endpoint.
+    /// Name of the certificate in `certificates` that authenticates the endpoint
+    /// (`""`: none, when a base file named one).
     #[serde(default)]
     pub certificate: Option<String>,
     #[serde(default)]
@@ -304,6 +308,15 @@ pub struct Backup {
     pub copy_only: bool,
     #[serde(default = "default_backup_time")]
     pub finished: RelTime,
+}
+
+/// An AG of the server's own: one replica (the server), its databases.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AvailabilityGroup {
+    pub name: String,
+    #[serde(default)]
+    pub databases: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -702,7 +715,7 @@ impl Scenario {
             parse_version(&side.version)
                 .ok_or_else(|| format!("{label}.version `{}` is not major.minor.build.revision", side.version))?;
             if let Some(ep) = side.endpoint.as_ref().filter(|e| e.present)
-                && let Some(cert) = &ep.certificate
+                && let Some(cert) = ep.certificate.as_ref().filter(|c| !c.is_empty())
                 && !side.certificates.iter().any(|c| &c.name == cert)
             {
                 return Err(format!("{label}.endpoint.certificate `{cert}` is not in {label}.certificates"));
@@ -715,6 +728,14 @@ impl Scenario {
                     return Err(format!(
                         "{label}.certificates `{}`: copy_of must be sql_server or managed_instance",
                         c.name
+                    ));
+                }
+            }
+            for ag in &side.availability_groups {
+                if let Some(d) = ag.databases.iter().find(|d| !side.databases.iter().any(|x| &x.name == *d)) {
+                    return Err(format!(
+                        "{label}.availability_groups `{}`: database `{d}` is not in {label}.databases",
+                        ag.name
                     ));
                 }
             }

@@ -63,6 +63,10 @@ pub struct SqlSide {
     pub seeding: Vec<Seeding>,
     /// (DAG, connected, health) as the primary's remote replica shows them.
     pub links: Vec<(String, bool, String)>,
+    /// DAGs whose remote replica shows a `last_connect_error_number`.
+    pub link_errors: Vec<(String, i64)>,
+    /// Seeding operations that failed (automatic seeding's `current_state`).
+    pub seeding_failed: bool,
 }
 
 impl SqlSide {
@@ -237,17 +241,40 @@ pub async fn sql_side(s: &mut Session) -> Result<SqlSide, SqlFailure> {
         rate: num(r, "transfer_rate_bytes_per_second"),
     })
     .collect();
-    out.links = rows(
+    let remote = rows(
         s,
-        "SELECT ag.name, rs.connected_state_desc, rs.synchronization_health_desc FROM sys.availability_groups AS ag \
-         JOIN sys.dm_hadr_availability_replica_states AS rs ON rs.group_id = ag.group_id \
+        "SELECT ag.name, rs.connected_state_desc, rs.synchronization_health_desc, rs.last_connect_error_number \
+         FROM sys.availability_groups AS ag JOIN sys.dm_hadr_availability_replica_states AS rs ON rs.group_id = ag.group_id \
          WHERE ag.is_distributed = 1 AND rs.is_local = 0",
     )
-    .await?
-    .iter()
-    .map(|r| (text(r, "name"), text(r, "connected_state_desc") == "CONNECTED", text(r, "synchronization_health_desc")))
-    .collect();
+    .await?;
+    out.links = remote
+        .iter()
+        .map(|r| {
+            (text(r, "name"), text(r, "connected_state_desc") == "CONNECTED", text(r, "synchronization_health_desc"))
+        })
+        .collect();
+    out.link_errors =
+        remote.iter().filter_map(|r| r.int("last_connect_error_number").map(|n| (text(r, "name"), n))).collect();
+    out.seeding_failed = rows(s, "SELECT current_state FROM sys.dm_hadr_automatic_seeding")
+        .await?
+        .iter()
+        .any(|r| text(r, "current_state").eq_ignore_ascii_case("FAILED"));
     Ok(out)
+}
+
+/// The link's errors as the managed instance records them (its local DAG rows):
+/// (DAG, connected, last_connect_error_number).
+pub async fn mi_links(s: &mut Session) -> Vec<(String, bool, Option<i64>)> {
+    let q = "SELECT ag.name, rs.connected_state_desc, rs.last_connect_error_number FROM sys.availability_groups AS ag \
+             JOIN sys.dm_hadr_availability_replica_states AS rs ON rs.group_id = ag.group_id \
+             WHERE ag.is_distributed = 1 AND rs.is_local = 1";
+    s.rows(q)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|r| (text(r, "name"), text(r, "connected_state_desc") == "CONNECTED", r.int("last_connect_error_number")))
+        .collect()
 }
 
 /// The instance's endpoint certificate, from T-SQL (`sp_get_endpoint_certificate 4`).

@@ -173,10 +173,16 @@ pub async fn apply(
         let result = run_step(&mut session, p, &step, &journal, out).await;
         let ms = started.elapsed().as_millis();
         match result {
-            Ok(()) => {
+            Ok(true) => {
                 journal.write(&step.id, "done", None, None, Some(ms)).map_err(jerr)?;
                 say(out, &format!("done  {:<34} {} ({ms} ms)", step.id, step.title));
                 ran += 1;
+            }
+            Ok(false) => {
+                let why = "the link reports an error: see the diagnosis";
+                journal.write(&step.id, "stopped", None, Some(why), Some(ms)).map_err(jerr)?;
+                say(out, &format!("stop  {:<34} {} ({why})", step.id, step.title));
+                break;
             }
             Err(e) => {
                 let _ = journal.write(&step.id, "failed", None, Some(&e.to_string()), Some(ms));
@@ -205,18 +211,24 @@ pub async fn apply(
     Ok(if ran == 0 { Outcome::NothingToDo } else { Outcome::Created { steps: ran } })
 }
 
+/// Runs one step; false when a wait ended without what it waited for.
 async fn run_step(
     session: &mut Session,
     p: &Profile,
     step: &Step,
     journal: &Journal,
     out: &mut dyn Write,
-) -> Result<(), LinkError> {
+) -> Result<bool, LinkError> {
     match &step.action {
-        Action::Sql { run, .. } => {
-            session.sql.exec(run).await.map_err(|f| LinkError::Step { step: step.id.clone(), message: failure(&f) })
+        Action::Sql { run, .. } => session
+            .sql
+            .exec(run)
+            .await
+            .map(|()| true)
+            .map_err(|f| LinkError::Step { step: step.id.clone(), message: failure(&f) }),
+        Action::Arm { method, url, body } => {
+            arm_step(session, step, method, url, body.as_ref(), journal).await.map(|()| true)
         }
-        Action::Arm { method, url, body } => arm_step(session, step, method, url, body.as_ref(), journal).await,
         Action::WaitSeeding { database } => wait_seeding(session, p, database, out).await,
     }
 }
@@ -271,33 +283,48 @@ async fn arm_step(
     }
 }
 
+/// While the link reports an error this long, waiting for seeding stops and the
+/// diagnosis explains (a first attempt may fail before the sides agree).
+const ERROR_GRACE: Duration = Duration::from_secs(5);
+
 /// Waits for seeding, with a progress line on a terminal (percent, rate, ETA).
-async fn wait_seeding(session: &mut Session, p: &Profile, db: &str, out: &mut dyn Write) -> Result<(), LinkError> {
+/// Stops early when the link keeps reporting an error or seeding failed: the
+/// diagnosis that follows says why.
+async fn wait_seeding(session: &mut Session, p: &Profile, db: &str, out: &mut dyn Write) -> Result<bool, LinkError> {
     let started = Instant::now();
     let tty = std::io::stderr().is_terminal();
-    loop {
+    let names = plan::Names::of(p, db);
+    let mut failing_since: Option<Instant> = None;
+    say(out, &format!("      waiting for the managed instance to connect and seed {db}…"));
+    let seeded = loop {
         let s = observe::sql_side(&mut session.sql)
             .await
             .map_err(|failure| LinkError::Read { side: "SQL Server", failure })?;
+        let mi = observe::mi_links(&mut session.mi).await;
         let seed = s.seeding.iter().find(|x| x.database.eq_ignore_ascii_case(db));
-        let names = plan::Names::of(p, db);
-        let healthy = s.links.iter().any(|(d, c, h)| d.eq_ignore_ascii_case(&names.dag) && *c && h == "HEALTHY");
-        if let Some(x) = seed {
-            if x.size > 0 && x.transferred >= x.size {
-                break;
-            }
-            if tty {
-                let pct = if x.size > 0 { x.transferred * 100 / x.size } else { 0 };
-                let eta = if x.rate > 0 { (x.size - x.transferred) / x.rate } else { 0 };
-                eprint!(
-                    "\rseeding {db}: {pct:>3}%  {} of {} MB at {} MB/s, about {eta} s left   ",
-                    x.transferred >> 20,
-                    x.size >> 20,
-                    x.rate >> 20
-                );
-            }
-        } else if healthy {
-            break;
+        let is_dag = |d: &str| d.eq_ignore_ascii_case(&names.dag);
+        let healthy = s.links.iter().any(|(d, c, h)| is_dag(d) && *c && h == "HEALTHY");
+        if seed.is_some_and(|x| x.size > 0 && x.transferred >= x.size) || (seed.is_none() && healthy) {
+            break true;
+        }
+        let erring = s.seeding_failed
+            || s.link_errors.iter().any(|(d, _)| is_dag(d))
+            || mi.iter().any(|(d, c, e)| is_dag(d) && !c && e.is_some());
+        match (erring, failing_since) {
+            (true, None) => failing_since = Some(Instant::now()),
+            (true, Some(t)) if t.elapsed() >= ERROR_GRACE.min(p.link.seeding_wait) => break false,
+            (false, _) => failing_since = None,
+            _ => {}
+        }
+        if let (Some(x), true) = (seed, tty) {
+            let pct = if x.size > 0 { x.transferred * 100 / x.size } else { 0 };
+            let eta = if x.rate > 0 { (x.size - x.transferred) / x.rate } else { 0 };
+            eprint!(
+                "\rseeding {db}: {pct:>3}%  {} of {} MB at {} MB/s, about {eta} s left   ",
+                x.transferred >> 20,
+                x.size >> 20,
+                x.rate >> 20
+            );
         }
         if started.elapsed() > p.link.seeding_wait {
             return Err(LinkError::Step {
@@ -308,13 +335,13 @@ async fn wait_seeding(session: &mut Session, p: &Profile, db: &str, out: &mut dy
                 ),
             });
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     if tty {
         eprintln!();
     }
     let _ = out.flush();
-    Ok(())
+    Ok(seeded)
 }
 
 /// Breaks the link the documented way: the instance's DAG resource first, then

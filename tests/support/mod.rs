@@ -57,6 +57,16 @@ impl LabProcess {
     }
 }
 
+/// A test that fails (or forgets `stop`) must not leave its lab running.
+impl Drop for LabProcess {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 pub fn init() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }

@@ -616,12 +616,22 @@ impl Arm {
         // What the scenario makes of this operation.
         let resource = if kind == "serverTrustCertificates" { "trust" } else { "dag" };
         let verb = req.method.as_str().to_ascii_lowercase();
-        let fault = self.cfg.faults.iter().find(|f| {
+        let fault = self.cfg.faults.iter().enumerate().find(|(i, f)| {
             let (r, v) = f.operation.split_once('.').unwrap_or((&f.operation, "*"));
-            (r == "*" || r == resource)
+            let matches = (r == "*" || r == resource)
                 && (v == "*" || v == verb)
-                && matches!(f.kind, ArmFaultKind::OperationFails | ArmFaultKind::OperationHangs)
+                && matches!(f.kind, ArmFaultKind::OperationFails | ArmFaultKind::OperationHangs);
+            if !matches {
+                return false;
+            }
+            let mut hits = self.hits.lock().unwrap_or_else(|p| p.into_inner());
+            if f.times.is_some_and(|t| hits[*i] >= t) {
+                return false;
+            }
+            hits[*i] += 1;
+            true
         });
+        let fault = fault.map(|(_, f)| f);
         if fault.is_none_or(|f| f.kind == ArmFaultKind::OperationFails) {
             let fail = fault.map(|f| {
                 (

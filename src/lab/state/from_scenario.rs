@@ -60,7 +60,7 @@ fn make_certs(side: &Side, now: OffsetDateTime, serial_base: u64) -> Result<BTre
 }
 
 fn endpoint_cert<'a>(side: &Side, certs: &'a BTreeMap<String, EndpointCert>) -> Option<&'a EndpointCert> {
-    certs.get(side.endpoint.as_ref()?.certificate.as_ref()?)
+    certs.get(side.endpoint.as_ref()?.certificate.as_ref().filter(|c| !c.is_empty())?)
 }
 
 fn server(
@@ -134,12 +134,41 @@ fn server(
             port: ep.port,
             state: EndpointState::parse(&ep.state).unwrap_or(EndpointState::Started),
             role: ep.role.to_ascii_uppercase(),
-            auth: Auth::from_desc(&ep.auth, ep.certificate.clone()),
+            auth: Auth::from_desc(&ep.auth, ep.certificate.clone().filter(|c| !c.is_empty())),
             cipher: Cipher::from_desc(ep.encryption, &ep.algorithm),
         });
     }
     for (i, d) in side.databases.iter().enumerate() {
         s.databases.push(database(i as i64 + 5, d, now));
+    }
+    let port = side.endpoint.as_ref().map(|e| e.port).unwrap_or(5022);
+    for a in &side.availability_groups {
+        let replica = Replica {
+            id: s.guid(),
+            name: s.name.clone(),
+            endpoint_url: format!("TCP://{}:{port}", side.fqdn),
+            mode: AvailabilityMode::Synchronous,
+            failover_manual: true,
+            seeding_automatic: false,
+            session_timeout: 10,
+        };
+        let id = s.guid();
+        for db in &a.databases {
+            let g = s.guid();
+            if let Some(d) = s.databases.iter_mut().find(|d| &d.name == db) {
+                d.group_database_id = Some(g);
+            }
+        }
+        let cluster_type = if s.version.0 == 13 { (0, "WSFC") } else { (2, "NONE") };
+        s.ags.push(AvailabilityGroup {
+            id,
+            name: a.name.clone(),
+            distributed: false,
+            cluster_type,
+            replicas: vec![replica],
+            databases: a.databases.clone(),
+            created: now - Duration::days(200),
+        });
     }
     Ok(s)
 }
