@@ -277,3 +277,53 @@ async fn a_blocked_direction_keeps_the_link_disconnected_until_the_fault_goes() 
     })
     .await;
 }
+
+/// SQL Server's side of the link, from the "Verify the link" query: (state, error number).
+async fn sql_view(sql: &mut Tds, mi_name: &str) -> (String, Option<i32>) {
+    connected_state(sql, mi_name).await
+}
+
+#[tokio::test]
+async fn a_rotated_instance_certificate_disconnects_until_imported_again_and_an_expired_one_too() {
+    let scenario = scenario("link-create.toml");
+    init();
+    let lab = Lab::start(&scenario).await.expect("lab starts");
+    let m = lab.info.managed_instance.clone();
+    let mut sql = connect(&lab.info.sql_server).await;
+    let mut mi = connect(&m).await;
+    create_by_hand(&lab, &mut sql, &mut mi).await;
+    until(async || (sql_view(&mut sql, &m.name).await.0 == "CONNECTED").then_some(())).await;
+
+    // Azure rotates the instance's certificate: SQL Server no longer trusts what it presents.
+    lab.control.rotate_mi_certificate().unwrap();
+    let (state, number) = until(async || {
+        let v = sql_view(&mut sql, &m.name).await;
+        (v.0 == "DISCONNECTED").then_some(v)
+    })
+    .await;
+    assert_eq!((state.as_str(), number), ("DISCONNECTED", Some(41974)));
+    // The documented fix: import the new certificate under the FQDN.
+    let fresh = first_bytes(&mut mi, MI_CERT).await;
+    exec(
+        &mut sql,
+        &format!(
+            "USE MASTER\nDROP CERTIFICATE [{}]\nCREATE CERTIFICATE [{}] FROM BINARY = {}",
+            m.fqdn,
+            m.fqdn,
+            hex(&fresh)
+        ),
+    )
+    .await;
+    until(async || (sql_view(&mut sql, &m.name).await.0 == "CONNECTED").then_some(())).await;
+
+    // SQL Server's endpoint certificate expires: the instance refuses it.
+    lab.control.expire_certificate(milink::lab::state::SideId::Sql, "Cert_SQLPROD01_endpoint").unwrap();
+    let (_, number, text) = until(async || mi_error(&mut mi).await).await;
+    assert_eq!(number, 35207);
+    assert!(text.contains("expired"), "{text}");
+    let log = query(&mut sql, "EXEC xp_readerrorlog 0, 1, N'Mirroring'").await.unwrap();
+    assert!(log.iter().any(|r| r.get::<&str, _>("Text").unwrap_or("").contains("has expired")));
+    // milink's diagnosis of the running lab names it.
+    let d = milink::diagnose::run(&lab.profile(&scenario)).await;
+    assert_eq!(d.root_cause.map(|r| r.id), Some("sql-endpoint-cert-expired"));
+}

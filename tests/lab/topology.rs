@@ -117,3 +117,54 @@ fn namespaces_left_by_a_killed_lab_are_removed_by_the_next() {
     drop(lab);
     assert!(!std::path::Path::new(&own).exists(), "dropping the lab removes its namespaces");
 }
+
+/// The state machine's dials are real: between namespaces a fault from the
+/// instance to SQL Server blocks that direction only. milink (in the host
+/// namespace) creates the link with the blocker waived; the link stays
+/// DISCONNECTED with the instance's 35201, diagnose names the blocked direction,
+/// and removing the router's rule at run time connects it.
+#[tokio::test]
+async fn a_link_created_across_namespaces_waits_for_the_blocked_direction() {
+    if !can_run_topology() {
+        return;
+    }
+    let scenario = scenario("link-create-mi-to-sql-blocked.toml");
+    let lab = topology_lab("link-create-mi-to-sql-blocked.toml").await;
+    let profile = lab.profile(&scenario);
+    let (outcome, report) = lab
+        .on_host(move || async move {
+            let plan = milink::link::run::make_plan(&profile, &[], &[]).await.map(|(p, _)| p);
+            let blockers: Vec<&str> = plan.as_ref().unwrap().blockers.iter().map(|b| b.check).collect::<Vec<_>>();
+            let waive: Vec<String> = blockers.iter().map(|b| b.to_string()).collect();
+            let mut sink = Vec::new();
+            let out = milink::link::apply(&profile, &[], &waive, true, &mut sink).await;
+            (
+                format!("{blockers:?}"),
+                format!(
+                    "{:?}",
+                    out.map(|o| match o {
+                        milink::link::Outcome::Unhealthy(d) => d.root_cause.map(|r| r.id).unwrap_or("none").to_string(),
+                        other => format!("{other:?}"),
+                    })
+                ),
+            )
+        })
+        .await
+        .unwrap();
+    // From the host, SQL Server's 5022 answers: only the instance's direction is blocked.
+    assert_eq!(outcome, "[\"network-mi-to-sql-5022\"]", "the one blocker");
+    assert_eq!(report, "Ok(\"sql-inbound-5022-blocked\")");
+    let mi_error = || {
+        let w = lab.world.lock().unwrap();
+        w.links[0].status.error.as_ref().map(|e| (e.side.map(|s| s.label()), e.number))
+    };
+    assert_eq!(mi_error(), Some((Some("managed_instance"), 35201)));
+    lab.control.clear_faults(true).unwrap();
+    for _ in 0..100 {
+        if lab.world.lock().unwrap().links[0].status.connected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the link did not connect once the rule was gone: {:?}", mi_error());
+}
