@@ -37,11 +37,15 @@ impl Machine {
         self.world.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs until the lab stops.
+    /// Runs until the lab stops. A change while the sides are still dialing
+    /// makes that round's verdict stale: it is dropped and a new round starts.
     pub async fn run(self) {
         let changed = self.lock().changed.clone();
         loop {
-            let wait = self.step().await;
+            let wait = tokio::select! {
+                w = self.step() => w,
+                _ = changed.notified() => continue,
+            };
             tokio::select! {
                 _ = changed.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
@@ -120,7 +124,7 @@ impl Machine {
                 // A mirroring endpoint waits for the caller's handshake; one that
                 // closes at once is a reset.
                 let mut b = [0u8; 1];
-                match tokio::time::timeout(Duration::from_millis(50), s.read(&mut b)).await {
+                match tokio::time::timeout(Duration::from_millis(20), s.read(&mut b)).await {
                     Ok(Ok(0)) | Ok(Err(_)) => Dial::Reset,
                     _ => Dial::Open,
                 }
