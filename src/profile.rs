@@ -83,6 +83,10 @@ pub struct ManagedInstanceSection {
     /// The link will be used for failback (MI → SQL Server): the update policy must match.
     #[serde(default)]
     pub failback: bool,
+    /// Log in with Azure AD: a token from the same sign-in as ARM ([arm] auth),
+    /// unless one is given (token_env / token_file).
+    #[serde(default)]
+    pub azure_ad: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -411,7 +415,7 @@ impl Profile {
         if self.mi_token.is_none() && self.mi_password.is_none() {
             let token_env = self.managed_instance.token_env.clone().unwrap_or_else(|| "MILINK_MI_TOKEN".into());
             self.mi_token = read_env_or_file(&token_env, self.managed_instance.token_file.as_deref())?;
-            if self.mi_token.is_none() {
+            if self.mi_token.is_none() && !self.managed_instance.azure_ad {
                 let env = self.managed_instance.password_env.clone().unwrap_or_else(|| "MILINK_MI_PASSWORD".into());
                 self.mi_password =
                     secret(&env, self.managed_instance.password_file.as_deref(), "managed instance password")?;

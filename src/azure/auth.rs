@@ -35,10 +35,12 @@ impl Tokens {
         Tokens { auth, fixed }
     }
 
-    /// A token for `scope`.
+    /// A token for `scope`. A token given outright is an ARM token: it is not
+    /// offered to SQL.
     pub async fn token(&self, scope: &str) -> Result<Secret, AuthError> {
         if let Some(t) = &self.fixed
             && matches!(self.auth, ArmAuth::Auto | ArmAuth::Token)
+            && scope == ARM_SCOPE
         {
             return Ok(t.clone());
         }
@@ -113,4 +115,15 @@ fn on_path(program: &str) -> bool {
 fn short(s: &str) -> String {
     let line = s.lines().next().unwrap_or(s);
     line.chars().take(300).collect()
+}
+
+/// For `managed_instance.azure_ad`: a token for the instance's TDS login from
+/// the profile's Azure sign-in, when none was given.
+pub async fn sql_login_token(p: &mut crate::profile::Profile) -> Result<(), AuthError> {
+    if !p.managed_instance.azure_ad || p.mi_token.is_some() {
+        return Ok(());
+    }
+    let auth = if p.arm.auth == ArmAuth::Token { ArmAuth::Auto } else { p.arm.auth };
+    p.mi_token = Some(Tokens::new(auth, None).token(SQL_SCOPE).await?);
+    Ok(())
 }

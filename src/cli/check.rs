@@ -184,6 +184,7 @@ pub fn run(args: CheckArgs, job: Job) -> anyhow::Result<ExitCode> {
                 args.apply(&mut profile);
                 profile.dns_servers()?;
                 profile.load_secrets()?;
+                crate::azure::auth::sql_login_token(&mut profile).await?;
                 Ok(produce(&profile, job).await)
             }
         }

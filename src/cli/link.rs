@@ -156,6 +156,7 @@ async fn profile(t: &Target) -> anyhow::Result<(Profile, Option<Lab>)> {
             let mut p = Profile::load(path)?;
             p.dns_servers()?;
             p.load_secrets()?;
+            crate::azure::auth::sql_login_token(&mut p).await?;
             (p, None)
         }
         (None, Some(path)) => {

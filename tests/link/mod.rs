@@ -386,22 +386,26 @@ fn without_token(lab: &Running, auth: &str) -> PathBuf {
     alt
 }
 
-#[test]
-fn azure_sign_in_through_the_cli_and_a_managed_identity() {
-    let lab = Running::start("link-create.toml");
-    let token = lab.info["arm"]["token"].as_str().unwrap().to_string();
-    // The Azure CLI: a stand-in `az` on PATH answers `az account get-access-token`.
+/// A stand-in `az` on PATH that answers `az account get-access-token` with `token`.
+fn fake_az(token: &str) -> tempfile::TempDir {
     let bin = tempfile::tempdir().unwrap();
     let az = bin.path().join("az");
     std::fs::write(
         &az,
         format!(
-            "#!/bin/sh\necho '{{\"accessToken\":\"{token}\",\"expiresOn\":\"2099-01-01 00:00:00.000000\",\"expires_on\":4070908800,\"subscription\":\"s\",\"tenant\":\"t\",\"tokenType\":\"Bearer\"}}'\n"
+            "#!/bin/sh\necho \"$@\" >> \"$(dirname \"$0\")/calls\"\necho '{{\"accessToken\":\"{token}\",\"expiresOn\":\"2099-01-01 00:00:00.000000\",\"expires_on\":4070908800,\"subscription\":\"s\",\"tenant\":\"t\",\"tokenType\":\"Bearer\"}}'\n"
         ),
     )
     .unwrap();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&az).unwrap().permissions(), 0o755);
     std::fs::set_permissions(&az, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    bin
+}
+
+#[test]
+fn azure_sign_in_through_the_cli_and_a_managed_identity() {
+    let lab = Running::start("link-create.toml");
+    let token = lab.info["arm"]["token"].as_str().unwrap().to_string();
+    let bin = fake_az(&token);
     let cli = without_token(&lab, "cli");
     let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap());
     let o = milink_with(&["link", "plan", "--format", "json", "--profile", cli.to_str().unwrap()], &[("PATH", &path)]);
@@ -419,4 +423,28 @@ fn azure_sign_in_through_the_cli_and_a_managed_identity() {
     assert_ne!(o.status.code(), Some(0));
     assert!(text(&o).contains("no token was given"), "{}", text(&o));
     let _ = Path::new("");
+}
+
+#[test]
+fn the_managed_instance_login_can_be_azure_ad_from_the_same_sign_in() {
+    let lab = Running::start("link-create.toml");
+    let bin = fake_az("eyJ-lab-aad-token-for-sql");
+    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap());
+    // No MI password any more; azure_ad on; ARM through the CLI too.
+    let p = without_token(&lab, "cli");
+    let text0 = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(&p, text0.replace("azure_ad = false", "azure_ad = true")).unwrap();
+    let secrets = p.parent().unwrap().join("link.secrets.toml");
+    let kept: String = std::fs::read_to_string(&secrets)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("mi_password"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&secrets, kept).unwrap();
+    let o = milink_with(&["check", "--format", "json", "--profile", p.to_str().unwrap()], &[("PATH", &path)]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+    assert_eq!(finding(&v, "login-mi")["severity"], "pass", "{}", text(&o));
+    let calls = std::fs::read_to_string(bin.path().join("calls")).unwrap();
+    assert!(calls.contains("https://database.windows.net/.default"), "a token for SQL was asked: {calls}");
 }
