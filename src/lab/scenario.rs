@@ -744,11 +744,6 @@ impl Scenario {
                     return Err(format!("{label}.backups: database `{}` is not in {label}.databases", b.database));
                 }
             }
-            for table in side.rows.keys() {
-                if crate::lab::catalog::schema::table(table).is_none() {
-                    return Err(format!("{label}.rows: `{table}` is not a catalog table the lab has"));
-                }
-            }
             if let Some(p) = side.tds.redirect_port
                 && !(11000..=11999).contains(&p)
             {

@@ -5,6 +5,7 @@
 
 pub mod schema;
 pub mod show;
+pub mod types;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicI64;
@@ -15,9 +16,9 @@ use time::OffsetDateTime;
 
 use crate::lab::certs::EndpointCert;
 use crate::lab::scenario::{Scenario, Side};
-use crate::lab::sql::types::SqlType;
 use crate::lab::sqltime::datetime_text;
 use crate::lab::state::{SideId, World};
+use types::SqlType;
 
 /// What never changes on a server: its properties and the scenario's settings.
 pub struct Facts {
@@ -349,7 +350,13 @@ impl Builder<'_> {
 
     /// Raw rows go straight in, or, for a table the state owns, after its rows.
     fn raw_rows(&mut self, label: &str, table: &str, rows: &[toml::Table]) -> Result<(), CatalogError> {
-        let t = schema::table(table).expect("validated");
+        let Some(t) = schema::table(table) else {
+            return Err(CatalogError::Row {
+                side: label.into(),
+                table: table.into(),
+                message: "not a catalog table the lab has".into(),
+            });
+        };
         for row in rows {
             let mut values = Vec::new();
             for (k, v) in row {

@@ -6,7 +6,6 @@ pub mod errors;
 pub mod functions;
 mod procs;
 pub mod rewrite;
-pub mod types;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -17,9 +16,9 @@ use sqlparser::dialect::MsSqlDialect;
 use sqlparser::parser::{Parser, ParserError, ParserOptions};
 
 use crate::lab::catalog::Catalog;
+pub use crate::lab::catalog::types::SqlType;
 pub use errors::SqlError;
 use rewrite::Context;
-pub use types::SqlType;
 
 /// One result set, typed.
 #[derive(Debug, Clone)]

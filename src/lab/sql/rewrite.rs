@@ -11,7 +11,7 @@ use sqlparser::ast::{
 };
 
 use super::errors::SqlError;
-use super::types::SqlType;
+use crate::lab::catalog::types::SqlType;
 use crate::lab::catalog::{Catalog, schema};
 
 /// What a rewrite needs from the session.
