@@ -9,11 +9,16 @@ pub const SQL_BATCH: u8 = 0x01;
 pub const RPC: u8 = 0x03;
 pub const TABULAR_RESULT: u8 = 0x04;
 pub const ATTENTION: u8 = 0x06;
+pub const TRANSACTION_MANAGER: u8 = 0x0E;
 pub const LOGIN7: u8 = 0x10;
 pub const PRELOGIN: u8 = 0x12;
 
 const HEADER: usize = 8;
 const EOM: u8 = 0x01;
+/// Status bits a pooled client sets on the first packet of a request: reset the
+/// session first, with or without ending its transaction (MS-TDS 2.2.3.1.2).
+pub const RESET_CONNECTION: u8 = 0x08;
+pub const RESET_CONNECTION_SKIP_TRAN: u8 = 0x10;
 /// A hostile client must not make the lab buffer without bound.
 pub const MAX_MESSAGE: usize = 4 * 1024 * 1024;
 
@@ -22,7 +27,7 @@ pub fn bad(msg: impl Into<String>) -> io::Error {
 }
 
 /// Types a client may send (MS-TDS 2.2.3.1.1); anything else is not TDS.
-const FROM_CLIENT: &[u8] = &[0x01, 0x03, 0x06, 0x07, 0x0E, 0x10, 0x11, 0x12];
+pub const FROM_CLIENT: &[u8] = &[0x01, 0x03, 0x06, 0x07, 0x0E, 0x10, 0x11, 0x12];
 /// What a server answers PRELOGIN and a TLS flight with: 0x04, or 0x12 as most do.
 pub const FROM_SERVER_PRELOGIN: &[u8] = &[TABULAR_RESULT, PRELOGIN];
 
@@ -33,8 +38,14 @@ pub async fn read_message<W: Wire>(r: &mut W) -> io::Result<(u8, Vec<u8>)> {
 
 /// Reads one whole message whose packet type is one of `accepts`.
 pub async fn read_message_of<W: Wire>(r: &mut W, accepts: &[u8]) -> io::Result<(u8, Vec<u8>)> {
+    read_request(r, accepts).await.map(|(kind, _, payload)| (kind, payload))
+}
+
+/// Reads one whole message with its first packet's status bits.
+pub async fn read_request<W: Wire>(r: &mut W, accepts: &[u8]) -> io::Result<(u8, u8, Vec<u8>)> {
     let mut payload = Vec::new();
     let mut kind = None;
+    let mut status = None;
     loop {
         let mut h = [0u8; HEADER];
         r.read_exact(&mut h).await?;
@@ -50,6 +61,7 @@ pub async fn read_message_of<W: Wire>(r: &mut W, accepts: &[u8]) -> io::Result<(
             Some(k) if k != h[0] => return Err(bad("packet type changed inside a message")),
             _ => {}
         }
+        let status = *status.get_or_insert(h[1]);
         if payload.len() + len - HEADER > MAX_MESSAGE {
             return Err(bad("message too large"));
         }
@@ -57,7 +69,7 @@ pub async fn read_message_of<W: Wire>(r: &mut W, accepts: &[u8]) -> io::Result<(
         payload.resize(start + len - HEADER, 0);
         r.read_exact(&mut payload[start..]).await?;
         if h[1] & EOM != 0 {
-            return Ok((h[0], payload));
+            return Ok((h[0], status, payload));
         }
     }
 }

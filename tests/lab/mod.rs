@@ -1,4 +1,5 @@
 mod arm;
+mod drivers;
 mod faults;
 mod isolation;
 mod link_create;

@@ -1,43 +1,23 @@
 //! A TDS client nobody here wrote (python-tds from PyPI) runs Microsoft's link
 //! queries unchanged against `milink lab up --json`, over TLS.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use serde_json::Value;
 use sha1::{Digest, Sha1};
 
 use crate::support::*;
 
 fn pytds(input: &str) -> std::process::Output {
-    python("pytds_seed_queries.py", "pytds, OpenSSL", "python-tds and pyOpenSSL", input)
+    python("pytds_seed_queries.py", &[], "pytds, OpenSSL", "python-tds and pyOpenSSL", input)
 }
 
 fn strings(v: &Value) -> Vec<&str> {
     v.as_array().unwrap().iter().map(|x| x.as_str().unwrap_or("")).collect()
 }
 
-/// A Python client from PyPI, `script` under tests/clients, fed `input` on stdin.
-fn python(script: &str, modules: &str, install: &str, input: &str) -> std::process::Output {
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let probe = Command::new(&python).args(["-c", &format!("import {modules}")]).status();
-    assert!(probe.is_ok_and(|s| s.success()), "{install} are needed (.ci/run installs them)");
-    let script = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
-    let mut child = Command::new(&python)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn azure_mgmt_sql_creates_a_dag_and_polls_its_operation() {
     let lab = LabProcess::start_with("link-create.toml", "[arm]\npage_size = 1\n");
-    let out = python("azure_mgmt_link.py", "azure.mgmt.sql", "azure-mgmt-sql and azure-core", &lab.line);
+    let out = python("azure_mgmt_link.py", &[], "azure.mgmt.sql", "azure-mgmt-sql and azure-core", &lab.line);
     assert!(out.status.success(), "azure-mgmt-sql failed: {}", String::from_utf8_lossy(&out.stderr));
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["trust"]["status"], "Succeeded");

@@ -217,3 +217,39 @@ pub fn http_json(method: &str, url: &str, body: Option<serde_json::Value>) -> se
         req.send().await.unwrap().json().await.unwrap()
     })
 }
+
+/// Where the client programs nobody here wrote are driven from.
+pub fn clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+}
+
+/// A client program nobody here wrote, fed `input` on stdin; `needs` says what
+/// installs it when it is missing.
+pub fn client(program: &str, args: &[&str], input: &str, needs: &str) -> std::process::Output {
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    client_cmd(cmd, input, needs)
+}
+
+pub fn client_cmd(mut cmd: Command, input: &str, needs: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = cmd
+        .current_dir(clients_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{:?} runs ({needs}; .ci/run installs it): {e}", cmd.get_program()));
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// A Python client from PyPI: `script` under tests/clients, with `args`.
+pub fn python(script: &str, args: &[&str], modules: &str, needs: &str, input: &str) -> std::process::Output {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let probe = Command::new(&python).args(["-c", &format!("import {modules}")]).status();
+    assert!(probe.is_ok_and(|s| s.success()), "{needs} are needed (.ci/run installs them)");
+    let mut all = vec![script];
+    all.extend(args);
+    client(&python, &all, input, needs)
+}

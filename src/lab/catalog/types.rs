@@ -76,7 +76,9 @@ impl SqlType {
         match self {
             SqlType::TinyInt | SqlType::SmallInt | SqlType::Int | SqlType::BigInt | SqlType::Bit => "INTEGER",
             SqlType::Real | SqlType::Float => "REAL",
-            SqlType::Numeric(..) => "INTEGER",
+            // LSNs are numeric(25,0) and must stay exact; a scale needs fractions.
+            SqlType::Numeric(_, 0) => "INTEGER",
+            SqlType::Numeric(..) => "REAL",
             SqlType::VarBinary(_) => "BLOB",
             SqlType::Variant => "",
             _ => "TEXT",

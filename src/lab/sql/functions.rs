@@ -50,6 +50,7 @@ pub fn register(catalog: &Catalog) -> rusqlite::Result<()> {
             _ => Value::Null,
         })
     })?;
+    db.create_scalar_function("newid", 0, FunctionFlags::SQLITE_UTF8, |_| Ok(newid()))?;
     for name in ["getdate", "getutcdate", "sysutcdatetime", "sysdatetime"] {
         db.create_scalar_function(name, 0, flags, |_| Ok(datetime_text(OffsetDateTime::now_utc())))?;
     }
@@ -58,7 +59,7 @@ pub fn register(catalog: &Catalog) -> rusqlite::Result<()> {
         let (Some(a), Some(b)) = (datetime_arg(ctx, 1)?, datetime_arg(ctx, 2)?) else {
             return Ok(None);
         };
-        Ok(Some(datediff(&part, a, b).ok_or_else(|| user_err(format!("datepart {part}")))?))
+        Ok(Some(datediff(&part, a, b).ok_or_else(|| user_err(format!("datepart datediff {part}")))?))
     })?;
     db.create_scalar_function("dateadd", 3, flags, |ctx| {
         let part: String = ctx.get(0)?;
@@ -66,7 +67,7 @@ pub fn register(catalog: &Catalog) -> rusqlite::Result<()> {
         let Some(d) = datetime_arg(ctx, 2)? else {
             return Ok(None);
         };
-        let step = unit(&part).ok_or_else(|| user_err(format!("datepart {part}")))?;
+        let step = unit(&part).ok_or_else(|| user_err(format!("datepart dateadd {part}")))?;
         Ok(Some(datetime_text((d + step * n as i32).assume_utc())))
     })?;
     let d = shown.clone();
@@ -121,6 +122,34 @@ pub fn register(catalog: &Catalog) -> rusqlite::Result<()> {
     })?;
     db.create_scalar_function("lab_current_db", 0, flags, move |_| Ok(current_db.load(Ordering::Relaxed)))?;
     Ok(())
+}
+
+/// How many arguments SQL Server's built-in takes, as its Msg 174 says it.
+pub fn arity(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "newid" | "getdate" | "getutcdate" | "sysdatetime" | "sysutcdatetime" => "0",
+        "serverproperty" | "cert_id" | "certencoded" | "len" | "is_srvrolemember" => "1",
+        "left" | "right" | "certproperty" => "2",
+        "datediff" | "dateadd" => "3",
+        "charindex" => "2 to 3",
+        "db_name" | "db_id" => "0 to 1",
+        "has_perms_by_name" => "3 to 5",
+        _ => return None,
+    })
+}
+
+/// A version-4 GUID from the TLS provider's random source.
+fn newid() -> String {
+    let mut b = [0u8; 16];
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    if provider.secure_random.fill(&mut b).is_err() {
+        let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos();
+        b.copy_from_slice(&nanos.to_le_bytes());
+    }
+    b[6] = (b[6] & 0x0F) | 0x40;
+    b[8] = (b[8] & 0x3F) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02X}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
 
 fn read(s: &RwLock<Shown>) -> std::sync::RwLockReadGuard<'_, Shown> {

@@ -41,18 +41,117 @@ pub enum Output {
     },
     /// Return value of a procedure called by EXEC.
     ReturnStatus(i32),
+    /// A transaction began, committed or rolled back (ENVCHANGE 8, 9, 10).
+    Transaction(TranChange),
+    /// The session was reset for a pooled connection's next user (ENVCHANGE 18).
+    ResetAck,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TranChange {
+    Began(u64),
+    Committed(u64),
+    RolledBack(u64),
+}
+
+/// A session's transaction: the lab runs no DML, so a transaction only has to
+/// be begun, counted and ended the way SQL Server reports it.
+#[derive(Debug, Clone, Default)]
+pub struct Tran {
+    /// The 8-byte descriptor clients send back in ALL_HEADERS.
+    pub descriptor: Option<u64>,
+    pub count: u32,
+    /// SET IMPLICIT_TRANSACTIONS ON: the next statement begins one.
+    pub implicit: bool,
+    issued: u64,
 }
 
 /// Per-connection state.
 #[derive(Debug, Clone)]
 pub struct Session {
     pub database: String,
+    /// The database the login started in, where a reset returns.
+    home: String,
+    /// SUSER_SNAME()
+    pub login: String,
+    /// @@SPID: user sessions start at 51, as on SQL Server.
+    pub spid: u16,
     pub vars: HashMap<String, (SqlType, Value)>,
+    pub tran: Tran,
 }
 
+static NEXT_SPID: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(51);
+
 impl Session {
-    pub fn new(database: &str) -> Session {
-        Session { database: database.to_string(), vars: HashMap::new() }
+    pub fn new(database: &str, login: &str) -> Session {
+        let spid = NEXT_SPID.fetch_add(1, Ordering::Relaxed).max(51);
+        Session {
+            database: database.to_string(),
+            home: database.to_string(),
+            login: login.to_string(),
+            spid,
+            vars: HashMap::new(),
+            tran: Tran::default(),
+        }
+    }
+
+    /// What sp_reset_connection does: the login's database again, no variables,
+    /// and (unless the client keeps it) no transaction.
+    pub fn reset(&mut self, end_transaction: bool) {
+        self.database = self.home.clone();
+        self.vars.clear();
+        self.tran.implicit = false;
+        if end_transaction {
+            self.tran.count = 0;
+            self.tran.descriptor = None;
+        }
+    }
+
+    /// BEGIN TRAN (or TM_BEGIN_XACT): a new descriptor for the outermost one.
+    pub fn begin(&mut self) -> Option<Output> {
+        self.tran.count += 1;
+        if self.tran.count > 1 {
+            return None;
+        }
+        self.tran.issued += 1;
+        // Unique per connection, as SQL Server's are per instance.
+        let d = 0x0000_0001_0000_0000u64 | (std::process::id() as u64) << 16 | self.tran.issued;
+        self.tran.descriptor = Some(d);
+        Some(Output::Transaction(TranChange::Began(d)))
+    }
+
+    /// COMMIT: the outermost one ends the transaction (3902 without one).
+    pub fn commit(&mut self) -> Output {
+        match self.tran.count {
+            0 => Output::Error(SqlError::new(
+                3902,
+                16,
+                1,
+                "The COMMIT TRANSACTION request has no corresponding BEGIN TRANSACTION.",
+            )),
+            1 => {
+                self.tran.count = 0;
+                Output::Transaction(TranChange::Committed(self.tran.descriptor.take().unwrap_or(0)))
+            }
+            _ => {
+                self.tran.count -= 1;
+                Output::Done
+            }
+        }
+    }
+
+    /// ROLLBACK: ends the transaction at any depth (3903 without one).
+    pub fn rollback(&mut self) -> Output {
+        if self.tran.count == 0 {
+            return Output::Error(SqlError::new(
+                3903,
+                16,
+                1,
+                "The ROLLBACK TRANSACTION request has no corresponding BEGIN TRANSACTION.",
+            ));
+        }
+        self.tran.count = 0;
+        Output::Transaction(TranChange::RolledBack(self.tran.descriptor.take().unwrap_or(0)))
     }
 }
 
@@ -154,7 +253,18 @@ fn execute_plain(catalog: &Catalog, session: &mut Session, sql: &str) -> Vec<Out
 
 fn execute_statement(catalog: &Catalog, session: &mut Session, stmt: Statement, out: &mut Vec<Output>) {
     match stmt {
+        Statement::StartTransaction { .. } => {
+            out.extend(session.begin());
+            out.push(Output::Done);
+        }
+        Statement::Commit { .. } => out.push(session.commit()),
+        Statement::Rollback { .. } => out.push(session.rollback()),
         Statement::Query(q) => match run_query(catalog, session, *q) {
+            // Under IMPLICIT_TRANSACTIONS a SELECT that reads a table begins one.
+            Ok(rs) if session.tran.implicit && session.tran.count == 0 && !rs.columns.is_empty() => {
+                out.extend(session.begin());
+                out.push(Output::Rows(rs));
+            }
             Ok(rs) => out.push(Output::Rows(rs)),
             Err(errs) => out.extend(errs.into_iter().map(Output::Error)),
         },
@@ -194,6 +304,12 @@ fn execute_statement(catalog: &Catalog, session: &mut Session, stmt: Statement, 
         }
         Statement::Set(set) => {
             let text = set.to_string();
+            let upper = text.to_ascii_uppercase();
+            if let Some(rest) = upper.strip_prefix("SET IMPLICIT_TRANSACTIONS") {
+                session.tran.implicit = rest.trim().trim_end_matches(';') == "ON";
+                out.push(Output::Done);
+                return;
+            }
             // SET @v = expr assigns; SET NOCOUNT ON and other options are accepted.
             if let Some(rest) = text.strip_prefix("SET ")
                 && rest.starts_with('@')
@@ -277,7 +393,7 @@ fn declare_expr(a: &sqlparser::ast::DeclareAssignment) -> &Expr {
 }
 
 fn ctx<'a>(catalog: &'a Catalog, session: &'a Session) -> Context<'a> {
-    Context { catalog, database: &session.database, vars: &session.vars }
+    Context { catalog, session }
 }
 
 /// Evaluates a scalar expression (a DECLARE or EXEC argument).
@@ -353,8 +469,13 @@ fn type_from_values<'a>(mut values: impl Iterator<Item = &'a Value>) -> SqlType 
     }
 }
 
+/// SQLite's complaint as the SQL Server error a client would get; never SQLite's
+/// own text or the rewritten statement.
 fn sqlite_error(e: &rusqlite::Error) -> SqlError {
-    let msg = e.to_string();
+    let msg = match e {
+        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+        other => other.to_string(),
+    };
     let after = |p: &str| msg.split(p).nth(1).map(|s| s.trim().to_string());
     if let Some(col) = after("no such column:") {
         return SqlError::invalid_column(col.rsplit('.').next().unwrap_or(&col));
@@ -363,18 +484,21 @@ fn sqlite_error(e: &rusqlite::Error) -> SqlError {
         return SqlError::ambiguous_column(col.rsplit('.').next().unwrap_or(&col));
     }
     if let Some(f) = after("no such function:") {
-        return SqlError::unknown_function(&f);
+        return SqlError::unknown_function(&f.to_ascii_uppercase());
+    }
+    if let Some(f) = after("wrong number of arguments to function") {
+        let name = f.trim_end_matches("()").to_ascii_lowercase();
+        let n = functions::arity(&name).unwrap_or("a different number of");
+        return SqlError::new(174, 15, 1, format!("The {name} function requires {n} argument(s)."));
     }
     if let Some(t) = after("no such table:") {
         return SqlError::invalid_object(&t);
     }
-    if let Some(what) = after("conversion of") {
-        return SqlError::new(
-            241,
-            16,
-            1,
-            format!("Conversion failed when converting date and/or time from character string ({what})."),
-        );
+    if after("conversion of").is_some() {
+        return SqlError::new(241, 16, 1, "Conversion failed when converting date and/or time from character string.");
+    }
+    if let Some((func, part)) = msg.strip_prefix("datepart ").and_then(|r| r.split_once(' ')) {
+        return SqlError::new(155, 15, 1, format!("'{part}' is not a recognized {func} option."));
     }
     let near = msg.split("near \"").nth(1).and_then(|s| s.split('"').next()).unwrap_or("");
     SqlError::syntax_near(near)

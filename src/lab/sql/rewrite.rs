@@ -10,15 +10,15 @@ use sqlparser::ast::{
     ObjectName, ObjectNamePart, Query, Select, SelectItem, SetExpr, TopQuantity, Value, VisitMut, VisitorMut,
 };
 
+use super::Session;
 use super::errors::SqlError;
 use crate::lab::catalog::types::SqlType;
 use crate::lab::catalog::{Catalog, schema};
 
-/// What a rewrite needs from the session.
+/// What a rewrite reads: the side's catalog and the connection's session.
 pub struct Context<'a> {
     pub catalog: &'a Catalog,
-    pub database: &'a str,
-    pub vars: &'a HashMap<String, (SqlType, rusqlite::types::Value)>,
+    pub session: &'a Session,
 }
 
 /// Canonical table for a name as written, or SQL Server's error.
@@ -32,7 +32,7 @@ pub fn resolve_table(name: &ObjectName, ctx: &Context<'_>) -> Result<&'static sc
         })
         .collect();
     let written = name.to_string().replace(['[', ']'], "");
-    let in_msdb = ctx.database.eq_ignore_ascii_case("msdb");
+    let in_msdb = ctx.session.database.eq_ignore_ascii_case("msdb");
     let canonical = match parts.as_slice() {
         [t] if in_msdb => format!("msdb.dbo.{t}"),
         [s, t] if s == "sys" => format!("sys.{t}"),
@@ -81,7 +81,7 @@ pub fn plan_query(mut query: Query, ctx: &Context<'_>) -> Result<Plan, Vec<SqlEr
         return Err(SqlError::view_server_state_denied().to_vec());
     }
     collect_aliases(&query, ctx, &mut tables);
-    let resolver = Resolver { tables: &tables, vars: ctx.vars };
+    let resolver = Resolver { tables: &tables, vars: &ctx.session.vars };
     let columns = match first_select(&query.body) {
         Some(select) if !has_wildcard(select) => Some(
             select
@@ -197,6 +197,7 @@ impl Resolver<'_> {
             Expr::Identifier(i) if i.value.starts_with("@@") => Some(match i.value.to_ascii_lowercase().as_str() {
                 "@@version" => SqlType::NVarChar(Some(300)),
                 "@@spid" => SqlType::SmallInt,
+                "@@trancount" => SqlType::Int,
                 _ => SqlType::NVarChar(Some(128)),
             }),
             Expr::Identifier(i) if i.value.starts_with('@') => {
@@ -212,7 +213,12 @@ impl Resolver<'_> {
             Expr::Value(v) => match &v.value {
                 Value::NationalStringLiteral(s) => Some(SqlType::NVarChar(Some(s.chars().count().max(1) as u16))),
                 Value::SingleQuotedString(s) => Some(SqlType::VarChar(Some(s.len().max(1) as u16))),
-                Value::Number(n, _) if n.contains('.') => Some(SqlType::Numeric(n.len() as u8, 1)),
+                Value::Number(n, _) if n.contains('.') => {
+                    // 1.50 is numeric(3,2): every digit counts, those after the point are the scale.
+                    let digits = n.chars().filter(char::is_ascii_digit).count().max(1) as u8;
+                    let scale = n.split('.').nth(1).map(str::len).unwrap_or(0) as u8;
+                    Some(SqlType::Numeric(digits.max(scale + 1), scale))
+                }
                 Value::Number(n, _) => Some(match n.parse::<i64>() {
                     Ok(i) if i32::try_from(i).is_ok() => SqlType::Int,
                     _ => SqlType::BigInt,
@@ -241,7 +247,8 @@ impl Resolver<'_> {
                     "cert_id" | "db_id" | "datediff" | "len" | "charindex" | "count" | "is_srvrolemember"
                     | "has_perms_by_name" => SqlType::Int,
                     "count_big" => SqlType::BigInt,
-                    "db_name" | "suser_name" | "suser_sname" | "host_name" => SqlType::NVarChar(Some(128)),
+                    "db_name" | "suser_name" | "suser_sname" | "original_login" => SqlType::NVarChar(Some(128)),
+                    "newid" => SqlType::Guid,
                     "getdate" | "getutcdate" | "sysutcdatetime" | "sysdatetime" | "dateadd" => SqlType::DateTime,
                     "isnull" | "coalesce" | "max" | "min" | "upper" | "lower" | "ltrim" | "rtrim" | "trim" | "left"
                     | "right" | "substring" | "sum" => {
@@ -324,7 +331,8 @@ impl VisitorMut for Rewriter<'_, '_> {
                         Some(rusqlite::types::Value::Text(t)) => string(t.clone()),
                         _ => string(""),
                     },
-                    "@@spid" => Expr::value(Value::Number("51".into(), false)),
+                    "@@spid" => Expr::value(Value::Number(self.ctx.session.spid.to_string(), false)),
+                    "@@trancount" => Expr::value(Value::Number(self.ctx.session.tran.count.to_string(), false)),
                     "@@language" => string("us_english"),
                     "@@servicename" => string("MSSQLSERVER"),
                     _ => {
@@ -335,7 +343,7 @@ impl VisitorMut for Rewriter<'_, '_> {
             }
             Expr::Identifier(i) if i.value.starts_with('@') => {
                 let key = i.value.to_ascii_lowercase();
-                let Some((_, value)) = self.ctx.vars.get(&key) else {
+                let Some((_, value)) = self.ctx.session.vars.get(&key) else {
                     self.error = Some(SqlError::undeclared_variable(&i.value));
                     return ControlFlow::Break(());
                 };
@@ -371,7 +379,8 @@ impl VisitorMut for Rewriter<'_, '_> {
                         f.name = ObjectName(vec![ObjectNamePart::Identifier(Ident::new("COALESCE"))]);
                         None
                     }
-                    "db_name" if no_args => Some(string(self.ctx.database)),
+                    "db_name" if no_args => Some(string(&self.ctx.session.database)),
+                    "suser_sname" | "suser_name" | "original_login" if no_args => Some(string(&self.ctx.session.login)),
                     "db_id" if no_args => {
                         let id = self
                             .ctx
@@ -379,7 +388,7 @@ impl VisitorMut for Rewriter<'_, '_> {
                             .shown()
                             .databases
                             .iter()
-                            .find(|(_, n)| n.eq_ignore_ascii_case(self.ctx.database))
+                            .find(|(_, n)| n.eq_ignore_ascii_case(&self.ctx.session.database))
                             .map(|(i, _)| *i)
                             .unwrap_or(1);
                         Some(Expr::value(Value::Number(id.to_string(), false)))

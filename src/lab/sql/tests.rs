@@ -12,7 +12,7 @@ fn catalogs() -> (Catalog, Catalog) {
 }
 
 fn run(c: &Catalog, sql: &str) -> Vec<Output> {
-    execute_batch(c, &mut Session::new("master"), sql)
+    execute_batch(c, &mut Session::new("master", "milink"), sql)
 }
 
 fn rows(c: &Catalog, sql: &str) -> ResultSet {
@@ -127,7 +127,7 @@ fn dbcc_commands() {
 #[test]
 fn log_space_is_for_the_current_database() {
     let (sql, _) = catalogs();
-    let mut s = Session::new("SalesDB");
+    let mut s = Session::new("SalesDB", "milink");
     let out = execute_batch(&sql, &mut s, "SELECT used_log_space_in_percent FROM sys.dm_db_log_space_usage");
     let Output::Rows(rs) = &out[0] else { panic!("{out:?}") };
     assert_eq!(rs.rows, vec![vec![Value::Real(12.5)]]);
@@ -179,11 +179,9 @@ fn link_ddl_changes_the_state_and_the_views_show_it() {
     // An AG needs the master database, FULL recovery and a full backup.
     let ag = "CREATE AVAILABILITY GROUP [AG_SalesDB] WITH (CLUSTER_TYPE = NONE) FOR DATABASE [SalesDB] REPLICA ON N'SQLPROD01' WITH (ENDPOINT_URL = 'TCP://127.0.0.2:5022', AVAILABILITY_MODE = SYNCHRONOUS_COMMIT, FAILOVER_MODE = MANUAL, SEEDING_MODE = AUTOMATIC)";
     assert_eq!(
-        execute_batch(&sql, &mut Session::new("SalesDB"), ag).iter().find_map(|o| if let Output::Error(e) = o {
-            Some(e.number)
-        } else {
-            None
-        }),
+        execute_batch(&sql, &mut Session::new("SalesDB", "milink"), ag)
+            .iter()
+            .find_map(|o| if let Output::Error(e) = o { Some(e.number) } else { None }),
         Some(35208)
     );
     assert!(run(&sql, ag).iter().all(|o| !matches!(o, Output::Error(_))), "{:?}", run(&sql, "SELECT 1"));
@@ -215,4 +213,62 @@ fn link_ddl_changes_the_state_and_the_views_show_it() {
             "DROP AVAILABILITY GROUP"
         ]
     );
+}
+
+#[test]
+fn casts_and_built_ins_have_sql_servers_types() {
+    let (sql, _) = catalogs();
+    let rs = rows(
+        &sql,
+        "SELECT CAST(1 AS bigint) AS b, CONVERT(smallint, 2) AS s, CAST(1.5 AS decimal(10,2)) AS d, 1.50 AS lit, \
+         @@TRANCOUNT AS t, @@SPID AS spid, NEWID() AS g, SUSER_SNAME() AS who",
+    );
+    let types: Vec<SqlType> = rs.columns.iter().map(|c| c.1).collect();
+    assert_eq!(
+        types,
+        [
+            SqlType::BigInt,
+            SqlType::SmallInt,
+            SqlType::Numeric(10, 2),
+            SqlType::Numeric(3, 2),
+            SqlType::Int,
+            SqlType::SmallInt,
+            SqlType::Guid,
+            SqlType::NVarChar(Some(128))
+        ]
+    );
+    assert_eq!(rs.rows[0][2], Value::Real(1.5), "a scaled numeric keeps its fraction");
+    assert_eq!(rs.rows[0][7], Value::Text("milink".into()));
+}
+
+#[test]
+fn errors_never_show_the_labs_own_sql() {
+    let (sql, _) = catalogs();
+    let e = error(&sql, "SELECT NOSUCHFN(1) AS x");
+    assert_eq!((e.number, e.message.as_str()), (195, "'NOSUCHFN' is not a recognized built-in function name."));
+    let e = error(&sql, "SELECT LEFT('abc') AS x");
+    assert_eq!((e.number, e.message.as_str()), (174, "The left function requires 2 argument(s)."));
+    let e = error(&sql, "SELECT DATEADD(fortnight, 1, GETDATE()) AS x");
+    assert_eq!((e.number, e.message.as_str()), (155, "'fortnight' is not a recognized dateadd option."));
+    let e = error(&sql, "SELECT DATEDIFF(day, 'not a date', GETDATE()) AS x");
+    assert_eq!(e.number, 241, "{}", e.message);
+    assert!(!e.message.contains("not a date"), "{}", e.message);
+    assert!(!e.message.contains("offset") && !e.message.contains("SELECT"), "{}", e.message);
+}
+
+#[test]
+fn transactions_nest_and_a_reset_ends_them() {
+    let (sql, _) = catalogs();
+    let mut s = Session::new("master", "milink");
+    let out = execute_batch(&sql, &mut s, "BEGIN TRAN; BEGIN TRANSACTION; SELECT @@TRANCOUNT AS n");
+    assert!(matches!(out[0], Output::Transaction(TranChange::Began(_))), "{out:?}");
+    assert_eq!(out.iter().filter(|o| matches!(o, Output::Transaction(_))).count(), 1, "only the outer one begins");
+    let out = execute_batch(&sql, &mut s, "COMMIT");
+    assert!(matches!(out[0], Output::Done), "an inner COMMIT only counts down");
+    let out = execute_batch(&sql, &mut s, "USE msdb");
+    assert!(matches!(out[0], Output::DatabaseChanged { .. }));
+    s.reset(true);
+    assert_eq!((s.database.as_str(), s.tran.count), ("master", 0));
+    let e = error(&sql, "ROLLBACK");
+    assert_eq!(e.number, 3903);
 }

@@ -207,6 +207,15 @@ fn scenario_link(
     let sql_url = format!("TCP://{sql_endpoint_host}:{sql_port}");
     let mi_url = format!("tcp://{}:5022;Server=[{}]", sc.managed_instance.fqdn, sc.managed_instance.name);
     let created = now - Duration::days(2);
+    // Seeding made the database on the instance, unless it failed.
+    let seeding_failed = link.seeding.as_ref().is_some_and(|s| s.current_state.eq_ignore_ascii_case("FAILED"));
+    if !seeding_failed
+        && mi.database(&link.database).is_none()
+        && let Some(src) = sql.database(&link.database).cloned()
+    {
+        let id = mi.databases.iter().map(|d| d.id).max().unwrap_or(4) + 1;
+        mi.databases.push(Database { id, created, ..src });
+    }
     for (server, local_ag, remote_ag, local_url, remote_url) in
         [(sql, &sql_ag, &mi_ag, &sql_url, &mi_url), (mi, &mi_ag, &sql_ag, &mi_url, &sql_url)]
     {

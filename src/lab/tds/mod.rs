@@ -3,6 +3,7 @@
 pub mod login7;
 pub mod rpc;
 pub mod server;
+pub mod tm;
 pub mod token;
 pub mod transport;
 

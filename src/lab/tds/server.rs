@@ -10,10 +10,10 @@ use tokio::task::JoinSet;
 
 use super::token::{self, DONE_ERROR, DONE_MORE, Tokens};
 use super::transport::{TlsChannel, Transport};
-use super::{login7, rpc};
+use super::{login7, rpc, tm};
 use crate::lab::catalog::Catalog;
 use crate::lab::scenario::{Encryption, TdsFault};
-use crate::lab::sql::{self, Output, Session, SqlError};
+use crate::lab::sql::{self, Output, Session, SqlError, TranChange};
 use crate::tds::Wire;
 use crate::tds::packet::{self, bad};
 use crate::tds::prelogin::{self, ENCRYPT_NOT_SUP, ENCRYPT_OFF, ENCRYPT_ON, ENCRYPT_REQ};
@@ -89,11 +89,16 @@ async fn handle(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<()> {
         Ok(r) => r?,
         Err(_) => return Err(io::ErrorKind::TimedOut.into()),
     };
-    let Some(login) = login else { return Ok(()) };
-    let mut session = Session::new(&login);
+    let Some((database, login)) = login else { return Ok(()) };
+    let mut session = Session::new(&database, &login);
     loop {
-        let (kind, payload) = packet::read_message(&mut transport).await?;
-        let outputs = match kind {
+        let (kind, status, payload) = packet::read_request(&mut transport, packet::FROM_CLIENT).await?;
+        // A pooled connection handed to a new user: the session starts over.
+        let reset = status & (packet::RESET_CONNECTION | packet::RESET_CONNECTION_SKIP_TRAN) != 0;
+        if reset {
+            session.reset(status & packet::RESET_CONNECTION_SKIP_TRAN == 0);
+        }
+        let mut outputs = match kind {
             packet::SQL_BATCH => {
                 let text = batch_text(&payload)?;
                 run(cfg, |c| sql::execute_batch(c, &mut session, &text))
@@ -102,6 +107,7 @@ async fn handle(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<()> {
                 let call = rpc::parse(&payload)?;
                 run(cfg, |c| sql::execute_rpc(c, &mut session, &call.proc, &call.params))
             }
+            packet::TRANSACTION_MANAGER => tm::request(&payload, &mut session, &cfg.server_name)?,
             packet::ATTENTION => {
                 let mut t = Tokens::default();
                 t.done(0xFD, token::DONE_ATTN, 0, 0);
@@ -110,6 +116,9 @@ async fn handle(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<()> {
             }
             other => return Err(bad(format!("unexpected packet type {other:#04x}"))),
         };
+        if reset {
+            outputs.insert(0, Output::ResetAck);
+        }
         let reply = encode(&outputs, &cfg.server_name);
         packet::write_message(&mut transport, packet::TABULAR_RESULT, &reply, packet_size).await?;
     }
@@ -120,9 +129,12 @@ fn run(cfg: &TdsConfig, f: impl FnOnce(&Catalog) -> Vec<Output>) -> Vec<Output> 
     f(&catalog)
 }
 
-/// PRELOGIN, TLS and LOGIN7. Returns the database to start in, or `None` when
-/// the login was refused (the client has its error).
-async fn open(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<(Transport, Option<String>, usize)> {
+/// The database a session starts in and the login it runs as.
+type Opened = Option<(String, String)>;
+
+/// PRELOGIN, TLS and LOGIN7. Returns the database to start in and the login, or
+/// `None` when the login was refused (the client has its error).
+async fn open(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<(Transport, Opened, usize)> {
     let mut first = [0u8; 1];
     tcp.peek(&mut first).await?;
     let tls_first = first[0] == 0x16;
@@ -181,7 +193,7 @@ async fn open(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<(Transport, Option<
     Ok((transport, database, packet_size))
 }
 
-fn login_reply(cfg: &TdsConfig, login: &login7::Login, packet_size: usize) -> (Vec<u8>, Option<String>) {
+fn login_reply(cfg: &TdsConfig, login: &login7::Login, packet_size: usize) -> (Vec<u8>, Opened) {
     let mut t = Tokens::default();
     let server = &cfg.server_name;
     let authenticated = match &login.access_token {
@@ -240,7 +252,9 @@ fn login_reply(cfg: &TdsConfig, login: &login7::Login, packet_size: usize) -> (V
         t.env_routing(host, *port);
     }
     t.done(0xFD, 0, 0, 0);
-    (t.finish(), Some(database))
+    // A token's principal is the profile's login as far as the lab is concerned.
+    let who = if login.access_token.is_some() { cfg.user.clone() } else { login.user.clone() };
+    (t.finish(), Some((database, who)))
 }
 
 /// SQL_BATCH: ALL_HEADERS, then UTF-16LE text.
@@ -277,6 +291,12 @@ fn encode(outputs: &[Output], server: &str) -> Vec<u8> {
                 t.return_status(*s);
                 t.done(0xFE, DONE_MORE, 0, 0);
             }
+            Output::ResetAck => t.env_change(18, "", ""),
+            Output::Transaction(change) => match change {
+                TranChange::Began(d) => t.env_change_bytes(8, &d.to_le_bytes(), &[]),
+                TranChange::Committed(d) => t.env_change_bytes(9, &[], &d.to_le_bytes()),
+                TranChange::RolledBack(d) => t.env_change_bytes(10, &[], &d.to_le_bytes()),
+            },
         }
     }
     t.finish()

@@ -59,6 +59,18 @@ impl Tokens {
         });
     }
 
+    /// ENVCHANGE with binary values (B_VARBYTE): transactions (8 begin, 9 commit,
+    /// 10 rollback) carry their 8-byte descriptor this way.
+    pub fn env_change_bytes(&mut self, kind: u8, new: &[u8], old: &[u8]) {
+        self.with_len(0xE3, |t| {
+            t.buf.push(kind);
+            t.buf.push(new.len() as u8);
+            t.buf.extend(new);
+            t.buf.push(old.len() as u8);
+            t.buf.extend(old);
+        });
+    }
+
     pub fn env_change(&mut self, kind: u8, new: &str, old: &str) {
         self.with_len(0xE3, |t| {
             t.buf.push(kind);
@@ -195,8 +207,9 @@ fn type_info(b: &mut Vec<u8>, ty: SqlType) {
             b.extend(n.map(|n| n.min(8000)).unwrap_or(0xFFFF).to_le_bytes());
         }
         SqlType::Variant => {
+            // sys.types.max_length of sql_variant.
             b.push(0x62);
-            b.extend(8009u32.to_le_bytes());
+            b.extend(8016u32.to_le_bytes());
         }
     }
 }
@@ -226,6 +239,20 @@ fn as_text(v: &Value) -> Option<String> {
         Value::Real(r) => Some(r.to_string()),
         Value::Text(t) => Some(t.clone()),
         Value::Blob(b) => Some(String::from_utf8_lossy(b).into_owned()),
+    }
+}
+
+/// The integer a numeric(p, s) value is sent as: the value times 10^s.
+fn numeric_mantissa(v: &Value, scale: u8) -> Option<i128> {
+    let factor = 10i128.checked_pow(scale as u32)?;
+    match v {
+        Value::Integer(i) => (*i as i128).checked_mul(factor),
+        Value::Real(r) => Some((r * factor as f64).round() as i128),
+        Value::Text(t) => match t.trim().parse::<i128>() {
+            Ok(i) => i.checked_mul(factor),
+            Err(_) => t.trim().parse::<f64>().ok().map(|r| (r * factor as f64).round() as i128),
+        },
+        _ => None,
     }
 }
 
@@ -336,12 +363,12 @@ fn value(b: &mut Vec<u8>, ty: SqlType, v: &Value) {
             }
             None => b.push(0),
         },
-        SqlType::Numeric(p, _) => match as_i64(v) {
+        SqlType::Numeric(p, scale) => match numeric_mantissa(v, scale) {
             Some(i) => {
                 let len = numeric_len(p);
                 b.push(len);
                 b.push(if i < 0 { 0 } else { 1 });
-                let mut mag = (i.unsigned_abs() as u128).to_le_bytes().to_vec();
+                let mut mag = i.unsigned_abs().to_le_bytes().to_vec();
                 mag.resize(len as usize - 1, 0);
                 b.extend(mag);
             }
@@ -392,10 +419,12 @@ fn variant(b: &mut Vec<u8>, v: &Value) {
             body.extend(r.to_le_bytes());
         }
         Value::Text(t) => {
+            // SERVERPROPERTY's strings are nvarchar(128): 256 bytes at most.
             let data = utf16(t);
+            let max: u16 = if data.len() <= 256 { 256 } else { 8000 };
             body.extend([0xE7, 7]);
             body.extend(COLLATION);
-            body.extend(8000u16.to_le_bytes());
+            body.extend(max.to_le_bytes());
             body.extend(data);
         }
         Value::Blob(d) => {
