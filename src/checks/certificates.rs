@@ -146,14 +146,29 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
             let f = F::new("cert-sql-trusted-on-mi", Side::Link, Severity::Pass)
                 .ev("certificate", c.str("name").unwrap_or(""))
                 .ev("note", "read from the managed instance's sys.certificates (whether server trust certificates show there is UNCONFIRMED)");
-            if found {
-                f
-            } else {
-                f.severity(Severity::Fail).remedy(format!(
-                    "Upload SQL Server's public key to the managed instance: New-AzSqlInstanceServerTrustCertificate -ResourceGroupName <rg> -InstanceName <mi> -Name {} -PublicKey <SELECT CERTENCODED(CERT_ID({}))>",
-                    c.str("name").unwrap_or(""),
-                    nstring(c.str("name").unwrap_or(""))
-                ))
+            let name = c.str("name").unwrap_or("");
+            let upload = format!(
+                "Upload SQL Server's public key to the managed instance: New-AzSqlInstanceServerTrustCertificate -ResourceGroupName <rg> -InstanceName <mi> -Name {name} -PublicKey <SELECT CERTENCODED(CERT_ID({}))>",
+                nstring(name)
+            );
+            // The same name or subject with other bytes: SQL Server's certificate was
+            // replaced and the instance still trusts the one before.
+            let same = |t: &&Record| {
+                t.str("name").is_some_and(|n| n.eq_ignore_ascii_case(name))
+                    || (t.str("subject").is_some() && t.str("subject") == c.str("subject"))
+            };
+            match (found, theirs.iter().find(same)) {
+                (true, _) => f,
+                (false, Some(old)) => f
+                    .severity(Severity::Fail)
+                    .ev("trusted_instead", old.str("name").unwrap_or(""))
+                    .ev("trusted_expiry", old.str("expiry_date").unwrap_or(""))
+                    .ev("current_expiry", c.str("expiry_date").unwrap_or(""))
+                    .remedy(format!(
+                        "The managed instance trusts an older certificate of SQL Server's: it was replaced on SQL Server and the new one never uploaded. Remove the old trust first (it holds the name): Remove-AzSqlInstanceServerTrustCertificate -ResourceGroupName <rg> -InstanceName <mi> -Name {}; then: {upload}",
+                        old.str("name").unwrap_or(name)
+                    )),
+                (false, None) => f.severity(Severity::Fail).remedy(upload),
             }
             .done()
         }

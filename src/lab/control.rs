@@ -23,7 +23,7 @@ use crate::lab::catalog::Catalog;
 use crate::lab::certs;
 use crate::lab::netns::{Place, Topology};
 use crate::lab::ports::Ports;
-use crate::lab::scenario::{Fault, FaultAction, Listener};
+use crate::lab::scenario::Fault;
 use crate::lab::state::{SideId, World};
 
 pub struct Control {
@@ -68,7 +68,7 @@ impl Control {
             return Err(format!("from `{}` is not sql_server, managed_instance, host or any", f.from));
         }
         if self.topology.is_none() && f.needs_topology() {
-            return Err("this fault needs topology mode (an ICMP error, or a port range)".into());
+            return Err("this fault needs topology mode (an ICMP error)".into());
         }
         self.faults.lock().unwrap_or_else(|p| p.into_inner()).push(f);
         self.apply_faults().map_err(|e| e.to_string())
@@ -85,7 +85,7 @@ impl Control {
 
     /// Makes the network match the list: nftables rules between namespaces, or
     /// in loopback mode the target ports' sockets.
-    fn apply_faults(&self) -> std::io::Result<()> {
+    pub(crate) fn apply_faults(&self) -> std::io::Result<()> {
         let faults = self.faults.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(t) = &self.topology {
             return t.apply_faults(&faults);
@@ -94,15 +94,11 @@ impl Control {
             [("sql_server", self.sql_ip, Place::SqlServer), ("managed_instance", self.mi_ip, Place::ManagedInstance)]
         {
             let mut ports: Vec<u16> = self.ports.of(ip).iter().map(SocketAddr::port).collect();
-            ports.extend(faults.iter().filter(|f| f.to == label).filter_map(|f| f.port));
+            ports.extend(faults.iter().filter(|f| f.to == label).flat_map(Fault::ports));
             ports.sort_unstable();
             ports.dedup();
             for port in ports {
-                let fault =
-                    faults.iter().find(|f| f.to == label && f.port.is_none_or(|p| p == port)).map(|f| match f.action {
-                        FaultAction::Refused => Listener::Refused,
-                        _ => Listener::Filtered,
-                    });
+                let fault = Fault::listener_at(&faults, label, port);
                 self.ports.fault(place, SocketAddr::new(ip, port), fault)?;
             }
         }

@@ -263,12 +263,7 @@ impl Lab {
                 if mode == Mode::Topology {
                     return None;
                 }
-                scenario.network.faults.iter().find(|f| f.to == label && f.port.is_none_or(|p| p == port)).map(|f| {
-                    match f.action {
-                        scenario::FaultAction::Refused => scenario::Listener::Refused,
-                        _ => scenario::Listener::Filtered,
-                    }
-                })
+                scenario::Fault::listener_at(&scenario.network.faults, label, port)
             };
             let bind_err = |what: &str, addr: SocketAddr| {
                 let what = what.to_string();
@@ -381,6 +376,14 @@ impl Lab {
             scenario_faults: scenario.network.faults.len(),
             arm_token: arm_info.token.clone(),
         });
+        // In loopback mode a port range's faults need sockets on ports nothing serves.
+        if mode == Mode::Loopback && scenario.network.faults.iter().any(|f| f.port_to.is_some()) {
+            control.apply_faults().map_err(|source| LabError::Bind {
+                what: "faulted ports".into(),
+                addr: SocketAddr::new(net.mi, 0),
+                source,
+            })?;
+        }
         let (control_url, control_task) = control.start()?;
         tasks.push(control_task);
         Ok(Lab {

@@ -268,6 +268,11 @@ pub struct Certificate {
     /// or `"sql_server"`), as an import of it would.
     #[serde(default)]
     pub copy_of: Option<String>,
+    /// With `copy_of`: the copy is of the certificate that side had before it was
+    /// rotated (same subject and issuer, its own key, this entry's dates): a
+    /// trust that went stale.
+    #[serde(default)]
+    pub previous: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -574,16 +579,40 @@ pub struct Fault {
     /// All TCP ports when absent.
     #[serde(default)]
     pub port: Option<u16>,
-    /// With `port`, the last port of a range (topology mode only).
+    /// With `port`, the last port of a range.
     #[serde(default)]
     pub port_to: Option<u16>,
     pub action: FaultAction,
 }
 
 impl Fault {
-    /// Loopback mode cannot make these: an ICMP error, or a port range.
+    /// Loopback mode cannot make an ICMP error.
     pub fn needs_topology(&self) -> bool {
-        self.action == FaultAction::Unreachable || self.port_to.is_some()
+        self.action == FaultAction::Unreachable
+    }
+
+    /// Whether the fault is on `port` (every port when it names none).
+    pub fn covers(&self, port: u16) -> bool {
+        match self.port {
+            None => true,
+            Some(p) => (p..=self.port_to.unwrap_or(p)).contains(&port),
+        }
+    }
+
+    /// The ports it names (none: every port the side has).
+    pub fn ports(&self) -> std::ops::RangeInclusive<u16> {
+        match self.port {
+            None => 1..=0,
+            Some(p) => p..=self.port_to.unwrap_or(p),
+        }
+    }
+
+    /// In loopback mode the first fault on a side's port decides how the port answers.
+    pub fn listener_at(faults: &[Fault], to: &str, port: u16) -> Option<Listener> {
+        faults.iter().find(|f| f.to == to && f.covers(port)).map(|f| match f.action {
+            FaultAction::Refused => Listener::Refused,
+            _ => Listener::Filtered,
+        })
     }
 }
 
@@ -729,6 +758,9 @@ impl Scenario {
                         "{label}.certificates `{}`: copy_of must be sql_server or managed_instance",
                         c.name
                     ));
+                }
+                if c.previous && c.copy_of.is_none() {
+                    return Err(format!("{label}.certificates `{}`: previous needs copy_of", c.name));
                 }
             }
             for ag in &side.availability_groups {

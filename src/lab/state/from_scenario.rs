@@ -111,10 +111,15 @@ fn server(
             // Validated when the scenario was read: the copied side has one.
             Some(from) => {
                 let (from_side, certs) = if from == id.label() { (side, own) } else { (other_side, other) };
-                match endpoint_cert(from_side, certs) {
-                    Some(c) => (c.clone(), if id == SideId::Mi { Origin::ServerTrust } else { Origin::Statement }),
-                    None => continue,
-                }
+                let Some(current) = endpoint_cert(from_side, certs) else { continue };
+                let cert = if c.previous {
+                    // Before the rotation: same names, another key.
+                    let issuer = Some(current.issuer.as_str()).filter(|i| *i != current.subject);
+                    certs::endpoint_cert(&current.subject, issuer, c.start.at(now), c.expiry.at(now), 0x3000 + i as u64)?
+                } else {
+                    current.clone()
+                };
+                (cert, if id == SideId::Mi { Origin::ServerTrust } else { Origin::Statement })
             }
             None => (own[&c.name].clone(), Origin::Own),
         };
