@@ -46,7 +46,7 @@ pub enum Sql {
 
 #[derive(Debug, Default)]
 pub struct Facts {
-    pub queries: BTreeMap<&'static str, Result<Vec<Record>, SqlFailure>>,
+    pub queries: BTreeMap<String, Result<Vec<Record>, SqlFailure>>,
     pub routed_to: Option<(String, u16)>,
     /// The temporary endpoint made for the probes, when asked and needed.
     pub temp_endpoint: Option<Result<(), String>>,
@@ -75,6 +75,9 @@ pub struct SideEvidence {
 pub struct Evidence {
     pub sql_name: Resolution,
     pub mi_name: Resolution,
+    /// The managed instance's public endpoint name (`<name>.public.<zone>`), to
+    /// tell when the VNet-local name leads there instead.
+    pub mi_public_name: Option<Resolution>,
     /// The endpoint URL's host when it is a name other than the TDS host.
     pub endpoint_name: Option<Resolution>,
     /// (check id, probe) — `None` when the name did not resolve.
@@ -95,7 +98,7 @@ const PROPS: &str = "SELECT CAST(SERVERPROPERTY('ProductVersion') AS nvarchar(12
          CAST(SERVERPROPERTY('ProductUpdateType') AS nvarchar(128)) AS update_type, \
          @@SERVERNAME AS server_name, @@VERSION AS version_text";
 const CERTIFICATES: &str = "SELECT name, certificate_id, pvt_key_encryption_type, subject, issuer_name, expiry_date, start_date, \
-         CERTENCODED(certificate_id) AS der FROM sys.certificates";
+         thumbprint, CERTENCODED(certificate_id) AS der FROM sys.certificates";
 const LINK_REPLICAS: &str = "SELECT ag.name AS ag_name, ag.is_distributed, r.replica_server_name, r.endpoint_url, rs.is_local, rs.role_desc, \
          rs.connected_state_desc, rs.synchronization_health_desc, rs.last_connect_error_number, \
          rs.last_connect_error_description, rs.last_connect_error_timestamp \
@@ -135,6 +138,11 @@ const SQL_QUERIES: &[(&str, &str)] = &[
     ),
     ("files", "SELECT database_id, type_desc, name FROM sys.master_files"),
     (
+        "encryption_keys",
+        "SELECT k.database_id, k.encryption_state_desc, k.encryptor_type, k.encryptor_thumbprint, c.name AS certificate_name \
+         FROM sys.dm_database_encryption_keys AS k LEFT JOIN master.sys.certificates AS c ON c.thumbprint = k.encryptor_thumbprint",
+    ),
+    (
         "backups",
         "SELECT database_name, type, is_copy_only, MAX(backup_finish_date) AS last_finish \
          FROM msdb.dbo.backupset GROUP BY database_name, type, is_copy_only",
@@ -157,7 +165,19 @@ const MI_QUERIES: &[(&str, &str)] = &[
     ("seeding", SEEDING),
     ("errorlog", ERRORLOG),
     ("fabric", "SELECT parameter_name, value FROM sys.dm_hadr_fabric_config_parameters"),
+    ("databases", "SELECT name, database_id, state_desc, group_database_id FROM sys.databases"),
+    (
+        "tier",
+        "SELECT TOP (1) sku, hardware_generation, virtual_core_count FROM sys.server_resource_stats ORDER BY end_time DESC",
+    ),
 ];
+
+/// Per-database evidence on SQL Server, under `<key>:<database>`: filegroups
+/// tell FILESTREAM from memory-optimized containers, which sys.master_files does not.
+pub fn database_queries(db: &str) -> Vec<(String, String)> {
+    let q = crate::tsql::ident(db);
+    vec![(format!("filegroups:{db}"), format!("SELECT name, type, type_desc FROM {q}.sys.filegroups"))]
+}
 
 fn is_ip(s: &str) -> Option<IpAddr> {
     s.parse().ok()
@@ -182,11 +202,18 @@ pub async fn collect(p: &Profile) -> Evidence {
     let mi_host = p.managed_instance.fqdn.clone();
     // The endpoint URL's host needs its own lookup only when it is another name.
     let endpoint_host = p.sql_server.endpoint_host.clone().filter(|h| h != &sql_host && is_ip(h).is_none());
-    let (sql_name, mi_name, endpoint_name) = tokio::join!(
+    let public_host = public_endpoint_name(&mi_host).filter(|_| p.managed_instance.address.is_none());
+    let (sql_name, mi_name, endpoint_name, mi_public_name) = tokio::join!(
         resolve(&sql_host, p.sql_server.address, p, &servers),
         resolve(&mi_host, p.managed_instance.address, p, &servers),
         async {
             match &endpoint_host {
+                Some(h) => Some(resolve(h, None, p, &servers).await),
+                None => None,
+            }
+        },
+        async {
+            match &public_host {
                 Some(h) => Some(resolve(h, None, p, &servers).await),
                 None => None,
             }
@@ -251,7 +278,17 @@ pub async fn collect(p: &Profile) -> Evidence {
         (Sql::Facts(f), Some(ip)) if f.routed_to.is_some() => Some(sweep_redirect(ip, t).await),
         _ => None,
     };
-    Evidence { sql_name, mi_name, endpoint_name, probes, redirect, sql, mi }
+    Evidence { sql_name, mi_name, mi_public_name, endpoint_name, probes, redirect, sql, mi }
+}
+
+/// `mi.zone.database.windows.net` → `mi.public.zone.database.windows.net`;
+/// none for an address or a name that is already the public one.
+pub fn public_endpoint_name(fqdn: &str) -> Option<String> {
+    let (host, rest) = fqdn.split_once('.')?;
+    if is_ip(fqdn).is_some() || rest.starts_with("public.") || !rest.contains('.') {
+        return None;
+    }
+    Some(format!("{host}.public.{rest}"))
 }
 
 /// 11000-11999 with bounded concurrency and a short timeout per port.
@@ -368,8 +405,11 @@ async fn side(p: &Profile, is_sql: bool, addr: Option<SocketAddr>) -> (SideEvide
         Err(why) => why,
         Ok(mut session) => {
             let mut facts = Facts { routed_to: session.routed_to.clone(), ..Default::default() };
-            for (key, q) in if is_sql { SQL_QUERIES } else { MI_QUERIES } {
-                let r = session.rows(q).await;
+            let fixed =
+                if is_sql { SQL_QUERIES } else { MI_QUERIES }.iter().map(|(k, q)| (k.to_string(), q.to_string()));
+            let per_db = p.databases.iter().filter(|_| is_sql).flat_map(|db| database_queries(db));
+            for (key, q) in fixed.chain(per_db) {
+                let r = session.rows(&q).await;
                 let stalled = matches!(&r, Err(e) if e.timed_out);
                 facts.queries.insert(key, r);
                 if stalled {

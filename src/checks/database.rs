@@ -1,6 +1,7 @@
 //! Each database of the profile: a user database, ONLINE, FULL recovery, a
-//! non-COPY_ONLY full backup, one log file, no FILESTREAM, TDE, log space and
-//! log-backup recency.
+//! non-COPY_ONLY full backup, one log file, no FILESTREAM, memory-optimized data
+//! only into Business Critical, its TDE certificate on the managed instance, no
+//! database of its name there yet, log space and log-backup recency.
 
 use super::collect::{Evidence, Facts};
 use super::{F, facts, rows};
@@ -9,14 +10,16 @@ use crate::profile::Profile;
 use crate::report::{Finding, Severity, Side};
 use crate::tsql::ident;
 
-const ALL: [&str; 9] = [
+const ALL: [&str; 11] = [
     "database-exists",
     "database-online",
     "database-recovery-full",
     "database-full-backup",
     "database-log-files",
     "database-filestream",
+    "database-in-memory",
     "database-tde",
+    "database-mi-name-free",
     "database-log-space",
     "database-log-backup",
 ];
@@ -33,6 +36,8 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
         return;
     }
     let f = facts(&ev.sql, "login-sql");
+    // What the managed instance says, for the checks that compare with it.
+    let mi = facts(&ev.mi, "login-mi");
     for db in &p.databases {
         let push = |out: &mut Vec<Finding>, f: F| out.push(f.subject(db.clone()).done());
         let dbs = match f.clone().and_then(|f| rows(f, "databases", "login-sql-permissions")) {
@@ -67,11 +72,12 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
         }
         push(out, F::new("database-exists", s, Severity::Pass).ev("database_id", id));
         let facts = f.as_ref().expect("rows came from facts");
-        one(facts, db, id, row, p, &mut |f| push(out, f));
+        one(facts, db, id, row, &mut |f| push(out, f));
+        against_mi(facts, &mi, db, id, row, &mut |f| push(out, f));
     }
 }
 
-fn one(facts: &Facts, db: &str, id: i64, row: &Record, _: &Profile, emit: &mut dyn FnMut(F)) {
+fn one(facts: &Facts, db: &str, id: i64, row: &Record, emit: &mut dyn FnMut(F)) {
     let s = Side::SqlServer;
     let state = row.str("state_desc").unwrap_or("");
     let f = F::new("database-online", s, Severity::Pass).ev("state", state);
@@ -123,36 +129,18 @@ fn one(facts: &Facts, db: &str, id: i64, row: &Record, _: &Profile, emit: &mut d
     }
 
     match rows(facts, "files", "login-sql-permissions") {
-        Err(why) => {
-            emit(F::new("database-log-files", s, why.0).ev("reason", why.1.clone()));
-            emit(F::new("database-filestream", s, why.0).ev("reason", why.1));
-        }
+        Err(why) => emit(F::new("database-log-files", s, why.0).ev("reason", why.1)),
         Ok(files) => {
-            let mine: Vec<&Record> = files.iter().filter(|r| r.int("database_id") == Some(id)).collect();
-            let logs = mine.iter().filter(|r| r.str("type_desc") == Some("LOG")).count();
+            let logs =
+                files.iter().filter(|r| r.int("database_id") == Some(id) && r.str("type_desc") == Some("LOG")).count();
             let f = F::new("database-log-files", s, Severity::Pass).ev("log_files", logs);
             emit(if logs == 1 {
                 f
             } else {
                 f.severity(Severity::Fail).remedy("The link does not support databases with more than one log file: empty and remove the extra ones (DBCC SHRINKFILE (<file>, EMPTYFILE); ALTER DATABASE … REMOVE FILE <file>).")
             });
-            let fs = mine.iter().filter(|r| r.str("type_desc") == Some("FILESTREAM")).count();
-            let f = F::new("database-filestream", s, Severity::Pass).ev("filestream_files", fs);
-            emit(if fs == 0 {
-                f
-            } else {
-                f.severity(Severity::Fail).remedy("FILESTREAM and FileTable are not supported by the link; memory-optimized (In-Memory OLTP) containers, which show the same way, need a Business Critical managed instance.")
-            });
         }
     }
-
-    let tde = row.flag("is_encrypted").unwrap_or(false);
-    let f = F::new("database-tde", s, Severity::Pass).ev("is_encrypted", tde);
-    emit(if tde {
-        f.severity(Severity::Info).remedy("The database uses TDE: migrate its certificate (or AKV key) to the managed instance before creating the link.")
-    } else {
-        f
-    });
 
     match rows(facts, "log_space", "login-sql-permissions") {
         Err(why) => emit(F::new("database-log-space", s, why.0).ev("reason", why.1)),
@@ -176,5 +164,128 @@ fn one(facts: &Facts, db: &str, id: i64, row: &Record, _: &Profile, emit: &mut d
                 Some(u) => f.ev("used_percent", u),
             });
         }
+    }
+}
+
+/// Filegroups of one kind (`FD` FILESTREAM, `FX` memory-optimized) in the database.
+fn filegroups<'a>(groups: &'a [Record], kind: &str) -> Vec<&'a str> {
+    groups.iter().filter(|g| g.str("type") == Some(kind)).filter_map(|g| g.str("name")).collect()
+}
+
+type Rows<'a> = Result<&'a [Record], (Severity, String)>;
+
+/// Checks that need the managed instance's side too.
+fn against_mi(
+    facts: &Facts,
+    mi: &Result<&Facts, (Severity, String)>,
+    db: &str,
+    id: i64,
+    row: &Record,
+    emit: &mut dyn FnMut(F),
+) {
+    let s = Side::SqlServer;
+    let mi_rows = |key: &str| mi.clone().and_then(|f| rows(f, key, "login-mi-permissions"));
+
+    match rows(facts, &format!("filegroups:{db}"), "login-sql-permissions") {
+        Err(why) => {
+            emit(F::new("database-filestream", s, why.0).ev("reason", why.1.clone()));
+            emit(F::new("database-in-memory", s, why.0).ev("reason", why.1));
+        }
+        Ok(groups) => {
+            let fs = filegroups(groups, "FD");
+            let f = F::new("database-filestream", s, Severity::Pass).ev("filestream_filegroups", fs.clone());
+            emit(if fs.is_empty() {
+                f
+            } else {
+                f.severity(Severity::Fail).remedy("FILESTREAM and FileTable are not supported by the link: move that data out of the database (and remove the FILESTREAM filegroup) before creating the link.")
+            });
+            emit(in_memory(filegroups(groups, "FX"), mi_rows("tier")));
+        }
+    }
+
+    emit(tde(facts, id, row, mi_rows("certificates")));
+    emit(name_free(db, mi_rows("databases")));
+}
+
+fn in_memory(xtp: Vec<&str>, tier: Rows<'_>) -> F {
+    let f =
+        F::new("database-in-memory", Side::SqlServer, Severity::Pass).ev("memory_optimized_filegroups", xtp.clone());
+    if xtp.is_empty() {
+        return f;
+    }
+    let sku = tier.as_ref().ok().and_then(|r| r.first()).and_then(|r| r.str("sku")).map(str::to_string);
+    let f = f.ev("managed_instance_tier", sku.clone().unwrap_or_else(|| "unknown".into()));
+    let need = "A database with a memory-optimized filegroup (In-Memory OLTP) can only be replicated to a Business Critical managed instance";
+    match sku.as_deref() {
+        Some("Business Critical") => f,
+        Some(_) => f.severity(Severity::Fail).remedy(format!(
+            "{need}: change the instance to Business Critical, or move the memory-optimized tables to disk-based ones and remove the filegroup first."
+        )),
+        None => f
+            .severity(Severity::Warn)
+            .ev("reason", tier.err().map(|e| e.1).unwrap_or_else(|| "no row in sys.server_resource_stats".into()))
+            .remedy(format!(
+                "{need}: the instance's tier could not be read (sys.server_resource_stats); confirm it is Business Critical."
+            )),
+    }
+}
+
+fn tde(facts: &Facts, id: i64, row: &Record, mi_certs: Rows<'_>) -> F {
+    let encrypted = row.flag("is_encrypted").unwrap_or(false);
+    let f = F::new("database-tde", Side::SqlServer, Severity::Pass).ev("is_encrypted", encrypted);
+    if !encrypted {
+        return f;
+    }
+    let keys = match rows(facts, "encryption_keys", "login-sql-permissions") {
+        Err(why) => return f.severity(why.0).ev("reason", why.1),
+        Ok(k) => k,
+    };
+    let Some(key) = keys.iter().find(|k| k.int("database_id") == Some(id)) else {
+        return f.severity(Severity::Warn).ev("note", "is_encrypted = 1 but no row in sys.dm_database_encryption_keys");
+    };
+    let thumbprint = key.str("encryptor_thumbprint").unwrap_or("").to_string();
+    let f = f
+        .ev("encryption_state", key.str("encryption_state_desc").unwrap_or(""))
+        .ev("encryptor_type", key.str("encryptor_type").unwrap_or(""))
+        .ev("encryptor_thumbprint", thumbprint.clone());
+    if key.str("encryptor_type") != Some("CERTIFICATE") {
+        return f.severity(Severity::Warn).remedy("The database encryption key is protected by an asymmetric key (EKM, Azure Key Vault): give the managed instance the same key as its TDE protector (customer-managed TDE) before creating the link. T-SQL cannot show whether it has it.");
+    }
+    let name = key.str("certificate_name").unwrap_or("<certificate>").to_string();
+    let f = f.ev("certificate", name.clone());
+    match mi_certs {
+        Err(why) => f.severity(Severity::Warn).ev("reason", why.1).remedy(
+            "The managed instance's certificates could not be read: make sure the TDE certificate is there before creating the link.",
+        ),
+        Ok(certs) => match certs.iter().find(|c| c.str("thumbprint").is_some_and(|t| t.eq_ignore_ascii_case(&thumbprint))) {
+            Some(c) => f.ev("on_managed_instance_as", c.str("name").unwrap_or("")),
+            None => f
+                .severity(Severity::Fail)
+                .ev("note", "compared by thumbprint with the managed instance's sys.certificates (that an uploaded TDE certificate shows there is UNCONFIRMED)")
+                .remedy(format!(
+                    "Seeding cannot decrypt the database until its TDE certificate is on the managed instance. On SQL Server: BACKUP CERTIFICATE {q} TO FILE = N'<path>.cer' WITH PRIVATE KEY (FILE = N'<path>.pvk', ENCRYPTION BY PASSWORD = N'<password>'); make a .pfx of the pair (pvk2pfx), then Add-AzSqlManagedInstanceTransparentDataEncryptionCertificate -ResourceGroupName <rg> -ManagedInstanceName <mi> -PrivateBlob <base64 of the pfx> -Password <pfx password>.",
+                    q = ident(&name)
+                )),
+        },
+    }
+}
+
+fn name_free(db: &str, mi_dbs: Rows<'_>) -> F {
+    let s = Side::ManagedInstance;
+    let dbs = match mi_dbs {
+        Err(why) => return F::new("database-mi-name-free", s, why.0).ev("reason", why.1),
+        Ok(d) => d,
+    };
+    let f = F::new("database-mi-name-free", s, Severity::Pass);
+    match dbs.iter().find(|r| r.str("name").is_some_and(|n| n.eq_ignore_ascii_case(db))) {
+        None => f,
+        // Already the link's copy: replicated, not in the way.
+        Some(r) if r.get("group_database_id").is_some_and(|v| !v.is_null()) => {
+            f.ev("note", "the managed instance's database of this name is in an availability group (the link's replica)")
+        }
+        Some(r) => f.severity(Severity::Fail).ev("state", r.str("state_desc").unwrap_or("")).remedy(format!(
+            "A database named {q} already exists on the managed instance, so seeding fails (error 1801). Drop or rename it there once you know nothing in it is needed, or link the database under another name.",
+            q = ident(db)
+        )),
     }
 }

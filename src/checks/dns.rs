@@ -74,6 +74,15 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
         mi = mi.severity(Severity::Fail).remedy(
             "This is the managed instance's public endpoint (port 3342): the link works only over the VNet-local endpoint `<name>.<dns-zone>.database.windows.net` on 1433.",
         );
+    } else if let Some(ip) = ev
+        .mi_name
+        .chosen
+        .filter(|ip| ev.mi_public_name.as_ref().and_then(|r| r.primary()).is_some_and(|a| a.addresses().contains(ip)))
+    {
+        let public = ev.mi_public_name.as_ref().map(|r| r.name.clone()).unwrap_or_default();
+        mi = mi.severity(Severity::Fail).ev("public_endpoint", public.clone()).ev("public_address", ip.to_string()).remedy(format!(
+            "The VNet-local name resolves to the address of the public endpoint ({public}): the link needs the VNet-local (private) endpoint. Look for a hosts-file entry, a conditional forwarder or a private DNS zone that is missing or points the wrong way on SQL Server's network."
+        ));
     } else if mi.current() == Severity::Pass
         && let Some(ip) = ev.mi_name.chosen.filter(|ip| is_public(*ip))
     {
@@ -152,6 +161,7 @@ mod tests {
             sql_name: resolution("sql.lab", a("198.51.100.10"), a("198.51.100.10")),
             // The hosts file pins the MI name elsewhere than DNS does.
             mi_name: resolution("mi.lab", a("192.0.2.99"), a("203.0.113.10")),
+            mi_public_name: None,
             endpoint_name: None,
             probes: vec![],
             redirect: None,
@@ -164,6 +174,18 @@ mod tests {
         assert_eq!(f.severity, Severity::Warn);
         assert_eq!(f.evidence["mi.lab via OS"], "192.0.2.99");
         assert_eq!(f.evidence["mi.lab via 192.0.2.53:53"], "203.0.113.10");
+    }
+
+    #[test]
+    fn the_public_endpoint_name_of_a_vnet_local_name() {
+        use crate::checks::collect::public_endpoint_name as public;
+        assert_eq!(
+            public("mi-x.a1b2c3.database.windows.net").as_deref(),
+            Some("mi-x.public.a1b2c3.database.windows.net")
+        );
+        assert_eq!(public("mi-x.public.a1b2c3.database.windows.net"), None);
+        assert_eq!(public("10.0.0.4"), None);
+        assert_eq!(public("localhost"), None);
     }
 
     #[test]

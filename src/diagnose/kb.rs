@@ -105,6 +105,15 @@ pub static ENTRIES: &[Entry] = &[
         doc: TROUBLESHOOT,
     },
     Entry {
+        id: "1801",
+        number: Some(1801),
+        pattern: None,
+        meaning: "Seeding could not create the database on the managed instance: a database of that name already exists there.",
+        causes: &[("a database of the same name already on the managed instance", &["database-mi-name-free"])],
+        fix: "Drop or rename the managed instance's database of that name (once nothing in it is needed), then drop and re-create the link.",
+        doc: TROUBLESHOOT,
+    },
+    Entry {
         id: "1412",
         number: Some(1412),
         pattern: None,
@@ -261,6 +270,7 @@ mod tests {
             "41986",
             "47521",
             "1408",
+            "1801",
             "1412",
             "35201",
             "35202",

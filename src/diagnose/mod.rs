@@ -179,6 +179,8 @@ fn link_findings(link: &Link<'_>, seen: &[Seen], out: &mut Vec<Finding>) {
             .done(),
     );
 
+    out.push(lag(link).done());
+
     let roles: Vec<Option<&str>> = [Side::SqlServer, Side::ManagedInstance]
         .into_iter()
         .map(|s| link.local(s).and_then(|r| r.str("role_desc")))
@@ -224,6 +226,51 @@ fn link_findings(link: &Link<'_>, seen: &[Seen], out: &mut Vec<Finding>) {
     out.push(if lines.is_empty() { f } else { f.severity(Severity::Warn).ev("lines", lines.join(" | ")) }.done());
 }
 
+/// Lag past these is a warning, then a failure: minutes behind is a slow
+/// moment, an hour behind loses an hour of data on a failover.
+const LAG_WARN_S: i64 = 300;
+const LAG_FAIL_S: i64 = 3600;
+const QUEUE_WARN_KB: i64 = 1_048_576;
+const QUEUE_FAIL_KB: i64 = 10_485_760;
+
+/// How far behind the secondary is, from the local rows of each side.
+fn lag(link: &Link<'_>) -> F {
+    let mut f = F::new("link-lag", Side::Link, Severity::Pass);
+    let (mut lag_s, mut send_kb, mut redo_kb) = (0i64, 0i64, 0i64);
+    for side in [Side::SqlServer, Side::ManagedInstance] {
+        for r in rows(link.side(side), "link_databases").iter().filter(|r| r.flag("is_local") == Some(true)) {
+            lag_s = lag_s.max(r.int("secondary_lag_seconds").unwrap_or(0));
+            send_kb = send_kb.max(r.int("log_send_queue_size").unwrap_or(0));
+            redo_kb = redo_kb.max(r.int("redo_queue_size").unwrap_or(0));
+        }
+    }
+    f = f.ev("secondary_lag_seconds", lag_s).ev("log_send_queue_kb", send_kb).ev("redo_queue_kb", redo_kb);
+    let severity = if lag_s >= LAG_FAIL_S || send_kb.max(redo_kb) >= QUEUE_FAIL_KB {
+        Severity::Fail
+    } else if lag_s >= LAG_WARN_S || send_kb.max(redo_kb) >= QUEUE_WARN_KB {
+        Severity::Warn
+    } else {
+        return f;
+    };
+    let queue = if redo_kb > send_kb {
+        "The redo queue is the larger: the managed instance receives the log but cannot replay it fast enough (its tier's log and IO limits, or a long redo of index maintenance)."
+    } else {
+        "The send queue is the larger: SQL Server produces log faster than the link carries it (bandwidth or latency between the sites, or a bulk load or index rebuild on SQL Server)."
+    };
+    f.severity(severity).remedy(format!(
+        "The secondary is {} behind. {queue} Meanwhile SQL Server's log cannot be truncated (log_reuse_wait AVAILABILITY_REPLICA). Run milink watch to see whether it grows or drains.",
+        human_seconds(lag_s)
+    ))
+}
+
+fn human_seconds(s: i64) -> String {
+    match s {
+        s if s >= 3600 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        s if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
 fn failed<'a>(findings: &'a [Finding], id: &str) -> Option<&'a Finding> {
     findings.iter().find(|f| f.id == id && matches!(f.severity, Severity::Fail))
 }
@@ -257,8 +304,9 @@ fn correlate(findings: &[Finding], link: &Link<'_>, seen: &[Seen]) -> Option<Roo
     let split = findings.iter().any(|f| f.id == "link-split-brain" && f.severity == Severity::Fail);
     let unhealthy = findings.iter().any(|f| f.id == "link-sync-health" && f.severity == Severity::Fail);
     let seeding = findings.iter().any(|f| f.id == "link-seeding" && f.severity == Severity::Fail);
+    let behind = failed(findings, "link-lag");
     // No link (link-present says so), or a connected, healthy one: nothing to explain.
-    if !link.exists() || (!disconnected && !split && !unhealthy && !seeding) {
+    if !link.exists() || (!disconnected && !split && !unhealthy && !seeding && behind.is_none()) {
         return None;
     }
     let kb_ids: Vec<&str> = seen.iter().flat_map(|e| kb::explain(e.number, &e.text)).map(|k| k.id).collect();
@@ -303,6 +351,18 @@ fn correlate(findings: &[Finding], link: &Link<'_>, seen: &[Seen]) -> Option<Roo
             vec![],
         );
     }
+    if kb("1801") {
+        let ev = findings.iter().filter(|f| f.id == "database-mi-name-free").map(says);
+        add(
+            &mut c,
+            90,
+            "mi-database-exists",
+            "Seeding failed because the managed instance already has a database of the same name (1801).",
+            ev.chain(errors.clone()).collect(),
+            "Drop or rename the managed instance's database of that name once you know nothing in it is needed, then drop and re-create the link (milink link remove, then apply).",
+            vec![],
+        );
+    }
     if kb("1408") || kb("1412") {
         add(
             &mut c,
@@ -312,6 +372,17 @@ fn correlate(findings: &[Finding], link: &Link<'_>, seen: &[Seen]) -> Option<Roo
             errors.clone(),
             "Drop and re-create the link, and pause log backups on SQL Server until seeding completes.",
             vec![],
+        );
+    }
+    if let Some(f) = behind.filter(|_| !disconnected) {
+        add(
+            &mut c,
+            60,
+            "link-far-behind",
+            "The link is connected but far behind: the secondary lags by an hour or more, or a queue holds 10 GB or more.",
+            vec![says(f)],
+            f.remedy.as_deref().unwrap_or(""),
+            vec!["whether the queue grows or drains over time (milink watch)".to_string()],
         );
     }
     let mi_to_sql = state(findings, "network-mi-to-sql-5022");

@@ -36,7 +36,7 @@ pub fn documentation(ip: IpAddr) -> bool {
 /// What the mode allows, for error messages.
 pub fn describe(mode: Mode) -> &'static str {
     match mode {
-        Mode::Loopback => "127.0.0.0/8 and ::1 (loopback mode)",
+        Mode::Loopback => "127.0.0.0/8 and ::1 (loopback mode; documentation addresses need --topology)",
         Mode::Topology => {
             "127.0.0.0/8, ::1 and the documentation ranges 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32 (topology mode)"
         }

@@ -62,6 +62,10 @@ pub struct Side {
     /// Managed instance update policy: `CU` (2022/2025 policy) or `Continuous`.
     #[serde(default)]
     pub update_type: Option<String>,
+    /// Managed instance only: its service tier, GeneralPurpose (the default),
+    /// BusinessCritical or NextGenGeneralPurpose.
+    #[serde(default)]
+    pub tier: Option<String>,
     #[serde(default)]
     pub host: Host,
     #[serde(default = "default_collation")]
@@ -291,6 +295,11 @@ pub struct Database {
     pub in_memory: bool,
     #[serde(default)]
     pub tde: bool,
+    /// The certificate in master that protects the database encryption key
+    /// (implies `tde`); without it a TDE database's key is under an
+    /// asymmetric key (EKM, Azure Key Vault).
+    #[serde(default)]
+    pub tde_certificate: Option<String>,
     #[serde(default = "default_log_mb")]
     pub log_size_mb: f64,
     /// What automatic seeding has to copy.
@@ -370,6 +379,10 @@ pub struct Link {
     pub redo_queue_kb: i64,
     #[serde(default)]
     pub secondary_lag_seconds: i64,
+    /// The send queue grows this much every second the lab runs (and the lag
+    /// with the clock): a link that falls further behind.
+    #[serde(default)]
+    pub log_send_queue_growth_kb_per_s: i64,
     #[serde(default)]
     pub seeding: Option<Seeding>,
 }
@@ -435,10 +448,6 @@ pub struct Arm {
     pub resource_group: String,
     #[serde(default = "default_location")]
     pub location: String,
-    /// The managed instance's service tier: GeneralPurpose, BusinessCritical or
-    /// NextGenGeneralPurpose (the latter as GeneralPurpose with isGeneralPurposeV2).
-    #[serde(default = "default_tier")]
-    pub tier: String,
     /// api-versions the instance answers (default: all the lab knows, both schemas).
     #[serde(default)]
     pub api_versions: Option<Vec<String>>,
@@ -505,9 +514,6 @@ fn default_resource_group() -> String {
 }
 fn default_location() -> String {
     "westeurope".into()
-}
-fn default_tier() -> String {
-    "GeneralPurpose".into()
 }
 fn default_arm_retry() -> std::time::Duration {
     std::time::Duration::from_secs(1)
@@ -599,12 +605,9 @@ impl Fault {
         }
     }
 
-    /// The ports it names (none: every port the side has).
-    pub fn ports(&self) -> std::ops::RangeInclusive<u16> {
-        match self.port {
-            None => 1..=0,
-            Some(p) => p..=self.port_to.unwrap_or(p),
-        }
+    /// The ports it names (none when it names none: then every port the side has).
+    pub fn ports(&self) -> impl Iterator<Item = u16> {
+        self.port.into_iter().flat_map(|p| p..=self.port_to.unwrap_or(p))
     }
 
     /// In loopback mode the first fault on a side's port decides how the port answers.
@@ -750,14 +753,22 @@ impl Scenario {
                 return Err(format!("{label}.endpoint.certificate `{cert}` is not in {label}.certificates"));
             }
             for c in &side.certificates {
-                if let Some(other) = &c.copy_of
-                    && other != "sql_server"
-                    && other != "managed_instance"
-                {
-                    return Err(format!(
-                        "{label}.certificates `{}`: copy_of must be sql_server or managed_instance",
-                        c.name
-                    ));
+                if let Some(other) = &c.copy_of {
+                    let (from, named) = split_copy_of(other);
+                    let Some((_, from_side)) = self.sides().into_iter().find(|(l, _)| *l == from) else {
+                        return Err(format!(
+                            "{label}.certificates `{}`: copy_of must be sql_server or managed_instance (or <side>:<certificate>)",
+                            c.name
+                        ));
+                    };
+                    if let Some(n) = named
+                        && !from_side.certificates.iter().any(|x| x.name == n && x.copy_of.is_none())
+                    {
+                        return Err(format!(
+                            "{label}.certificates `{}`: copy_of `{other}`: {from} has no certificate `{n}` of its own",
+                            c.name
+                        ));
+                    }
                 }
                 if c.previous && c.copy_of.is_none() {
                     return Err(format!("{label}.certificates `{}`: previous needs copy_of", c.name));
@@ -771,9 +782,31 @@ impl Scenario {
                     ));
                 }
             }
+            for d in &side.databases {
+                if let Some(c) = &d.tde_certificate
+                    && !side.certificates.iter().any(|x| &x.name == c)
+                {
+                    return Err(format!(
+                        "{label}.databases `{}`: tde_certificate `{c}` is not in {label}.certificates",
+                        d.name
+                    ));
+                }
+            }
             for b in &side.backups {
                 if !side.databases.iter().any(|d| d.name == b.database) {
                     return Err(format!("{label}.backups: database `{}` is not in {label}.databases", b.database));
+                }
+            }
+            match side.tier.as_deref() {
+                None => {}
+                Some(_) if !side.is_managed_instance() => {
+                    return Err(format!("{label}.tier: only a managed instance (engine_edition 8) has a service tier"));
+                }
+                Some("GeneralPurpose" | "BusinessCritical" | "NextGenGeneralPurpose") => {}
+                Some(t) => {
+                    return Err(format!(
+                        "{label}.tier `{t}` is not GeneralPurpose, BusinessCritical or NextGenGeneralPurpose"
+                    ));
                 }
             }
             if let Some(p) = side.tds.redirect_port
@@ -844,6 +877,12 @@ impl Scenario {
         out
     }
 
+    /// Whether only topology mode can run it: an ICMP fault, or an address
+    /// loopback mode would refuse.
+    pub fn needs_topology(&self) -> bool {
+        self.network.faults.iter().any(|f| f.needs_topology()) || self.check_addresses(Mode::Loopback).is_err()
+    }
+
     /// Refuses, before anything listens, a scenario that would make the lab hand
     /// out or dial an address the mode does not allow.
     pub fn check_addresses(&self, mode: Mode) -> Result<(), ScenarioError> {
@@ -856,9 +895,22 @@ impl Scenario {
     }
 }
 
+/// `sql_server` → (sql_server, None); `sql_server:TDE_Cert` → (sql_server, Some(TDE_Cert)).
+pub fn split_copy_of(s: &str) -> (&str, Option<&str>) {
+    match s.split_once(':') {
+        Some((side, name)) => (side, Some(name)),
+        None => (s, None),
+    }
+}
+
 impl Side {
     pub fn is_managed_instance(&self) -> bool {
         self.engine_edition() == 8
+    }
+
+    /// The managed instance's service tier (GeneralPurpose unless the scenario says).
+    pub fn tier(&self) -> &str {
+        self.tier.as_deref().unwrap_or("GeneralPurpose")
     }
 
     pub fn engine_edition(&self) -> i64 {
@@ -1053,6 +1105,26 @@ mod tests {
         assert_eq!(RelTime("now".into()).at(now), now);
         assert!(parse_offset("3d").is_err());
         assert!(parse_offset("-3w").is_err());
+    }
+
+    #[test]
+    fn fault_class_fields_are_validated_with_the_field_named() {
+        let bad = |extra: &str| {
+            Scenario::parse(&format!("extends = \"healthy.toml\"\ndescription = \"x\"\n{extra}"), "x.toml")
+                .unwrap_err()
+                .to_string()
+        };
+        let e = bad("[managed_instance]\ntier = \"Hyperscale\"\n");
+        assert!(e.contains("managed_instance.tier `Hyperscale`"), "{e}");
+        let e = bad("[sql_server]\ntier = \"BusinessCritical\"\n");
+        assert!(e.contains("sql_server.tier: only a managed instance"), "{e}");
+        let e = bad("[[sql_server.databases]]\nname = \"A\"\ntde_certificate = \"Nope\"\n");
+        assert!(e.contains("tde_certificate `Nope` is not in sql_server.certificates"), "{e}");
+        let e = bad(
+            "[[managed_instance.certificates]]\nname = \"mi-endpoint\"\nprivate_key = \"MK\"\n[[managed_instance.certificates]]\nname = \"T\"\ncopy_of = \"sql_server:Nope\"\nprivate_key = \"NA\"\n",
+        );
+        assert!(e.contains("sql_server has no certificate `Nope`"), "{e}");
+        assert_eq!(split_copy_of("sql_server:TDE_A"), ("sql_server", Some("TDE_A")));
     }
 
     #[test]

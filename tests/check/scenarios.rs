@@ -10,8 +10,7 @@ use serde_json::Value;
 use crate::support::*;
 
 fn needs_topology(f: &std::path::Path) -> bool {
-    let s = milink::lab::scenario::Scenario::load(f).unwrap();
-    s.network.faults.iter().any(|x| x.needs_topology())
+    milink::lab::scenario::Scenario::load(f).unwrap().needs_topology()
 }
 
 struct Outcome {
@@ -113,13 +112,29 @@ fn topology_mode_checks_see_per_direction_faults() {
     assert_eq!(network, BTreeSet::from([("network-mi-to-sql-5022".to_string(), "fail".to_string())]));
     let back = finding(&o.report, "network-sql-to-mi-5022");
     assert_eq!(back["severity"], "pass");
+
+    // The VNet-local name leads to the public endpoint's address.
+    let o = check_with(&scenario_path("mi-fqdn-resolves-public.toml"), &["--topology"]);
+    let f = finding(&o.report, "dns-mi-fqdn");
+    assert_eq!(f["severity"], "fail", "{f}");
+    assert_eq!(f["evidence"]["public_endpoint"], "mi-contoso.public.a1b2c3d4e5f6.database.windows.net");
+    assert_eq!(f["evidence"]["public_address"], "203.0.113.10");
+
+    // Loopback mode refuses it, naming the field, before anything listens.
+    let out = Command::new(env!("CARGO_BIN_EXE_milink"))
+        .args(["check", "--lab"])
+        .arg(scenario_path("mi-fqdn-resolves-public.toml"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("dns.records[0].value"), "{err}");
 }
 
 /// Every check has a scenario that makes it warn or fail, except those that are
 /// recommendations by design or that need the OS resolver (unit-tested).
 #[test]
 fn every_check_has_a_scenario_that_trips_it() {
-    let by_design = ["instance-sql-trace-flags", "database-tde", "dns-resolvers-agree"];
+    let by_design = ["instance-sql-trace-flags", "dns-resolvers-agree"];
     let mut tripped = BTreeSet::new();
     for f in scenario_files() {
         let s = milink::lab::scenario::Scenario::load(&f).unwrap();

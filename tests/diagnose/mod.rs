@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -99,4 +100,29 @@ fn topology_probes_between_namespaces_name_the_blocked_direction() {
     assert_eq!(v["root_cause"]["confidence"], "high");
     let ev = v["root_cause"]["evidence"].to_string();
     assert!(ev.contains("203.0.113.10") || ev.contains("198.51.100.10"), "{ev}");
+}
+
+/// A link that keeps falling behind: two diagnoses of one running lab a
+/// moment apart see the send queue and the lag grow.
+#[test]
+fn a_link_falling_behind_shows_a_growing_queue() {
+    let lab = LabProcess::start("link-far-behind.toml");
+    let info: Value = serde_json::from_str(&lab.line).unwrap();
+    let profile = info["profile"].as_str().unwrap().to_string();
+    let lag = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_milink"))
+            .args(["diagnose", "--format", "json", "--profile", &profile])
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["root_cause"]["id"], "link-far-behind", "{v}");
+        let f = finding(&v, "link-lag");
+        (f["evidence"]["log_send_queue_kb"].as_i64().unwrap(), f["evidence"]["secondary_lag_seconds"].as_i64().unwrap())
+    };
+    let (queue1, lag1) = lag();
+    std::thread::sleep(Duration::from_millis(2100));
+    let (queue2, lag2) = lag();
+    assert!(queue1 >= 12_582_912 && lag1 >= 7200, "{queue1} KB, {lag1} s");
+    assert!(queue2 >= queue1 + 4096 && lag2 > lag1, "{queue1} → {queue2} KB, {lag1} → {lag2} s");
+    lab.stop();
 }

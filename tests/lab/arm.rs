@@ -352,3 +352,22 @@ async fn operations_that_fail_or_never_end() {
         409
     );
 }
+
+/// The tier a scenario gives the instance is the one ARM shows.
+#[tokio::test]
+async fn the_instance_shows_the_scenarios_tier() {
+    for (tier, sku, v2) in [("BusinessCritical", "BC_Gen5", false), ("NextGenGeneralPurpose", "GP_Gen5", true)] {
+        let lab = lab_with(|t| set(t, "managed_instance.tier", tier)).await;
+        let mi: Value = arm_client(&lab)
+            .get(arm_url(&lab, "", "2025-01-01").replace("/?", "?"))
+            .bearer_auth(&lab.info.arm.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(mi["sku"]["name"], sku, "{tier}");
+        assert_eq!(mi["properties"]["isGeneralPurposeV2"].as_bool().unwrap_or(false), v2, "{tier}");
+    }
+}

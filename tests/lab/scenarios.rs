@@ -20,7 +20,7 @@ async fn every_scenario_starts_a_lab() {
         let s = Scenario::load(&f).unwrap_or_else(|e| panic!("{e}"));
         assert!(!s.description.trim().is_empty(), "{}", f.display());
         assert!(!s.expect.is_empty(), "{} has an [expect] table", f.display());
-        let needs_topology = s.network.faults.iter().any(|f| f.needs_topology());
+        let needs_topology = s.needs_topology();
         if needs_topology && !can_run_topology() {
             continue;
         }

@@ -43,6 +43,7 @@ pub struct Arm {
     instance: String,
     admin: String,
     collation: String,
+    tier: String,
     proxy: &'static str,
     database_format: &'static str,
     world: Arc<Mutex<World>>,
@@ -78,6 +79,7 @@ impl Arm {
             instance: mi.name.clone(),
             admin: mi.login.user.clone(),
             collation: mi.collation.clone(),
+            tier: mi.tier().to_string(),
             proxy: if mi.tds.redirect_port.is_some() { "Redirect" } else { "Proxy" },
             database_format,
             world,
@@ -314,10 +316,17 @@ impl Arm {
         match (&req.method, route) {
             (&Method::GET, Route::Instance) => {
                 let w = self.world();
-                let tier = self.cfg.tier.as_str();
                 reply(
                     StatusCode::OK,
-                    &views::instance(&n, &w, tier, self.proxy, self.database_format, &self.admin, &self.collation),
+                    &views::instance(
+                        &n,
+                        &w,
+                        &self.tier,
+                        self.proxy,
+                        self.database_format,
+                        &self.admin,
+                        &self.collation,
+                    ),
                 )
             }
             (&Method::GET, Route::TrustList) => {

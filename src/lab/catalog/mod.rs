@@ -119,7 +119,7 @@ pub fn build(input: BuildInput<'_>) -> Result<Catalog, CatalogError> {
         .iter()
         .filter(|t| match t.name {
             "sys.dm_os_host_info" => mi || major >= 14,
-            "sys.dm_hadr_fabric_config_parameters" => mi,
+            "sys.dm_hadr_fabric_config_parameters" | "sys.server_resource_stats" => mi,
             _ => true,
         })
         .collect();
@@ -137,11 +137,18 @@ pub fn build(input: BuildInput<'_>) -> Result<Catalog, CatalogError> {
                 format!("[{name}] \"{ty}\"{collate}")
             })
             .collect();
-        if t.name == LOG_SPACE {
-            // Shows the current database only, as the real DMV does.
+        if let Some(all) = backing(t.name) {
+            // Shows the current database only, as the real view does; rows of
+            // every database live in the backing table.
+            let mut all_cols = cols.clone();
+            if !t.columns.iter().any(|(c, _)| *c == "database_id") {
+                all_cols.push("[database_id] \"int\"".into());
+            }
             db.execute_batch(&format!(
-                "CREATE TABLE [{LOG_SPACE_ALL}] ({}); CREATE VIEW [{LOG_SPACE}] AS SELECT * FROM [{LOG_SPACE_ALL}] WHERE database_id = lab_current_db();",
-                cols.join(", ")
+                "CREATE TABLE [{all}] ({}); CREATE VIEW [{}] AS SELECT {} FROM [{all}] WHERE database_id = lab_current_db();",
+                all_cols.join(", "),
+                t.name,
+                column_list(t),
             ))?;
         } else {
             db.execute_batch(&format!("CREATE TABLE [{}] ({});", t.name, cols.join(", ")))?;
@@ -152,6 +159,9 @@ pub fn build(input: BuildInput<'_>) -> Result<Catalog, CatalogError> {
     b.backups(side)?;
     b.host(side, mi, major)?;
     b.fabric(side)?;
+    if mi {
+        b.resource_stats(side)?;
+    }
     for (table, rows) in &side.rows {
         b.raw_rows(label, table, rows)?;
     }
@@ -174,8 +184,27 @@ pub fn build(input: BuildInput<'_>) -> Result<Catalog, CatalogError> {
     Ok(catalog)
 }
 
-const LOG_SPACE: &str = "sys.dm_db_log_space_usage";
 const LOG_SPACE_ALL: &str = "lab.log_space_all";
+const FILEGROUPS_ALL: &str = "lab.filegroups_all";
+
+/// The table behind a per-database view.
+fn backing(view: &str) -> Option<&'static str> {
+    match view {
+        "sys.dm_db_log_space_usage" => Some(LOG_SPACE_ALL),
+        "sys.filegroups" => Some(FILEGROUPS_ALL),
+        _ => None,
+    }
+}
+
+fn column_list(t: &schema::Table) -> String {
+    t.columns.iter().map(|(c, _)| format!("[{c}]")).collect::<Vec<_>>().join(", ")
+}
+
+/// The SQLite view of a per-database view for one database, as a three-part
+/// name (`[db].sys.filegroups`) reads it.
+pub fn per_database_view(t: &schema::Table, database_id: i64) -> String {
+    format!("{}@{database_id}", t.name)
+}
 
 pub(crate) fn text(s: impl Into<String>) -> Value {
     Value::Text(s.into())
@@ -301,6 +330,38 @@ impl Builder<'_> {
                     ("begins_log_chain", bit(b.kind.eq_ignore_ascii_case("D") && !b.copy_only)),
                     ("has_backup_checksums", bit(true)),
                     ("backup_size", int(104_857_600)),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The last minute of 15-second samples, each naming the service tier.
+    /// The sku texts are documented; Next-gen General Purpose showing as
+    /// "General Purpose" there, and the resource_type text, are UNCONFIRMED.
+    fn resource_stats(&mut self, side: &Side) -> Result<(), CatalogError> {
+        let sku = match side.tier() {
+            "BusinessCritical" => "Business Critical",
+            _ => "General Purpose",
+        };
+        for i in 0..4i64 {
+            let end = self.now - time::Duration::seconds(15 * i);
+            self.insert(
+                "sys.server_resource_stats",
+                &[
+                    ("start_time", self.when(end - time::Duration::seconds(15))),
+                    ("end_time", self.when(end)),
+                    ("resource_type", text("SQL instance")),
+                    ("resource_name", text(&side.name)),
+                    ("sku", text(sku)),
+                    ("hardware_generation", text("Gen5")),
+                    ("virtual_core_count", int(8)),
+                    ("avg_cpu_percent", Value::Real(3.5 + i as f64)),
+                    ("reserved_storage_mb", int(262_144)),
+                    ("storage_space_used_mb", Value::Real(10_240.0)),
+                    ("io_request", int(1200)),
+                    ("io_bytes_read", int(9_437_184)),
+                    ("io_bytes_written", int(4_194_304)),
                 ],
             )?;
         }

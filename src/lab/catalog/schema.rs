@@ -10,7 +10,12 @@ pub struct Table {
 impl Table {
     /// Server-scoped DMVs need VIEW SERVER STATE.
     pub fn needs_view_server_state(&self) -> bool {
-        self.name.starts_with("sys.dm_") && self.name != "sys.dm_db_log_space_usage"
+        self.name.starts_with("sys.dm_") && !self.is_per_database() || self.name == "sys.server_resource_stats"
+    }
+
+    /// Views that show the current database's rows only (or, three-part, another's).
+    pub fn is_per_database(&self) -> bool {
+        matches!(self.name, "sys.dm_db_log_space_usage" | "sys.filegroups")
     }
 }
 
@@ -300,6 +305,60 @@ pub static TABLES: &[Table] = &[
             ("parameter_name", "nvarchar(256)"),
             ("value", "nvarchar(4000)"),
             ("is_encrypted", "bit"),
+        ],
+    },
+    Table {
+        name: "sys.server_resource_stats",
+        columns: &[
+            ("start_time", "datetime2"),
+            ("end_time", "datetime"),
+            ("resource_type", "nvarchar(128)"),
+            ("resource_name", "nvarchar(128)"),
+            ("sku", "nvarchar(128)"),
+            ("hardware_generation", "nvarchar(128)"),
+            ("virtual_core_count", "int"),
+            ("avg_cpu_percent", "decimal(5,2)"),
+            ("reserved_storage_mb", "bigint"),
+            ("storage_space_used_mb", "decimal(18,2)"),
+            ("io_request", "bigint"),
+            ("io_bytes_read", "bigint"),
+            ("io_bytes_written", "bigint"),
+        ],
+    },
+    Table {
+        name: "sys.filegroups",
+        columns: &[
+            ("name", "sysname"),
+            ("data_space_id", "int"),
+            ("type", "char(2)"),
+            ("type_desc", "nvarchar(60)"),
+            ("is_default", "bit"),
+            ("is_system", "bit"),
+            ("filegroup_guid", "uniqueidentifier"),
+            ("log_filegroup_id", "int"),
+            ("is_read_only", "bit"),
+            ("is_autogrow_all_files", "bit"),
+        ],
+    },
+    Table {
+        name: "sys.dm_database_encryption_keys",
+        columns: &[
+            ("database_id", "int"),
+            ("encryption_state", "int"),
+            ("create_date", "datetime"),
+            ("regenerate_date", "datetime"),
+            ("modify_date", "datetime"),
+            ("set_date", "datetime"),
+            ("opened_date", "datetime"),
+            ("key_algorithm", "nvarchar(32)"),
+            ("key_length", "int"),
+            ("encryptor_thumbprint", "varbinary(32)"),
+            ("encryptor_type", "nvarchar(32)"),
+            ("percent_complete", "real"),
+            ("encryption_state_desc", "nvarchar(32)"),
+            ("encryption_scan_state", "int"),
+            ("encryption_scan_state_desc", "nvarchar(32)"),
+            ("encryption_scan_modify_date", "datetime"),
         ],
     },
     Table {

@@ -4,7 +4,7 @@
 use rusqlite::types::Value;
 use time::Duration;
 
-use super::{Catalog, CatalogError, LOG_SPACE_ALL, Shown, bit, insert, int, text};
+use super::{Catalog, CatalogError, FILEGROUPS_ALL, LOG_SPACE_ALL, Shown, bit, insert, int, text};
 use crate::lab::sqltime::datetime_text;
 use crate::lab::state::objects::{AvailabilityGroup, AvailabilityMode, Replica};
 use crate::lab::state::{Link, Server, SideId, World};
@@ -19,6 +19,8 @@ pub const OWNED: &[&str] = &[
     "sys.databases",
     "sys.master_files",
     LOG_SPACE_ALL,
+    FILEGROUPS_ALL,
+    "sys.dm_database_encryption_keys",
     "sys.availability_groups",
     "sys.availability_replicas",
     "sys.dm_hadr_availability_replica_states",
@@ -26,6 +28,13 @@ pub const OWNED: &[&str] = &[
     "sys.dm_hadr_automatic_seeding",
     "sys.dm_hadr_physical_seeding_stats",
 ];
+
+/// What a database keeps outside its data and log files.
+#[derive(Default, Clone, Copy)]
+struct Storage {
+    filestream: bool,
+    in_memory: bool,
+}
 
 fn when(t: time::OffsetDateTime) -> Value {
     text(datetime_text(t))
@@ -44,13 +53,28 @@ impl Catalog {
         r.certificates()?;
         r.endpoints()?;
         r.databases()?;
+        r.encryption_keys()?;
         r.ags(world)?;
         for (table, row) in &self.extra_rows {
             insert(&self.db, table, row)?;
         }
         tx.commit()?;
-        let mut shown = self.shown.write().unwrap_or_else(|p| p.into_inner());
-        *shown = Shown::of(server, self.facts.is_managed_instance);
+        let ids: Vec<i64> = {
+            let mut shown = self.shown.write().unwrap_or_else(|p| p.into_inner());
+            *shown = Shown::of(server, self.facts.is_managed_instance);
+            shown.databases.iter().map(|(id, _)| *id).collect()
+        };
+        // Three-part names read these: one view per database and per-database view.
+        for id in ids {
+            for t in self.tables.iter().filter(|t| t.is_per_database()) {
+                self.db.execute_batch(&format!(
+                    "CREATE VIEW IF NOT EXISTS [{}] AS SELECT {} FROM [{}] WHERE database_id = {id};",
+                    super::per_database_view(t, id),
+                    super::column_list(t),
+                    super::backing(t.name).expect("per-database views have a backing table"),
+                ))?;
+            }
+        }
         Ok(())
     }
 }
@@ -193,7 +217,7 @@ impl Rows<'_> {
         for (i, (name, recovery)) in system_databases(s.is_managed_instance()).iter().enumerate() {
             let id = i as i64 + 1;
             self.database_row(id, name, recovery, "ONLINE", false, false, "NOTHING", old, None)?;
-            self.files(id, name, 1, false)?;
+            self.files(id, name, 1, Storage::default())?;
         }
         for d in &s.databases {
             let replica = d.group_database_id.as_ref().and_then(|_| self.local_replica_of(&d.name));
@@ -208,7 +232,7 @@ impl Rows<'_> {
                 d.created,
                 d.group_database_id.clone().zip(replica),
             )?;
-            self.files(d.id, &d.name, d.log_files, d.filestream)?;
+            self.files(d.id, &d.name, d.log_files, Storage { filestream: d.filestream, in_memory: d.in_memory })?;
             let total = (d.log_size_mb * 1024.0 * 1024.0) as i64;
             self.insert(
                 LOG_SPACE_ALL,
@@ -218,6 +242,54 @@ impl Rows<'_> {
                     ("used_log_space_in_bytes", int((total as f64 * d.log_used_percent / 100.0) as i64)),
                     ("used_log_space_in_percent", Value::Real(d.log_used_percent)),
                     ("log_space_in_bytes_since_last_backup", int((total as f64 * d.log_used_percent / 200.0) as i64)),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// A database encryption key per TDE database, and tempdb's once any
+    /// database uses TDE (SQL Server encrypts it then, under an asymmetric key).
+    fn encryption_keys(&self) -> Result<(), CatalogError> {
+        let s = self.server;
+        let tde: Vec<_> = s.databases.iter().filter(|d| d.tde).collect();
+        if tde.is_empty() {
+            return Ok(());
+        }
+        let made = when(s.born - Duration::days(200));
+        let mut keys: Vec<(i64, Value, &str)> = vec![(2, Value::Blob(vec![]), "ASYMMETRIC KEY")];
+        for d in tde {
+            let cert = d.tde_certificate.as_ref().and_then(|n| s.certificates.iter().find(|c| &c.name == n));
+            keys.push(match cert {
+                Some(c) => (d.id, Value::Blob(c.thumbprint()), "CERTIFICATE"),
+                // An EKM / Key Vault key: a thumbprint of its own.
+                None => (
+                    d.id,
+                    Value::Blob((0..20).map(|i| (d.id as u8).wrapping_mul(31).wrapping_add(i)).collect()),
+                    "ASYMMETRIC KEY",
+                ),
+            });
+        }
+        for (id, thumbprint, kind) in keys {
+            self.insert(
+                "sys.dm_database_encryption_keys",
+                &[
+                    ("database_id", int(id)),
+                    ("encryption_state", int(3)),
+                    ("create_date", made.clone()),
+                    ("regenerate_date", made.clone()),
+                    ("modify_date", made.clone()),
+                    ("set_date", made.clone()),
+                    ("opened_date", made.clone()),
+                    ("key_algorithm", text("AES")),
+                    ("key_length", int(256)),
+                    ("encryptor_thumbprint", thumbprint),
+                    ("encryptor_type", text(kind)),
+                    ("percent_complete", Value::Real(0.0)),
+                    ("encryption_state_desc", text("ENCRYPTED")),
+                    ("encryption_scan_state", int(4)),
+                    ("encryption_scan_state_desc", text("COMPLETE")),
+                    ("encryption_scan_modify_date", made.clone()),
                 ],
             )?;
         }
@@ -301,16 +373,51 @@ impl Rows<'_> {
         )
     }
 
-    fn files(&self, db_id: i64, name: &str, log_files: i64, filestream: bool) -> Result<(), CatalogError> {
-        let mut files = vec![(0, "ROWS", name.to_string(), format!("D:\\Data\\{name}.mdf"))];
+    /// A database's filegroups and files: PRIMARY, then a FILESTREAM and a
+    /// memory-optimized filegroup when it has them. In sys.master_files both
+    /// kinds of container are type 2, FILESTREAM: only sys.filegroups tells them apart.
+    fn files(&self, db_id: i64, name: &str, log_files: i64, storage: Storage) -> Result<(), CatalogError> {
+        let mut groups = vec![("PRIMARY".to_string(), "FG", "ROWS_FILEGROUP")];
+        if storage.filestream {
+            groups.push((format!("{name}_fsgroup"), "FD", "FILESTREAM_DATA_FILEGROUP"));
+        }
+        if storage.in_memory {
+            groups.push((format!("{name}_mod"), "FX", "MEMORY_OPTIMIZED_DATA_FILEGROUP"));
+        }
+        let mut files = vec![(0, "ROWS", name.to_string(), format!("D:\\Data\\{name}.mdf"), 1)];
         for i in 0..log_files {
             let suffix = if i == 0 { String::new() } else { format!("_{}", i + 1) };
-            files.push((1, "LOG", format!("{name}_log{suffix}"), format!("L:\\Log\\{name}_log{suffix}.ldf")));
+            files.push((1, "LOG", format!("{name}_log{suffix}"), format!("L:\\Log\\{name}_log{suffix}.ldf"), 0));
         }
-        if filestream {
-            files.push((2, "FILESTREAM", format!("{name}_fs"), format!("D:\\Data\\{name}_fs")));
+        for (i, (group, ty, desc)) in groups.iter().enumerate() {
+            let space = i as i64 + 1;
+            self.insert(
+                FILEGROUPS_ALL,
+                &[
+                    ("database_id", int(db_id)),
+                    ("name", text(group.clone())),
+                    ("data_space_id", int(space)),
+                    ("type", text(*ty)),
+                    ("type_desc", text(*desc)),
+                    ("is_default", bit(space == 1)),
+                    ("is_system", bit(false)),
+                    (
+                        "filegroup_guid",
+                        if space == 1 { Value::Null } else { text(format!("{db_id:08X}-4647-4C45-8000-{space:012X}")) },
+                    ),
+                    ("log_filegroup_id", Value::Null),
+                    ("is_read_only", bit(false)),
+                    ("is_autogrow_all_files", bit(false)),
+                ],
+            )?;
+            let container = match *ty {
+                "FD" => format!("{name}_fs"),
+                "FX" => format!("{name}_mod1"),
+                _ => continue,
+            };
+            files.push((2, "FILESTREAM", container.clone(), format!("D:\\Data\\{container}"), space));
         }
-        for (i, (ty, desc, lname, path)) in files.into_iter().enumerate() {
+        for (i, (ty, desc, lname, path, space)) in files.into_iter().enumerate() {
             let guid = format!("{:08X}-4649-4C45-8000-{:012X}", db_id, i + 1);
             self.insert(
                 "sys.master_files",
@@ -320,7 +427,7 @@ impl Rows<'_> {
                     ("file_guid", text(guid)),
                     ("type", int(ty)),
                     ("type_desc", text(desc)),
-                    ("data_space_id", int(if ty == 1 { 0 } else { 1 })),
+                    ("data_space_id", int(space)),
                     ("name", text(lname)),
                     ("physical_name", text(path)),
                     ("state", int(0)),

@@ -55,13 +55,21 @@ impl Machine {
 
     /// Decides every link once; returns how soon to look again.
     pub async fn step(&self) -> Duration {
-        let todo: Vec<(String, decide::Dials)> = {
+        let (todo, growing): (Vec<(String, decide::Dials)>, bool) = {
             let mut w = self.lock();
             adopt_arm_halves(&mut w);
-            w.links.iter().filter(|l| !l.pinned).map(|l| (l.dag.clone(), decide::dials(&w, &l.dag))).collect()
+            let growing = grow(&mut w, OffsetDateTime::now_utc());
+            (
+                w.links.iter().filter(|l| !l.pinned).map(|l| (l.dag.clone(), decide::dials(&w, &l.dag))).collect(),
+                growing,
+            )
         };
+        if growing {
+            self.show();
+        }
+        let idle = if growing { Duration::from_secs(1) } else { Duration::from_secs(5) };
         if todo.is_empty() {
-            return Duration::from_secs(5);
+            return idle;
         }
         let mut verdicts = Vec::new();
         for (dag, d) in todo {
@@ -92,7 +100,7 @@ impl Machine {
         let (changed, wait) = {
             let mut w = self.lock();
             let mut changed = false;
-            let mut wait = Duration::from_secs(5);
+            let mut wait = idle;
             let now = OffsetDateTime::now_utc();
             for (dag, v) in verdicts {
                 let (c, next) = apply(&mut w, &dag, v, &self.params, now);
@@ -148,7 +156,7 @@ fn adopt_arm_halves(w: &mut World) {
         .map(|d| (d.name.clone(), d.databases.first().cloned().unwrap_or_default()))
         .collect();
     for (dag, database) in missing {
-        w.links.push(Link { dag, database, pinned: false, status: LinkStatus::waiting(), since: None });
+        w.links.push(Link { dag, database, pinned: false, status: LinkStatus::waiting(), since: None, growth: None });
     }
 }
 
@@ -312,6 +320,7 @@ fn add_mi_database(w: &mut World, dag: &str, name: &str, now: OffsetDateTime) {
             filestream: false,
             in_memory: false,
             tde: false,
+            tde_certificate: None,
             log_size_mb: 1024.0,
             log_used_percent: 1.0,
             log_reuse_wait: "NOTHING".into(),
@@ -333,4 +342,18 @@ fn add_mi_database(w: &mut World, dag: &str, name: &str, now: OffsetDateTime) {
     {
         ag.databases.push(name.to_string());
     }
+}
+
+/// Pinned links that fall behind: their queue and lag as of `now`. True when any grows.
+fn grow(w: &mut World, now: OffsetDateTime) -> bool {
+    let mut any = false;
+    for l in w.links.iter_mut() {
+        if let (Some(g), Some(since)) = (l.growth, l.since) {
+            let secs = (now - since).whole_seconds().max(0);
+            l.status.log_send_queue_kb = g.send_kb + g.kb_per_s * secs;
+            l.status.lag_seconds = g.lag_s + secs;
+            any = true;
+        }
+    }
+    any
 }

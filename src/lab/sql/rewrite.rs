@@ -37,11 +37,35 @@ pub fn resolve_table(name: &ObjectName, ctx: &Context<'_>) -> Result<&'static sc
         [t] if in_msdb => format!("msdb.dbo.{t}"),
         [s, t] if s == "sys" => format!("sys.{t}"),
         [s, t] if in_msdb && (s == "dbo" || s.is_empty()) => format!("msdb.dbo.{t}"),
-        [db, s, t] if s == "sys" && (db == "master" || db == "msdb") => format!("sys.{t}"),
+        [db, s, t] if s == "sys" && (db == "master" || db == "msdb" || database_id(db, ctx).is_some()) => {
+            let canonical = format!("sys.{t}");
+            // Another user database's view is that database's, so only per-database views go there.
+            let known = ctx.catalog.tables.iter().find(|x| x.name == canonical);
+            if db != "master" && db != "msdb" && !known.is_some_and(|x| x.is_per_database()) {
+                return Err(SqlError::invalid_object(&written));
+            }
+            canonical
+        }
         [db, s, t] if db == "msdb" && (s == "dbo" || s.is_empty()) => format!("msdb.dbo.{t}"),
         _ => return Err(SqlError::invalid_object(&written)),
     };
     ctx.catalog.tables.iter().find(|t| t.name == canonical).copied().ok_or_else(|| SqlError::invalid_object(&written))
+}
+
+fn database_id(name: &str, ctx: &Context<'_>) -> Option<i64> {
+    ctx.catalog.shown().databases.iter().find(|(_, n)| n.eq_ignore_ascii_case(name)).map(|(id, _)| *id)
+}
+
+/// The SQLite name a resolved relation reads: a per-database view written with
+/// its database reads that database's rows, not the session's.
+fn sqlite_name(name: &ObjectName, t: &schema::Table, ctx: &Context<'_>) -> String {
+    if let [ObjectNamePart::Identifier(db), _, _] = name.0.as_slice()
+        && t.is_per_database()
+        && let Some(id) = database_id(&db.value, ctx)
+    {
+        return crate::lab::catalog::per_database_view(t, id);
+    }
+    t.name.to_string()
 }
 
 /// Result column: name (empty for an unnamed expression, as SQL Server sends) and,
@@ -311,7 +335,8 @@ impl VisitorMut for Rewriter<'_, '_> {
             return ControlFlow::Continue(());
         }
         if let Ok(t) = resolve_table(name, self.ctx) {
-            *name = ObjectName(vec![ObjectNamePart::Identifier(Ident::with_quote('[', t.name))]);
+            let to = sqlite_name(name, t, self.ctx);
+            *name = ObjectName(vec![ObjectNamePart::Identifier(Ident::with_quote('[', to))]);
         }
         ControlFlow::Continue(())
     }

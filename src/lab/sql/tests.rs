@@ -272,3 +272,50 @@ fn transactions_nest_and_a_reset_ends_them() {
     let e = error(&sql, "ROLLBACK");
     assert_eq!(e.number, 3903);
 }
+
+#[test]
+fn per_database_views_show_the_database_named_or_the_sessions() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/database-in-memory-general-purpose.toml");
+    let s = Scenario::load(&path).unwrap();
+    let (sql, mi) = build_catalogs(&s, time::OffsetDateTime::now_utc(), "192.0.2.10").unwrap();
+    // Three-part: SalesDB's own filegroups, whatever the session's database.
+    let rs = rows(&sql, "SELECT name, type, type_desc FROM [SalesDB].sys.filegroups ORDER BY data_space_id");
+    assert_eq!(rs.columns[1], ("type".into(), SqlType::Char(2)));
+    let types: Vec<_> = rs.rows.iter().map(|r| r[1].clone()).collect();
+    assert_eq!(types, [Value::Text("FG".into()), Value::Text("FX".into())]);
+    // The session's database (master) has PRIMARY only.
+    assert_eq!(rows(&sql, "SELECT type FROM sys.filegroups").rows.len(), 1);
+    // A memory-optimized container is a FILESTREAM file in sys.master_files.
+    let rs = rows(
+        &sql,
+        "SELECT f.type_desc FROM sys.master_files AS f JOIN sys.databases AS d ON d.database_id = f.database_id WHERE d.name = 'SalesDB' AND f.type = 2",
+    );
+    assert_eq!(rs.rows, [[Value::Text("FILESTREAM".into())]]);
+    // Another database's server-scoped view is not the lab's to make up.
+    assert_eq!(error(&sql, "SELECT name FROM SalesDB.sys.certificates").number, 208);
+    assert_eq!(error(&sql, "SELECT name FROM NoSuchDb.sys.filegroups").number, 208);
+    // The tier: only the managed instance has sys.server_resource_stats.
+    let rs = rows(&mi, "SELECT TOP (1) sku FROM sys.server_resource_stats ORDER BY end_time DESC");
+    assert_eq!(rs.rows, [[Value::Text("General Purpose".into())]]);
+    assert_eq!(error(&sql, "SELECT sku FROM sys.server_resource_stats").number, 208);
+}
+
+#[test]
+fn a_tde_database_shows_its_key_under_its_certificate() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/database-tde-certificate-missing.toml");
+    let s = Scenario::load(&path).unwrap();
+    let (sql, _) = build_catalogs(&s, time::OffsetDateTime::now_utc(), "192.0.2.10").unwrap();
+    let rs = rows(
+        &sql,
+        "SELECT d.name, k.encryptor_type, c.name FROM sys.dm_database_encryption_keys AS k \
+         JOIN sys.databases AS d ON d.database_id = k.database_id \
+         LEFT JOIN sys.certificates AS c ON c.thumbprint = k.encryptor_thumbprint ORDER BY k.database_id",
+    );
+    // tempdb is encrypted once any database is, under an asymmetric key.
+    assert_eq!(rs.rows[0][0], Value::Text("tempdb".into()));
+    assert_eq!(
+        rs.rows[1],
+        [Value::Text("SalesDB".into()), Value::Text("CERTIFICATE".into()), Value::Text("TDE_SalesDB".into())]
+    );
+}

@@ -30,6 +30,11 @@ pub fn build(scenario: &Scenario, now: OffsetDateTime, sql_endpoint_host: &str) 
             pinned: true,
             status: pinned_status(link, now),
             since: Some(now),
+            growth: (link.log_send_queue_growth_kb_per_s > 0).then_some(super::Growth {
+                kb_per_s: link.log_send_queue_growth_kb_per_s,
+                send_kb: link.log_send_queue_kb,
+                lag_s: link.secondary_lag_seconds,
+            }),
         });
     }
     Ok(World {
@@ -109,13 +114,27 @@ fn server(
     for (i, c) in side.certificates.iter().enumerate() {
         let (cert, origin) = match &c.copy_of {
             // Validated when the scenario was read: the copied side has one.
+            // A named copy (a TDE certificate moved to the other side) is that
+            // side's own, not a trust of the endpoint.
+            Some(from) if scenario::split_copy_of(from).1.is_some() => {
+                let (from, name) = scenario::split_copy_of(from);
+                let certs = if from == id.label() { own } else { other };
+                let Some(cert) = name.and_then(|n| certs.get(n)) else { continue };
+                (cert.clone(), Origin::Own)
+            }
             Some(from) => {
                 let (from_side, certs) = if from == id.label() { (side, own) } else { (other_side, other) };
                 let Some(current) = endpoint_cert(from_side, certs) else { continue };
                 let cert = if c.previous {
                     // Before the rotation: same names, another key.
                     let issuer = Some(current.issuer.as_str()).filter(|i| *i != current.subject);
-                    certs::endpoint_cert(&current.subject, issuer, c.start.at(now), c.expiry.at(now), 0x3000 + i as u64)?
+                    certs::endpoint_cert(
+                        &current.subject,
+                        issuer,
+                        c.start.at(now),
+                        c.expiry.at(now),
+                        0x3000 + i as u64,
+                    )?
                 } else {
                     current.clone()
                 };
@@ -187,7 +206,8 @@ fn database(id: i64, d: &scenario::Database, now: OffsetDateTime) -> Database {
         log_files: d.log_files,
         filestream: d.filestream,
         in_memory: d.in_memory,
-        tde: d.tde,
+        tde: d.tde || d.tde_certificate.is_some(),
+        tde_certificate: d.tde_certificate.clone(),
         log_size_mb: d.log_size_mb,
         log_used_percent: d.log_used_percent,
         log_reuse_wait: d.log_reuse_wait.to_ascii_uppercase(),
@@ -258,7 +278,11 @@ fn scenario_link(
             created,
         });
         let group_db = server.guid();
-        if let Some(db) = server.databases.iter_mut().find(|d| d.name.eq_ignore_ascii_case(&link.database)) {
+        // A database that was on the instance before a failed seeding is not the link's.
+        let joins = server.side == SideId::Sql || !seeding_failed;
+        if let Some(db) = server.databases.iter_mut().find(|d| d.name.eq_ignore_ascii_case(&link.database))
+            && joins
+        {
             db.group_database_id = Some(group_db);
         }
     }

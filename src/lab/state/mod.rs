@@ -174,6 +174,17 @@ pub struct Link {
     pub status: LinkStatus,
     /// When the state machine first saw both halves (for `connect_after`).
     pub since: Option<OffsetDateTime>,
+    /// A pinned link falling further behind as time passes.
+    pub growth: Option<Growth>,
+}
+
+/// A send queue that grows by `kb_per_s` from `send_kb`, and a lag that grows
+/// with the clock from `lag_s`, both counted from the link's `since`.
+#[derive(Debug, Clone, Copy)]
+pub struct Growth {
+    pub kb_per_s: i64,
+    pub send_kb: i64,
+    pub lag_s: i64,
 }
 
 /// A statement or request that changed the state, in order: tests read it to see

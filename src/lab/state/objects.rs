@@ -327,6 +327,8 @@ pub struct Database {
     pub filestream: bool,
     pub in_memory: bool,
     pub tde: bool,
+    /// The certificate in master under the database encryption key (else an asymmetric key).
+    pub tde_certificate: Option<String>,
     pub log_size_mb: f64,
     pub log_used_percent: f64,
     pub log_reuse_wait: String,

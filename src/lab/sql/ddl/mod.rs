@@ -558,6 +558,7 @@ fn create_ag(
             pinned: false,
             status: LinkStatus::waiting(),
             since: None,
+            growth: None,
         });
     }
     Ok(())
