@@ -80,6 +80,16 @@ impl Link<'_> {
         rows(self.side(side), "link_replicas").iter().filter(|r| r.flag("is_distributed") == Some(true))
     }
 
+    /// Each side's own rows of the link's databases (queues, lag, state).
+    fn local_databases(&self) -> impl Iterator<Item = (Side, &Record)> {
+        [Side::SqlServer, Side::ManagedInstance].into_iter().flat_map(move |side| {
+            rows(self.side(side), "link_databases")
+                .iter()
+                .filter(|r| r.flag("is_local") == Some(true))
+                .map(move |r| (side, r))
+        })
+    }
+
     fn exists(&self) -> bool {
         self.local(Side::SqlServer).is_some() || self.local(Side::ManagedInstance).is_some()
     }
@@ -160,19 +170,17 @@ fn link_findings(link: &Link<'_>, seen: &[Seen], out: &mut Vec<Finding>) {
         .collect();
     // Queues and lag, as each side reports them (KB; seconds).
     let mut f = F::new("link-sync-health", Side::Link, Severity::Pass);
-    for side in [Side::SqlServer, Side::ManagedInstance] {
-        for r in rows(link.side(side), "link_databases").iter().filter(|r| r.flag("is_local") == Some(true)) {
-            f = f.ev(
-                &format!("{} queues", side.as_str()),
-                format!(
-                    "{} sync, send {} KB, redo {} KB, lag {} s",
-                    r.str("synchronization_state_desc").unwrap_or(""),
-                    r.int("log_send_queue_size").unwrap_or(0),
-                    r.int("redo_queue_size").unwrap_or(0),
-                    r.int("secondary_lag_seconds").unwrap_or(0)
-                ),
-            );
-        }
+    for (side, r) in link.local_databases() {
+        f = f.ev(
+            &format!("{} queues", side.as_str()),
+            format!(
+                "{} sync, send {} KB, redo {} KB, lag {} s",
+                r.str("synchronization_state_desc").unwrap_or(""),
+                r.int("log_send_queue_size").unwrap_or(0),
+                r.int("redo_queue_size").unwrap_or(0),
+                r.int("secondary_lag_seconds").unwrap_or(0)
+            ),
+        );
     }
     out.push(
         if unhealthy.is_empty() { f } else { f.severity(Severity::Fail).ev("not_healthy", unhealthy.join("; ")) }
@@ -237,12 +245,10 @@ const QUEUE_FAIL_KB: i64 = 10_485_760;
 fn lag(link: &Link<'_>) -> F {
     let mut f = F::new("link-lag", Side::Link, Severity::Pass);
     let (mut lag_s, mut send_kb, mut redo_kb) = (0i64, 0i64, 0i64);
-    for side in [Side::SqlServer, Side::ManagedInstance] {
-        for r in rows(link.side(side), "link_databases").iter().filter(|r| r.flag("is_local") == Some(true)) {
-            lag_s = lag_s.max(r.int("secondary_lag_seconds").unwrap_or(0));
-            send_kb = send_kb.max(r.int("log_send_queue_size").unwrap_or(0));
-            redo_kb = redo_kb.max(r.int("redo_queue_size").unwrap_or(0));
-        }
+    for (_, r) in link.local_databases() {
+        lag_s = lag_s.max(r.int("secondary_lag_seconds").unwrap_or(0));
+        send_kb = send_kb.max(r.int("log_send_queue_size").unwrap_or(0));
+        redo_kb = redo_kb.max(r.int("redo_queue_size").unwrap_or(0));
     }
     f = f.ev("secondary_lag_seconds", lag_s).ev("log_send_queue_kb", send_kb).ev("redo_queue_kb", redo_kb);
     let severity = if lag_s >= LAG_FAIL_S || send_kb.max(redo_kb) >= QUEUE_FAIL_KB {

@@ -53,23 +53,9 @@ pub fn empty(status: StatusCode) -> Resp {
     r
 }
 
+/// A query-string value: `+` is a space there, then percent-decoding as in paths.
 fn decode(s: &str) -> String {
-    let s = s.replace('+', " ");
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let Some(v) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    super::route::percent_decode(&s.replace('+', " "))
 }
 
 async fn read(req: Request<Incoming>, scheme: &str) -> Result<Req, Resp> {

@@ -29,6 +29,22 @@ pub const OWNED: &[&str] = &[
     "sys.dm_hadr_physical_seeding_stats",
 ];
 
+/// A database replica's row: which replica, and how far along it is.
+struct DatabaseState<'a> {
+    db_id: i64,
+    group: &'a str,
+    replica: &'a str,
+    group_db: Option<&'a str>,
+    local: bool,
+    primary: bool,
+    sync: &'a str,
+    health: &'a str,
+    commit_participant: bool,
+    send_kb: i64,
+    redo_kb: i64,
+    lag_s: i64,
+}
+
 /// What a database keeps outside its data and log files.
 #[derive(Default, Clone, Copy)]
 struct Storage {
@@ -59,13 +75,15 @@ impl Catalog {
             insert(&self.db, table, row)?;
         }
         tx.commit()?;
-        let ids: Vec<i64> = {
+        let new_ids: Vec<i64> = {
             let mut shown = self.shown.write().unwrap_or_else(|p| p.into_inner());
+            let before: Vec<i64> = shown.databases.iter().map(|(id, _)| *id).collect();
             *shown = Shown::of(server, self.facts.is_managed_instance);
-            shown.databases.iter().map(|(id, _)| *id).collect()
+            shown.databases.iter().map(|(id, _)| *id).filter(|id| !before.contains(id)).collect()
         };
-        // Three-part names read these: one view per database and per-database view.
-        for id in ids {
+        // Three-part names read these: one view per database and per-database
+        // view, made once for each database the server comes to have.
+        for id in new_ids {
             for t in self.tables.iter().filter(|t| t.is_per_database()) {
                 self.db.execute_batch(&format!(
                     "CREATE VIEW IF NOT EXISTS [{}] AS SELECT {} FROM [{}] WHERE database_id = {id};",
@@ -569,7 +587,20 @@ impl Rows<'_> {
         for db in &ag.databases {
             if let Some(d) = self.server.database(db) {
                 let replica = ag.replicas.first().map(|r| r.id.clone()).unwrap_or_default();
-                self.database_state(d.id, &ag.id, &replica, d.group_database_id.as_deref(), true, true)?;
+                self.database_state(DatabaseState {
+                    db_id: d.id,
+                    group: &ag.id,
+                    replica: &replica,
+                    group_db: d.group_database_id.as_deref(),
+                    local: true,
+                    primary: true,
+                    sync: "SYNCHRONIZED",
+                    health: "HEALTHY",
+                    commit_participant: true,
+                    send_kb: 0,
+                    redo_kb: 0,
+                    lag_s: 0,
+                })?;
             }
         }
         Ok(())
@@ -624,7 +655,20 @@ impl Rows<'_> {
             if !is_local && !primary {
                 continue;
             }
-            self.link_database_state(db.id, ag, r, &group_db, is_local, is_local && primary, st)?;
+            self.database_state(DatabaseState {
+                db_id: db.id,
+                group: &ag.id,
+                replica: &r.id,
+                group_db: Some(&group_db),
+                local: is_local,
+                primary: is_local && primary,
+                sync: &st.sync_state,
+                health: &st.health,
+                commit_participant: false,
+                send_kb: st.log_send_queue_kb,
+                redo_kb: st.redo_queue_kb,
+                lag_s: st.lag_seconds,
+            })?;
         }
         if let Some(s) = &st.seeding {
             let remote = remote.map(|r| r.id.as_str()).unwrap_or("");
@@ -633,94 +677,30 @@ impl Rows<'_> {
         Ok(())
     }
 
-    fn database_state(
-        &self,
-        db_id: i64,
-        group: &str,
-        replica: &str,
-        group_db: Option<&str>,
-        local: bool,
-        primary: bool,
-    ) -> Result<(), CatalogError> {
-        let lsn = 39_000_000_030_400_001i64;
-        let now = time::OffsetDateTime::now_utc();
-        self.insert(
-            "sys.dm_hadr_database_replica_states",
-            &[
-                ("database_id", int(db_id)),
-                ("group_id", text(group)),
-                ("replica_id", text(replica)),
-                ("group_database_id", group_db.map(text).unwrap_or(Value::Null)),
-                ("is_local", bit(local)),
-                ("is_primary_replica", bit(primary)),
-                ("synchronization_state", int(2)),
-                ("synchronization_state_desc", text("SYNCHRONIZED")),
-                ("is_commit_participant", bit(true)),
-                ("synchronization_health", int(2)),
-                ("synchronization_health_desc", text("HEALTHY")),
-                ("database_state", int(0)),
-                ("database_state_desc", text("ONLINE")),
-                ("is_suspended", bit(false)),
-                ("suspend_reason", Value::Null),
-                ("suspend_reason_desc", Value::Null),
-                ("recovery_lsn", int(lsn)),
-                ("truncation_lsn", int(lsn)),
-                ("last_sent_lsn", int(lsn)),
-                ("last_sent_time", when(now)),
-                ("last_received_lsn", int(lsn)),
-                ("last_received_time", when(now)),
-                ("last_hardened_lsn", int(lsn)),
-                ("last_hardened_time", when(now)),
-                ("last_redone_lsn", int(lsn)),
-                ("last_redone_time", when(now)),
-                ("log_send_queue_size", int(0)),
-                ("log_send_rate", int(0)),
-                ("redo_queue_size", int(0)),
-                ("redo_rate", int(0)),
-                ("filestream_send_rate", int(0)),
-                ("end_of_log_lsn", int(lsn)),
-                ("last_commit_lsn", int(lsn)),
-                ("last_commit_time", when(now)),
-                ("low_water_mark_for_ghosts", int(1)),
-                ("secondary_lag_seconds", int(0)),
-            ],
-        )
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn link_database_state(
-        &self,
-        db_id: i64,
-        ag: &AvailabilityGroup,
-        r: &Replica,
-        group_db: &str,
-        local: bool,
-        primary: bool,
-        st: &crate::lab::state::LinkStatus,
-    ) -> Result<(), CatalogError> {
-        let sync = st.sync_state.as_str();
+    /// One row of sys.dm_hadr_database_replica_states; the state ids follow from their descriptions.
+    fn database_state(&self, d: DatabaseState<'_>) -> Result<(), CatalogError> {
         let sync_id = ["NOT SYNCHRONIZING", "SYNCHRONIZING", "SYNCHRONIZED", "REVERTING", "INITIALIZING"]
             .iter()
-            .position(|s| *s == sync)
+            .position(|s| *s == d.sync)
             .unwrap_or(1) as i64;
         let health_id =
-            ["NOT_HEALTHY", "PARTIALLY_HEALTHY", "HEALTHY"].iter().position(|h| *h == st.health).unwrap_or(2) as i64;
+            ["NOT_HEALTHY", "PARTIALLY_HEALTHY", "HEALTHY"].iter().position(|h| *h == d.health).unwrap_or(2) as i64;
         let lsn = 39_000_000_030_400_001i64;
         let now = time::OffsetDateTime::now_utc();
         self.insert(
             "sys.dm_hadr_database_replica_states",
             &[
-                ("database_id", int(db_id)),
-                ("group_id", text(&ag.id)),
-                ("replica_id", text(&r.id)),
-                ("group_database_id", text(group_db)),
-                ("is_local", bit(local)),
-                ("is_primary_replica", bit(primary)),
+                ("database_id", int(d.db_id)),
+                ("group_id", text(d.group)),
+                ("replica_id", text(d.replica)),
+                ("group_database_id", d.group_db.map(text).unwrap_or(Value::Null)),
+                ("is_local", bit(d.local)),
+                ("is_primary_replica", bit(d.primary)),
                 ("synchronization_state", int(sync_id)),
-                ("synchronization_state_desc", text(sync)),
-                ("is_commit_participant", bit(false)),
+                ("synchronization_state_desc", text(d.sync)),
+                ("is_commit_participant", bit(d.commit_participant)),
                 ("synchronization_health", int(health_id)),
-                ("synchronization_health_desc", text(&st.health)),
+                ("synchronization_health_desc", text(d.health)),
                 ("database_state", int(0)),
                 ("database_state_desc", text("ONLINE")),
                 ("is_suspended", bit(false)),
@@ -736,16 +716,16 @@ impl Rows<'_> {
                 ("last_hardened_time", when(now)),
                 ("last_redone_lsn", int(lsn)),
                 ("last_redone_time", when(now)),
-                ("log_send_queue_size", int(st.log_send_queue_kb)),
+                ("log_send_queue_size", int(d.send_kb)),
                 ("log_send_rate", int(0)),
-                ("redo_queue_size", int(st.redo_queue_kb)),
+                ("redo_queue_size", int(d.redo_kb)),
                 ("redo_rate", int(0)),
                 ("filestream_send_rate", int(0)),
                 ("end_of_log_lsn", int(lsn)),
                 ("last_commit_lsn", int(lsn)),
                 ("last_commit_time", when(now)),
                 ("low_water_mark_for_ghosts", int(1)),
-                ("secondary_lag_seconds", int(st.lag_seconds)),
+                ("secondary_lag_seconds", int(d.lag_s)),
             ],
         )
     }
