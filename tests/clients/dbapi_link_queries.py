@@ -15,18 +15,7 @@ import os
 import sys
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-QUERIES = json.load(open(os.path.join(HERE, "link_queries.json")))
-
-
-def value(v):
-    if isinstance(v, (bytes, bytearray)):
-        return "0x" + v.hex().upper()
-    if hasattr(v, "isoformat"):
-        return v.isoformat()
-    if v is None or isinstance(v, (bool, int, float, str)):
-        return v
-    return str(v)  # uuid.UUID, decimal.Decimal
+from link_queries import QUERIES, value
 
 
 def mssql_python_connect(side, encryption, autocommit):

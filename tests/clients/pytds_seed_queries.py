@@ -5,25 +5,15 @@ Reads the `milink lab up --json` line on stdin; prints one JSON object with
 each query's column names, DB-API type codes and rows (bytes as hex).
 """
 import json
-import os
 import sys
 
 import pytds
 
 # Microsoft's queries, verbatim, shared with the other clients.
-QUERIES = json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "link_queries.json")))
+from link_queries import QUERIES, value
+
 SQL_SERVER = QUERIES["sql_server"]
 MANAGED_INSTANCE = QUERIES["managed_instance"]
-
-
-def value(v):
-    if isinstance(v, (bytes, bytearray)):
-        return "0x" + v.hex().upper()
-    if hasattr(v, "isoformat"):
-        return v.isoformat()
-    if v is None or isinstance(v, (bool, int, float, str)):
-        return v
-    return str(v)  # uuid.UUID, decimal.Decimal
 
 
 def run(side, queries):

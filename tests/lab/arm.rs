@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use milink::lab::Lab;
 use serde_json::{Value, json};
 
-use super::link_create::{arm_client, arm_url, wait_operation};
+use super::link_create::{arm_client, arm_get, arm_url, wait_operation};
 use crate::support::*;
 
 async fn lab_with(edit: impl FnOnce(&mut toml::Table)) -> Lab {
@@ -85,27 +85,11 @@ async fn authentication_api_versions_and_paths() {
         (404, "ResourceNotFound".into())
     );
     // The instance itself, and the endpoint certificate the T-SQL procedure also gives.
-    let mi: Value = http
-        .get(arm_url(&lab, "", "2025-01-01").replace("/?", "?"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mi = arm_get(&http, arm_url(&lab, "", "2025-01-01").replace("/?", "?"), token).await;
     assert_eq!(mi["type"], "Microsoft.Sql/managedInstances");
     assert_eq!(mi["sku"]["tier"], "GeneralPurpose");
     assert_eq!(mi["properties"]["fullyQualifiedDomainName"], lab.info.managed_instance.fqdn);
-    let ep: Value = http
-        .get(arm_url(&lab, "endpointCertificates/DATABASE_MIRRORING", "2025-01-01"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ep = arm_get(&http, arm_url(&lab, "endpointCertificates/DATABASE_MIRRORING", "2025-01-01"), token).await;
     let mut mi_sql = connect(&lab.info.managed_instance).await;
     let rows = query(&mut mi_sql, "EXEC sp_get_endpoint_certificate 4").await.unwrap();
     let der = rows[0].get::<&[u8], _>(0).unwrap();
@@ -184,18 +168,10 @@ async fn a_dag_put_runs_as_a_long_running_operation_in_either_schema() {
     let done = wait_operation(&http, token, &status_url).await;
     assert_eq!(done["status"], "Succeeded");
     assert!(started.elapsed() >= Duration::from_millis(100), "the scenario's operation time");
-    let result: Value = http.get(&location).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+    let result = arm_get(&http, &location, token).await;
     assert_eq!(result["properties"]["instanceAvailabilityGroupName"], "AG_SalesDB_MI");
     // The same resource in the old schema.
-    let old: Value = http
-        .get(arm_url(&lab, "distributedAvailabilityGroups/DAG_SalesDB", "2021-11-01"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let old = arm_get(&http, arm_url(&lab, "distributedAvailabilityGroups/DAG_SalesDB", "2021-11-01"), token).await;
     assert_eq!(old["properties"]["primaryAvailabilityGroupName"], "AG_SalesDB");
     assert_eq!(old["properties"]["targetDatabase"], "SalesDB");
     assert!(old["properties"].get("partnerEndpoint").is_none());
@@ -223,18 +199,10 @@ async fn a_dag_put_runs_as_a_long_running_operation_in_either_schema() {
         .await
         .unwrap();
     wait_operation(&http, token, put.headers()["azure-asyncoperation"].to_str().unwrap()).await;
-    let first: Value = http
-        .get(arm_url(&lab, "distributedAvailabilityGroups", "2025-01-01"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first = arm_get(&http, arm_url(&lab, "distributedAvailabilityGroups", "2025-01-01"), token).await;
     assert_eq!(first["value"].as_array().unwrap().len(), 1);
     let next = first["nextLink"].as_str().expect("a next page");
-    let second: Value = http.get(next).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+    let second = arm_get(&http, next, token).await;
     assert_eq!(second["value"].as_array().unwrap().len(), 1);
     assert!(second.get("nextLink").is_none());
     // DELETE: the instance's half goes; the database stays.
@@ -335,7 +303,7 @@ async fn operations_that_fail_or_never_end() {
         .unwrap();
     let status_url = put.headers()["azure-asyncoperation"].to_str().unwrap().to_string();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let v: Value = http.get(&status_url).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+    let v = arm_get(&http, &status_url, token).await;
     assert_eq!(v["status"], "InProgress");
     // A second PUT of the same resource meanwhile is a conflict.
     assert_eq!(
@@ -358,15 +326,8 @@ async fn operations_that_fail_or_never_end() {
 async fn the_instance_shows_the_scenarios_tier() {
     for (tier, sku, v2) in [("BusinessCritical", "BC_Gen5", false), ("NextGenGeneralPurpose", "GP_Gen5", true)] {
         let lab = lab_with(|t| set(t, "managed_instance.tier", tier)).await;
-        let mi: Value = arm_client(&lab)
-            .get(arm_url(&lab, "", "2025-01-01").replace("/?", "?"))
-            .bearer_auth(&lab.info.arm.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let mi =
+            arm_get(&arm_client(&lab), arm_url(&lab, "", "2025-01-01").replace("/?", "?"), &lab.info.arm.token).await;
         assert_eq!(mi["sku"]["name"], sku, "{tier}");
         assert_eq!(mi["properties"]["isGeneralPurposeV2"].as_bool().unwrap_or(false), v2, "{tier}");
     }

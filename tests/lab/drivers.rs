@@ -93,17 +93,7 @@ fn check_link_queries(r: &Value, who: &str) {
         assert_eq!((&t["after_commit"], &t["after_rollback"]), (&Value::from(0), &Value::from(0)), "{who} {side}");
         if side == "sql_server" {
             let verify = &q["verify_link"];
-            assert_eq!(
-                verify["columns"],
-                serde_json::json!([
-                    "Replica",
-                    "Endpoint",
-                    "Connected state",
-                    "Last connection error",
-                    "Last connection error No",
-                    "Last error timestamp"
-                ])
-            );
+            assert_eq!(verify["columns"], serde_json::json!(VERIFY_LINK_COLUMNS));
             assert!(rows(verify).iter().any(|r| r["Connected state"] == "CONNECTED"), "{who}");
             assert_eq!(rows(&q["server_name"])[0]["SQLServerName"], "SQLPROD01");
             assert!(rows(&q["public_key"])[0]["PublicKeyEncoded"].as_str().unwrap().starts_with("0x3082"));

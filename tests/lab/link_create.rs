@@ -43,6 +43,11 @@ pub fn arm_client(lab: &Lab) -> reqwest::Client {
     reqwest::Client::builder().tls_certs_only([ca]).timeout(Duration::from_secs(10)).build().unwrap()
 }
 
+/// GET an ARM resource and read its JSON body.
+pub async fn arm_get(http: &reqwest::Client, url: impl reqwest::IntoUrl, token: &str) -> Value {
+    http.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+}
+
 pub fn arm_url(lab: &Lab, tail: &str, api: &str) -> String {
     let a = &lab.info.arm;
     format!(
@@ -54,7 +59,7 @@ pub fn arm_url(lab: &Lab, tail: &str, api: &str) -> String {
 /// Polls an Azure-AsyncOperation URL to its end, as Invoke-WebRequest users do by hand.
 pub async fn wait_operation(http: &reqwest::Client, token: &str, url: &str) -> Value {
     for _ in 0..100 {
-        let v: Value = http.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+        let v = arm_get(http, url, token).await;
         if v["status"] != "InProgress" {
             return v;
         }
@@ -207,15 +212,7 @@ async fn microsofts_manual_creation_makes_a_healthy_link() {
     let on_mi = query(&mut mi, "SELECT state_desc FROM sys.databases WHERE name = 'SalesDB'").await.unwrap();
     assert_eq!(on_mi[0].get::<&str, _>("state_desc"), Some("ONLINE"));
     // ARM shows the same link.
-    let dag: Value = http
-        .get(arm_url(&lab, "distributedAvailabilityGroups/DAG_SalesDB", "2025-01-01"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let dag = arm_get(&http, arm_url(&lab, "distributedAvailabilityGroups/DAG_SalesDB", "2025-01-01"), &token).await;
     assert_eq!(dag["properties"]["databases"][0]["connectedState"], "CONNECTED");
     assert_eq!(dag["properties"]["databases"][0]["synchronizationHealth"], "HEALTHY");
     assert_eq!(dag["properties"]["partnerAvailabilityGroupName"], "AG_SalesDB");

@@ -90,17 +90,7 @@ fn python_tds_runs_the_documented_queries_over_tls() {
     assert!(ags["rows"].as_array().unwrap().iter().any(|r| r[dist] == true));
 
     let verify = &sql["verify_link"];
-    assert_eq!(
-        strings(&verify["columns"]),
-        [
-            "Replica",
-            "Endpoint",
-            "Connected state",
-            "Last connection error",
-            "Last connection error No",
-            "Last error timestamp"
-        ]
-    );
+    assert_eq!(strings(&verify["columns"]), VERIFY_LINK_COLUMNS);
     assert!(verify["rows"].as_array().unwrap().iter().any(|r| r[2] == "CONNECTED"));
 
     // What the managed instance presents is what SQL Server imported under its FQDN.

@@ -67,6 +67,16 @@ impl Drop for LabProcess {
     }
 }
 
+/// The column names of the seed's "verify the link" query, as every client must see them.
+pub const VERIFY_LINK_COLUMNS: [&str; 6] = [
+    "Replica",
+    "Endpoint",
+    "Connected state",
+    "Last connection error",
+    "Last connection error No",
+    "Last error timestamp",
+];
+
 pub fn init() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
