@@ -4,6 +4,7 @@
 pub mod azure;
 pub mod checks;
 pub mod cli;
+pub mod audit;
 pub mod diagnose;
 pub mod lab;
 pub mod link;

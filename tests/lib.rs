@@ -1,5 +1,6 @@
 //! One integration-test binary: it links once.
 
+mod audit;
 mod check;
 mod diagnose;
 mod lab;

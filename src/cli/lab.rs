@@ -6,12 +6,14 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 
+use crate::lab::fleet::{self, Fleet, FleetLab};
 use crate::lab::scenario::Scenario;
 use crate::lab::{Lab, Mode};
 
 #[derive(Subcommand)]
 pub enum LabCommand {
-    /// Start the stand-ins of a scenario and serve until Ctrl-C or SIGTERM.
+    /// Start the stand-ins of a scenario (or of a fleet: a file with
+    /// [[group]] entries) and serve until Ctrl-C or SIGTERM.
     Up {
         scenario: PathBuf,
         /// Print one JSON object with the addresses and logins, as the first line.
@@ -36,6 +38,10 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn up(path: &Path, json: bool, topology: bool) -> anyhow::Result<ExitCode> {
+    if fleet::is_fleet(path) {
+        anyhow::ensure!(!topology, "a fleet runs in loopback mode only");
+        return up_fleet(path, json);
+    }
     let scenario = Scenario::load(path)?;
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
@@ -49,6 +55,28 @@ fn up(path: &Path, json: bool, topology: bool) -> anyhow::Result<ExitCode> {
             println!("{v}");
         } else {
             print_human(&scenario, &lab, &profile);
+        }
+        wait_for_stop().await;
+        drop(lab);
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn up_fleet(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let fleet = Fleet::load(path)?;
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async {
+        let lab = FleetLab::start(&fleet, path)
+            .await
+            .with_context(|| format!("starting the lab fleet {}", path.display()))?;
+        let info = lab.info(&fleet);
+        if json {
+            println!("{}", serde_json::to_string(&info)?);
+        } else {
+            println!("milink lab fleet: {}", info.description);
+            println!("  {} links, {} instances on loopback", info.links, info.instances);
+            println!("  inventory         {}  (milink audit certs --inventory it)", info.inventory);
+            println!("Ctrl-C stops the lab.");
         }
         wait_for_stop().await;
         drop(lab);

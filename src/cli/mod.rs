@@ -1,6 +1,7 @@
 //! Command line: parse, dispatch, map to an exit code. Errors print their
 //! whole context chain.
 
+mod audit;
 mod check;
 mod lab;
 mod link;
@@ -42,6 +43,11 @@ enum Command {
         #[command(subcommand)]
         command: link::LinkCommand,
     },
+    /// Audits across a fleet of instances (certificates), for schedulers.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
     /// Stand-ins for SQL Server and a managed instance, driven by scenario files.
     Lab {
         #[command(subcommand)]
@@ -69,6 +75,7 @@ pub fn main() -> ExitCode {
     let result = match args.command {
         Command::Lab { command } => lab::run(command),
         Command::Link { command } => link::run(command),
+        Command::Audit { command } => audit::run(command),
         Command::Check(args) => check::run(*args, check::Job::Check),
         Command::Diagnose(args) => check::run(*args, check::Job::Diagnose),
         Command::Checks { json, markdown } => check::list(json, markdown),

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod certs;
 pub mod control;
 pub mod dns;
+pub mod fleet;
 pub mod link;
 pub mod listener;
 pub mod net;

@@ -725,6 +725,26 @@ impl Scenario {
         Scenario::parse_in(text, origin, Some(dir))
     }
 
+    /// A scenario's table with its `extends` chain merged in (no `extends`
+    /// left), for tools that derive scenarios from it (fleets).
+    pub fn resolved_table(path: &Path) -> Result<toml::Table, ScenarioError> {
+        let text = read(path)?;
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| ScenarioError::Invalid {
+            path: path.display().to_string(),
+            line: e.span().map(|s| line_col(&text, s.start).0).unwrap_or(0),
+            column: e.span().map(|s| line_col(&text, s.start).1).unwrap_or(0),
+            message: e.message().to_string(),
+        })?;
+        resolve_extends(&mut table, path.parent(), 0)?;
+        table.remove("extends");
+        Ok(table)
+    }
+
+    /// Parses a scenario whose `extends` is already resolved.
+    pub fn parse_resolved(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
+        Scenario::parse_in(text, origin, None)
+    }
+
     fn parse_in(text: &str, origin: &str, dir: Option<&Path>) -> Result<Scenario, ScenarioError> {
         let invalid = |e: toml::de::Error| {
             // A merged table has no spans of its own: point at the key's first mention.

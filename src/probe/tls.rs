@@ -28,6 +28,11 @@ pub struct CertInfo {
     pub key_bits: usize,
     pub signature_algorithm: String,
     pub self_signed: bool,
+    /// The validity period as Unix seconds, for arithmetic.
+    #[serde(skip)]
+    pub not_before_unix: i64,
+    #[serde(skip)]
+    pub not_after_unix: i64,
 }
 
 /// How the chain fares against the trusted roots, for `name`.
@@ -297,5 +302,7 @@ pub fn describe(der: &[u8]) -> Option<CertInfo> {
         key_bits,
         signature_algorithm,
         self_signed: c.subject() == c.issuer(),
+        not_before_unix: c.validity().not_before.timestamp(),
+        not_after_unix: c.validity().not_after.timestamp(),
     })
 }

@@ -22,8 +22,9 @@ pub fn build(scenario: &Scenario, now: OffsetDateTime, sql_endpoint_host: &str) 
     let mut sql = server(SideId::Sql, &scenario.sql_server, &sql_certs, &mi_certs, &scenario.managed_instance, now)?;
     let mut mi = server(SideId::Mi, &scenario.managed_instance, &mi_certs, &sql_certs, &scenario.sql_server, now)?;
     let mut links = Vec::new();
+    let mut arm = ArmSide::default();
     if let Some(link) = &scenario.link {
-        scenario_link(scenario, link, &mut sql, &mut mi, sql_endpoint_host, now);
+        arm.dags.push(scenario_link(scenario, link, &mut sql, &mut mi, sql_endpoint_host, now));
         links.push(Link {
             dag: link.name.clone(),
             database: link.database.clone(),
@@ -40,7 +41,7 @@ pub fn build(scenario: &Scenario, now: OffsetDateTime, sql_endpoint_host: &str) 
     Ok(World {
         sql,
         mi,
-        arm: ArmSide::default(),
+        arm,
         links,
         record: Vec::new(),
         changed: Arc::new(tokio::sync::Notify::new()),
@@ -225,7 +226,7 @@ fn scenario_link(
     mi: &mut Server,
     sql_endpoint_host: &str,
     now: OffsetDateTime,
-) {
+) -> super::ArmDag {
     let sql_ag = link.sql_ag.clone().unwrap_or_else(|| format!("AG_{}", link.database));
     let mi_ag = link.mi_ag.clone().unwrap_or_else(|| format!("AG_{}_MI", link.database));
     let sql_port = sc.sql_server.endpoint.as_ref().map(|e| e.port).unwrap_or(5022);
@@ -285,6 +286,19 @@ fn scenario_link(
         {
             db.group_database_id = Some(group_db);
         }
+    }
+    // The link exists in ARM too, as the instance's DAG resource.
+    super::ArmDag {
+        name: link.name.clone(),
+        id: mi.ag(&link.name).map(|a| a.id.clone()).unwrap_or_default(),
+        partner_ag: sql_ag,
+        instance_ag: mi_ag,
+        partner_endpoint: sql_url,
+        databases: vec![link.database.clone()],
+        replication_mode: "Async".into(),
+        failover_mode: "None".into(),
+        seeding_mode: "Automatic".into(),
+        instance_role: if link.mi_role.eq_ignore_ascii_case("PRIMARY") { "Primary" } else { "Secondary" }.into(),
     }
 }
 

@@ -1,0 +1,101 @@
+//! `milink audit certs`: the fleet's certificates, for a scheduler.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::audit::{self, inventory::Inventory, render};
+use crate::lab::fleet::{Fleet, FleetLab};
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Certificate expiry and trust across SQL Servers and managed instances.
+    /// Exit code as Nagios: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    Certs(CertsArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Markdown,
+    /// Text exposition for node_exporter's textfile collector.
+    Prometheus,
+}
+
+#[derive(Args)]
+pub struct CertsArgs {
+    /// The instances to audit (TOML: [defaults] and [[instance]] entries).
+    #[arg(long, required_unless_present = "lab", conflicts_with = "lab")]
+    inventory: Option<PathBuf>,
+    /// Start a lab fleet (a file with [[group]] entries) in-process and audit it.
+    #[arg(long, value_name = "FLEET")]
+    lab: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// WARNING below this many days left.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(i64).range(0..=36_500))]
+    warn_days: i64,
+    /// CRITICAL below this many days left.
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(i64).range(0..=36_500))]
+    crit_days: i64,
+    /// Instances read at once.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    concurrency: u32,
+    /// The most one instance may take, e.g. 5s or 800ms.
+    #[arg(long, default_value = "5s", value_parser = timeout)]
+    timeout: Duration,
+    /// The table lists every certificate, link and instance, not only problems.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+fn timeout(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < Duration::from_millis(10) || d > Duration::from_secs(3600) {
+        return Err(format!("{s} is outside 10ms..1h"));
+    }
+    Ok(d)
+}
+
+pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
+    let AuditCommand::Certs(args) = cmd;
+    if args.crit_days > args.warn_days {
+        anyhow::bail!("--crit-days ({}) is more than --warn-days ({})", args.crit_days, args.warn_days);
+    }
+    let options = audit::Options {
+        warn_days: args.warn_days,
+        crit_days: args.crit_days,
+        concurrency: args.concurrency as usize,
+        timeout: args.timeout,
+    };
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let report = rt.block_on(async {
+        match (&args.inventory, &args.lab) {
+            (Some(path), _) => {
+                let inv = Inventory::load(path)?;
+                anyhow::Ok(audit::run(&inv, &options).await)
+            }
+            (None, Some(path)) => {
+                let fleet = Fleet::load(path)?;
+                let lab = FleetLab::start(&fleet, path)
+                    .await
+                    .with_context(|| format!("starting the lab fleet {}", path.display()))?;
+                let inv = Inventory::load(&lab.inventory)?;
+                Ok(audit::run(&inv, &options).await)
+            }
+            (None, None) => unreachable!("clap requires one"),
+        }
+    })?;
+    let text = match args.format {
+        Format::Table => render::table(&report, args.verbose),
+        Format::Json => render::json(&report),
+        Format::Markdown => render::markdown(&report),
+        Format::Prometheus => render::prometheus(&report),
+    };
+    println!("{}", text.trim_end());
+    Ok(ExitCode::from(report.summary.exit_code))
+}
