@@ -105,7 +105,12 @@ fn main() {
             let path = dir.join("first-50.toml");
             std::fs::write(&path, first).unwrap();
             let (seq, rss, summary) = audit(path.to_str().unwrap(), 1);
-            assert_eq!(summary["instances"]["ok"].as_u64().unwrap() + summary["instances"]["warn"].as_u64().unwrap() + summary["instances"]["crit"].as_u64().unwrap(), 50);
+            assert_eq!(
+                summary["instances"]["ok"].as_u64().unwrap()
+                    + summary["instances"]["warn"].as_u64().unwrap()
+                    + summary["instances"]["crit"].as_u64().unwrap(),
+                50
+            );
             let extrapolated = seq.as_secs_f64() * 20.0;
             println!(
                 "sequential baseline: 50 instances at concurrency 1 in {:.3} s ({:.1} MB), 1,000 extrapolated {:.1} s; concurrent 1,000 in {:.3} s: {:.1}x faster",
@@ -117,8 +122,5 @@ fn main() {
             );
         }
     }
-    println!(
-        "flatness: 64 instances take {:.2}x the time of 10",
-        at[&64].as_secs_f64() / at[&10].as_secs_f64()
-    );
+    println!("flatness: 64 instances take {:.2}x the time of 10", at[&64].as_secs_f64() / at[&10].as_secs_f64());
 }

@@ -1,11 +1,12 @@
 //! milink: pre-flight checks and diagnosis for the SQL Server ↔ Azure SQL
 //! Managed Instance link.
 
+pub mod audit;
 pub mod azure;
 pub mod checks;
 pub mod cli;
-pub mod audit;
 pub mod diagnose;
+pub mod input;
 pub mod lab;
 pub mod link;
 pub mod probe;

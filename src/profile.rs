@@ -344,12 +344,13 @@ pub enum ProfileError {
 
 impl Profile {
     pub fn load(path: &Path) -> Result<Profile, ProfileError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ProfileError::Read(path.display().to_string(), e))?;
+        let text = crate::input::read_file(path).map_err(|e| ProfileError::Read(path.display().to_string(), e))?;
         let mut p: Profile = toml::from_str(&text).map_err(|e| ProfileError::Invalid {
             path: path.display().to_string(),
             line: e.span().map(|s| text[..s.start].matches('\n').count() + 1).unwrap_or(0),
-            message: e.message().to_string(),
+            message: crate::input::shorten(e.message(), 300),
         })?;
+        p.validate().map_err(|message| ProfileError::Invalid { path: path.display().to_string(), line: 0, message })?;
         // Paths in a profile are relative to it.
         let dir = path.parent().unwrap_or(Path::new("."));
         for f in [
@@ -374,6 +375,28 @@ impl Profile {
             p.link.journal = Some(path.with_extension("journal.jsonl"));
         }
         Ok(p)
+    }
+
+    /// Numbers and durations in range, whether from the file or the command line.
+    pub fn validate(&self) -> Result<(), String> {
+        use crate::input::check_timeout;
+        check_timeout("thresholds.timeout", self.thresholds.timeout)?;
+        check_timeout("probes.job_wait", self.probes.job_wait)?;
+        check_timeout("arm.timeout", self.arm.timeout)?;
+        for (what, d) in
+            [("thresholds.warn_days", self.thresholds.warn_days), ("thresholds.crit_days", self.thresholds.crit_days)]
+        {
+            if !(0..=36_500).contains(&d) {
+                return Err(format!("{what} {d} is outside 0..36500"));
+            }
+        }
+        if self.thresholds.crit_days > self.thresholds.warn_days {
+            return Err(format!(
+                "thresholds.crit_days ({}) is more than thresholds.warn_days ({})",
+                self.thresholds.crit_days, self.thresholds.warn_days
+            ));
+        }
+        Ok(())
     }
 
     pub fn dns_servers(&self) -> Result<Vec<SocketAddr>, ProfileError> {
@@ -455,7 +478,7 @@ impl Secrets {
                 )));
             }
         }
-        let text = std::fs::read_to_string(path).map_err(|e| ProfileError::Read(path.display().to_string(), e))?;
+        let text = crate::input::read_file(path).map_err(|e| ProfileError::Read(path.display().to_string(), e))?;
         // The error names the line only: a value could be a secret.
         toml::from_str(&text).map_err(|e| ProfileError::Invalid {
             path: path.display().to_string(),

@@ -187,7 +187,10 @@ impl Inventory {
             let credential = match (token, password) {
                 (Some(t), _) if kind == Kind::ManagedInstance => t.map(Credential::Token),
                 (_, Some(p)) => p.map(Credential::Password),
-                _ => Err("no credential: set password_env or password_file (token_env/token_file for a managed instance)".into()),
+                _ => Err(
+                    "no credential: set password_env or password_file (token_env/token_file for a managed instance)"
+                        .into(),
+                ),
             };
             let arm = e.arm_resource_id.clone().filter(|_| kind == Kind::ManagedInstance).map(|resource_id| {
                 let token = secret(

@@ -130,10 +130,9 @@ pub fn cert_row(i: &Instance, c: &SeenCert, t: &Thresholds, now: i64) -> CertRow
     let days = c.not_after.map(|na| days_left(na, now));
     let (status, detail) = match (c.not_before, c.not_after, days) {
         (_, None, _) | (_, _, None) => (Status::Unknown, "no validity period could be read".to_string()),
-        (Some(nb), Some(na), _) if nb > na => (
-            Status::Crit,
-            format!("invalid validity period: not before {} is after not after {}", show(nb), show(na)),
-        ),
+        (Some(nb), Some(na), _) if nb > na => {
+            (Status::Crit, format!("invalid validity period: not before {} is after not after {}", show(nb), show(na)))
+        }
         (_, Some(na), _) if na <= now => (Status::Crit, format!("expired on {}", show(na))),
         (Some(nb), _, _) if nb > now => (Status::Crit, format!("not valid before {}", show(nb))),
         (_, Some(na), Some(d)) if d < t.crit_days => (Status::Crit, format!("expires in {d} days, on {}", show(na))),
@@ -212,7 +211,13 @@ pub fn links(instances: &[(&Instance, Result<&Read, &str>)]) -> Vec<LinkRow> {
             }
         }
     }
-    out.sort_by(|a, b| (std::cmp::Reverse(a.status), &a.link, &a.sql_server).cmp(&(std::cmp::Reverse(b.status), &b.link, &b.sql_server)));
+    out.sort_by(|a, b| {
+        (std::cmp::Reverse(a.status), &a.link, &a.sql_server).cmp(&(
+            std::cmp::Reverse(b.status),
+            &b.link,
+            &b.sql_server,
+        ))
+    });
     out
 }
 
@@ -243,7 +248,8 @@ fn mi_cert_on_sql(mi: &Instance, s: &Read, m: &Read) -> TrustCheck {
     let Some(presented) = m.of(Usage::Endpoint).next() else {
         return TrustCheck {
             status: Status::Unknown,
-            detail: "the managed instance's endpoint certificate could not be read (sp_get_endpoint_certificate 4)".into(),
+            detail: "the managed instance's endpoint certificate could not be read (sp_get_endpoint_certificate 4)"
+                .into(),
             remedy: None,
         };
     };
@@ -265,7 +271,10 @@ fn mi_cert_on_sql(mi: &Instance, s: &Read, m: &Read) -> TrustCheck {
                 old.thumbprint.as_deref().unwrap_or("?"),
                 old.not_after.and_then(rfc3339).unwrap_or_default()
             ),
-            remedy: Some(format!("On SQL Server: USE [master]; DROP CERTIFICATE {}; then {import}", crate::tsql::ident(&old.name))),
+            remedy: Some(format!(
+                "On SQL Server: USE [master]; DROP CERTIFICATE {}; then {import}",
+                crate::tsql::ident(&old.name)
+            )),
         },
         None => TrustCheck {
             status: Status::Fail,

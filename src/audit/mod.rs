@@ -96,18 +96,19 @@ pub async fn run(inv: &Inventory, o: &Options) -> AuditReport {
     let progress = progress(inv.instances.len(), done.clone(), started);
     let timeout = o.timeout;
     // Unordered, so that one stalled instance never holds back the next ones.
-    let mut reads: Vec<(usize, Result<read::Read, String>)> = futures_util::stream::iter(inv.instances.iter().enumerate())
-        .map(|(n, i)| {
-            let done = done.clone();
-            async move {
-                let r = read::read(i, timeout).await;
-                done.fetch_add(1, Ordering::Relaxed);
-                (n, r)
-            }
-        })
-        .buffer_unordered(o.concurrency.max(1))
-        .collect()
-        .await;
+    let mut reads: Vec<(usize, Result<read::Read, String>)> =
+        futures_util::stream::iter(inv.instances.iter().enumerate())
+            .map(|(n, i)| {
+                let done = done.clone();
+                async move {
+                    let r = read::read(i, timeout).await;
+                    done.fetch_add(1, Ordering::Relaxed);
+                    (n, r)
+                }
+            })
+            .buffer_unordered(o.concurrency.max(1))
+            .collect()
+            .await;
     reads.sort_by_key(|(n, _)| *n);
     let reads: Vec<Result<read::Read, String>> = reads.into_iter().map(|(_, r)| r).collect();
     progress.abort();
@@ -155,7 +156,8 @@ pub async fn run(inv: &Inventory, o: &Options) -> AuditReport {
     });
     let pairs: Vec<_> = inv.instances.iter().zip(reads.iter().map(|r| r.as_ref().map_err(String::as_str))).collect();
     let links = judge::links(&pairs);
-    instances.sort_by(|a, b| (std::cmp::Reverse(a.status), &a.instance).cmp(&(std::cmp::Reverse(b.status), &b.instance)));
+    instances
+        .sort_by(|a, b| (std::cmp::Reverse(a.status), &a.instance).cmp(&(std::cmp::Reverse(b.status), &b.instance)));
 
     let mut summary = Summary {
         status: Status::Ok,
@@ -199,7 +201,11 @@ fn progress(total: usize, done: Arc<AtomicUsize>, started: Instant) -> tokio::ta
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
         loop {
-            eprint!("\raudited {}/{total} instances ({:.0} s)", done.load(Ordering::Relaxed), started.elapsed().as_secs_f64());
+            eprint!(
+                "\raudited {}/{total} instances ({:.0} s)",
+                done.load(Ordering::Relaxed),
+                started.elapsed().as_secs_f64()
+            );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     })

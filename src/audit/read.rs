@@ -107,9 +107,8 @@ pub fn thumbprint(der: &[u8]) -> String {
 
 fn seen(usage: Usage, name: &str, der: Option<Vec<u8>>, catalog: Option<&Record>) -> SeenCert {
     let info = der.as_deref().and_then(tls::describe);
-    let catalog_time = |k: &str| {
-        catalog.and_then(|r| r.str(k)).and_then(sql::datetime).map(|t| t.assume_utc().unix_timestamp())
-    };
+    let catalog_time =
+        |k: &str| catalog.and_then(|r| r.str(k)).and_then(sql::datetime).map(|t| t.assume_utc().unix_timestamp());
     SeenCert {
         usage,
         name: name.to_string(),

@@ -114,8 +114,17 @@ pub fn markdown(r: &AuditReport) -> String {
     if !failing.is_empty() {
         out.push_str("## Links whose trust is broken\n\n");
         for l in failing {
-            let _ = writeln!(out, "### {} `{}`: {} ⇄ {}\n", l.status.as_str().to_uppercase(), l.link, l.sql_server, l.managed_instance);
-            for (what, c) in [("MI certificate on SQL Server", &l.mi_cert_on_sql), ("SQL certificate on MI", &l.sql_cert_on_mi)] {
+            let _ = writeln!(
+                out,
+                "### {} `{}`: {} ⇄ {}\n",
+                l.status.as_str().to_uppercase(),
+                l.link,
+                l.sql_server,
+                l.managed_instance
+            );
+            for (what, c) in
+                [("MI certificate on SQL Server", &l.mi_cert_on_sql), ("SQL certificate on MI", &l.sql_cert_on_mi)]
+            {
                 let _ = writeln!(out, "- {what}: **{}**, {}", c.status.as_str(), c.detail);
                 if let Some(fix) = &c.remedy {
                     let _ = writeln!(out, "\n  ```\n  {fix}\n  ```");

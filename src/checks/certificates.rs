@@ -14,6 +14,19 @@ fn days_left(expiry: &str) -> Option<i64> {
     Some((t.assume_utc() - time::OffsetDateTime::now_utc()).whole_days())
 }
 
+/// Each name in its own position: `[bracketed]` where it is an identifier,
+/// `N'…'` where it is a string.
+fn rotation_remedy(name: &str) -> String {
+    let new = format!("{name}_new");
+    format!(
+        "Rotate: USE [master]; CREATE CERTIFICATE {} WITH SUBJECT = {}, EXPIRY_DATE = N'<date>'; upload its public key to the managed instance (New-AzSqlInstanceServerTrustCertificate -PublicKey <SELECT CERTENCODED(CERT_ID({}))>); then ALTER ENDPOINT … AUTHENTICATION = CERTIFICATE {}; drop the old one last.",
+        ident(&new),
+        nstring(&format!("Certificate for {name}")),
+        nstring(&new),
+        ident(&new)
+    )
+}
+
 fn der(r: &Record) -> Option<Vec<u8>> {
     unhex(r.str("der")?)
 }
@@ -83,10 +96,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
                     if let Some(d) = left {
                         f = f.ev("days_left", d);
                     }
-                    let rotate = format!(
-                        "Rotate: USE [master]; CREATE CERTIFICATE [{n}_new] WITH SUBJECT = N'Certificate for {n}', EXPIRY_DATE = N'<date>'; upload its public key to the managed instance (New-AzSqlInstanceServerTrustCertificate -PublicKey <CERTENCODED(CERT_ID(N'{n}_new'))>); then ALTER ENDPOINT … AUTHENTICATION = CERTIFICATE [{n}_new]; drop the old one last.",
-                        n = name.replace(']', "]]").replace('\'', "''")
-                    );
+                    let rotate = rotation_remedy(name);
                     f = match left {
                         None => f.severity(Severity::Error).ev("note", "unreadable expiry_date"),
                         Some(d) if d < 0 => f
@@ -206,4 +216,24 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
         }
     };
     out.push(f);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rotation_remedy_quotes_each_position_by_its_own_rule() {
+        let r = rotation_remedy("O'Brien]Cert");
+        assert!(
+            r.contains("CREATE CERTIFICATE [O'Brien]]Cert_new] WITH SUBJECT = N'Certificate for O''Brien]Cert'"),
+            "{r}"
+        );
+        assert!(r.contains("CERT_ID(N'O''Brien]Cert_new')"), "{r}");
+        assert!(r.contains("AUTHENTICATION = CERTIFICATE [O'Brien]]Cert_new]"), "{r}");
+        for name in ["[x", "a b", "Ünïcødé 数据", &"n".repeat(128)] {
+            let r = rotation_remedy(name);
+            assert!(r.contains(&ident(&format!("{name}_new"))) && r.contains(&nstring(&format!("{name}_new"))), "{r}");
+        }
+    }
 }

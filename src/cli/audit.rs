@@ -46,19 +46,11 @@ pub struct CertsArgs {
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     concurrency: u32,
     /// The most one instance may take, e.g. 5s or 800ms.
-    #[arg(long, default_value = "5s", value_parser = timeout)]
+    #[arg(long, default_value = "5s", value_parser = crate::input::parse_timeout)]
     timeout: Duration,
     /// The table lists every certificate, link and instance, not only problems.
     #[arg(short, long)]
     verbose: bool,
-}
-
-fn timeout(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
-    if d < Duration::from_millis(10) || d > Duration::from_secs(3600) {
-        return Err(format!("{s} is outside 10ms..1h"));
-    }
-    Ok(d)
 }
 
 pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {

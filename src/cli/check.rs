@@ -27,7 +27,7 @@ pub struct CheckArgs {
     #[arg(long)]
     profile: Option<PathBuf>,
     /// Start the lab for this scenario in-process and check it.
-    #[arg(long, value_name = "SCENARIO")]
+    #[arg(long, value_name = "SCENARIO", conflicts_with = "profile")]
     lab: Option<PathBuf>,
     /// With --lab: sides in network namespaces (root).
     #[arg(long, requires = "lab")]
@@ -60,8 +60,8 @@ pub struct CheckArgs {
     warn_days: Option<i64>,
     #[arg(long)]
     crit_days: Option<i64>,
-    /// Per network step, e.g. 2s or 500ms.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    /// Per network step, e.g. 2s or 500ms (10ms to 1h).
+    #[arg(long, value_parser = crate::input::parse_timeout)]
     timeout: Option<Duration>,
     /// DNS server to ask and compare (repeat).
     #[arg(long = "dns-server")]
@@ -78,7 +78,7 @@ pub struct CheckArgs {
     #[arg(long, requires = "job_probes")]
     temp_endpoint: bool,
     /// How long to wait for a probe job, e.g. 90s.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = crate::input::parse_timeout)]
     job_wait: Option<Duration>,
 }
 
@@ -161,6 +161,7 @@ pub fn run(args: CheckArgs, job: Job) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("starting the lab for {}", path.display()))?;
                 let mut profile = lab.profile(&scenario);
                 args.apply(&mut profile);
+                profile.validate().map_err(anyhow::Error::msg)?;
                 // milink runs where the lab's host is: in topology mode, its namespace.
                 let report = lab.on_host(move || async move { produce(&profile, job).await }).await?;
                 anyhow::Ok(report)
@@ -182,6 +183,7 @@ pub fn run(args: CheckArgs, job: Job) -> anyhow::Result<ExitCode> {
                     }
                 };
                 args.apply(&mut profile);
+                profile.validate().map_err(anyhow::Error::msg)?;
                 profile.dns_servers()?;
                 profile.load_secrets()?;
                 crate::azure::auth::sql_login_token(&mut profile).await?;

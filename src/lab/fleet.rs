@@ -188,7 +188,8 @@ fn rename(t: &toml::Table, n: usize) -> Result<String, String> {
             .map(str::to_string)
             .ok_or_else(|| format!("{side}.{k} is missing"))
     };
-    let (sql, sql_fqdn, mi) = (get("sql_server", "name")?, get("sql_server", "fqdn")?, get("managed_instance", "name")?);
+    let (sql, sql_fqdn, mi) =
+        (get("sql_server", "name")?, get("sql_server", "fqdn")?, get("managed_instance", "name")?);
     let text = toml::to_string(t).map_err(|e| e.to_string())?;
     let sql_new = format!("SQL{n:04}");
     Ok(text
@@ -264,8 +265,11 @@ fn inventory_text(fleet: &Fleet, labs: &[(Member, Lab)], dir: &Path) -> io::Resu
     for (m, lab) in labs {
         let group = &fleet.groups[m.group];
         for (side, info) in [("sql_server", &lab.info.sql_server), ("managed_instance", &lab.info.managed_instance)] {
-            let password =
-                if group.wrong_password.as_deref() == Some(side) { "Not-The-Password-1" } else { info.password.as_str() };
+            let password = if group.wrong_password.as_deref() == Some(side) {
+                "Not-The-Password-1"
+            } else {
+                info.password.as_str()
+            };
             let pw = secret_file(dir, &format!("{}.password", info.name), password)?;
             out.push_str(&format!(
                 "\n[[instance]]\nname = {}\nkind = {}\nhost = {}\naddress = {}\nport = {}\nuser = {}\npassword_file = {}\nca_cert = {}\n",
@@ -322,9 +326,8 @@ mod tests {
         assert!(ep(s), "the endpoint certificate is renamed with the server");
         // The partner certificate on SQL Server is named after the copy's instance.
         assert!(s.sql_server.certificates.iter().any(|c| c.name == s.managed_instance.fqdn));
-        let expiry = |s: &Scenario, n: &str| {
-            s.sql_server.certificates.iter().find(|c| c.name == n).map(|c| c.expiry.0.clone())
-        };
+        let expiry =
+            |s: &Scenario, n: &str| s.sql_server.certificates.iter().find(|c| c.name == n).map(|c| c.expiry.0.clone());
         assert_ne!(expiry(&m[0].scenario, "Cert_SQL0001_endpoint"), expiry(s, "Cert_SQL0002_endpoint"));
         assert_eq!(expiry(&m[0].scenario, "Cert_SQL0001_endpoint"), expiry(&m[2].scenario, "Cert_SQL0003_endpoint"));
     }

@@ -5,7 +5,7 @@
 //! oddities. Dates are relative to lab start (`"-3d"`, `"+400d"`) so files never rot.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
@@ -733,9 +733,10 @@ impl Scenario {
             path: path.display().to_string(),
             line: e.span().map(|s| line_col(&text, s.start).0).unwrap_or(0),
             column: e.span().map(|s| line_col(&text, s.start).1).unwrap_or(0),
-            message: e.message().to_string(),
+            message: crate::input::shorten(e.message(), 300),
         })?;
-        resolve_extends(&mut table, path.parent(), 0)?;
+        let start = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        resolve_extends(&mut table, path.parent(), &mut vec![start])?;
         table.remove("extends");
         Ok(table)
     }
@@ -753,12 +754,20 @@ impl Scenario {
                 text.find(&format!("\n{key}")).map(|i| i + 1).or_else(|| text.find(key))
             });
             let (line, column) = span.map(|s| line_col(text, s)).unwrap_or((0, 0));
-            ScenarioError::Invalid { path: origin.to_string(), line, column, message: e.message().to_string() }
+            let message = crate::input::shorten(e.message(), 300);
+            ScenarioError::Invalid { path: origin.to_string(), line, column, message }
         };
         let mut table: toml::Table = toml::from_str(text).map_err(invalid)?;
-        resolve_extends(&mut table, dir, 0)?;
+        let start = dir
+            .map(|d| d.join(origin))
+            .and_then(|p| std::fs::canonicalize(p).ok())
+            .unwrap_or_else(|| PathBuf::from(origin));
+        resolve_extends(&mut table, dir, &mut vec![start])?;
         let scenario: Scenario = table.try_into().map_err(invalid)?;
-        scenario.validate().map_err(|message| ScenarioError::Inconsistent { path: origin.to_string(), message })?;
+        scenario.validate().map_err(|message| ScenarioError::Inconsistent {
+            path: origin.to_string(),
+            message: crate::input::shorten(&message, 300),
+        })?;
         Ok(scenario)
     }
 
@@ -950,26 +959,39 @@ pub fn parse_version(v: &str) -> Option<(u32, u32, u32, u32)> {
 }
 
 /// Replaces `extends = "base.toml"` with the base's table merged under this one,
-/// following the base's own `extends`.
-fn resolve_extends(table: &mut toml::Table, dir: Option<&Path>, depth: usize) -> Result<(), ScenarioError> {
+/// following the base's own `extends`. `chain` holds the files on the way, to
+/// name a cycle.
+fn resolve_extends(table: &mut toml::Table, dir: Option<&Path>, chain: &mut Vec<PathBuf>) -> Result<(), ScenarioError> {
     let Some(toml::Value::String(base)) = table.remove("extends") else {
         return Ok(());
     };
+    let named_in = chain.last().map(|p| p.display().to_string()).unwrap_or_else(|| "the scenario".into());
+    let refuse = |message: String| ScenarioError::Inconsistent { path: named_in.clone(), message };
+    // Scenarios come from other people: `extends` stays inside the folder of the
+    // file that names it.
+    if !stays_inside(Path::new(&base)) {
+        return Err(refuse(format!(
+            "extends = \"{}\": only a relative path inside this file's folder (no leading `/`, no `..` above it)",
+            crate::input::shorten(&base, 200)
+        )));
+    }
     let base_path = dir.unwrap_or(Path::new(".")).join(&base);
-    if depth >= 8 {
-        return Err(ScenarioError::Inconsistent {
-            path: base_path.display().to_string(),
-            message: "`extends` goes more than 8 files deep (a cycle?)".into(),
-        });
+    let key = std::fs::canonicalize(&base_path).unwrap_or_else(|_| base_path.clone());
+    if chain.contains(&key) || chain.len() >= 8 {
+        let mut names: Vec<String> = chain.iter().map(|p| p.display().to_string()).collect();
+        names.push(key.display().to_string());
+        return Err(refuse(format!("`extends` goes round in a cycle (or more than 8 deep): {}", names.join(" → "))));
     }
     let base_text = read(&base_path)?;
     let mut merged: toml::Table = toml::from_str(&base_text).map_err(|e| ScenarioError::Invalid {
         path: base_path.display().to_string(),
         line: e.span().map(|s| line_col(&base_text, s.start).0).unwrap_or(0),
         column: e.span().map(|s| line_col(&base_text, s.start).1).unwrap_or(0),
-        message: e.message().to_string(),
+        message: crate::input::shorten(e.message(), 300),
     })?;
-    resolve_extends(&mut merged, base_path.parent(), depth + 1)?;
+    chain.push(key);
+    resolve_extends(&mut merged, base_path.parent(), chain)?;
+    chain.pop();
     // What a scenario expects is its own: a fault changes the outcome.
     merged.remove("expect");
     merge(&mut merged, std::mem::take(table));
@@ -978,8 +1000,27 @@ fn resolve_extends(table: &mut toml::Table, dir: Option<&Path>, depth: usize) ->
     Ok(())
 }
 
+/// A relative path that never climbs above its starting folder.
+fn stays_inside(p: &Path) -> bool {
+    let mut depth = 0i32;
+    for c in p.components() {
+        match c {
+            std::path::Component::Normal(_) => depth += 1,
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                depth -= 1;
+                if depth < 0 {
+                    return false;
+                }
+            }
+            std::path::Component::RootDir | std::path::Component::Prefix(_) => return false,
+        }
+    }
+    true
+}
+
 fn read(path: &Path) -> Result<String, ScenarioError> {
-    std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.display().to_string(), source })
+    crate::input::read_file(path).map_err(|source| ScenarioError::Read { path: path.display().to_string(), source })
 }
 
 /// Tables merge key by key; anything else in `over` replaces what `base` had.
@@ -1145,6 +1186,39 @@ mod tests {
         );
         assert!(e.contains("sql_server has no certificate `Nope`"), "{e}");
         assert_eq!(split_copy_of("sql_server:TDE_A"), ("sql_server", Some("TDE_A")));
+    }
+
+    #[test]
+    fn extends_stays_inside_its_folder_and_names_a_cycle() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        for base in ["/etc/passwd", "../healthy.toml", "a/../../x.toml"] {
+            let f = write("abs.toml", &format!("extends = \"{base}\"\ndescription = \"x\"\n"));
+            let e = Scenario::load(&f).unwrap_err().to_string();
+            assert!(e.contains("only a relative path inside this file's folder"), "{base}: {e}");
+        }
+        write("a.toml", "extends = \"b.toml\"\ndescription = \"a\"\n");
+        let b = write("b.toml", "extends = \"a.toml\"\ndescription = \"b\"\n");
+        let e = Scenario::load(&b).unwrap_err().to_string();
+        assert!(e.contains("cycle") && e.contains("b.toml → ") && e.contains("a.toml → "), "{e}");
+        let zero = write("zero.toml", "extends = \"z\"\ndescription = \"x\"\n");
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("z")).unwrap();
+        let e = format!("{:#}", anyhow::Error::from(Scenario::load(&zero).unwrap_err()));
+        assert!(e.contains("not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn a_huge_bad_value_is_not_echoed_in_full() {
+        let text = format!(
+            "extends = \"healthy.toml\"\ndescription = \"x\"\n[sql_server]\nversion = \"{}\"\n",
+            "9".repeat(100_000)
+        );
+        let e = Scenario::parse(&text, "x.toml").unwrap_err().to_string();
+        assert!(e.len() < 600 && e.contains("bytes)"), "{} bytes: {}", e.len(), &e[..200.min(e.len())]);
     }
 
     #[test]

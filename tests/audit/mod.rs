@@ -33,7 +33,13 @@ fn fleet() -> Fleet {
 
 /// (copy number, group) for every copy, numbered as the lab numbers them.
 fn copies(f: &Fleet) -> Vec<(usize, usize)> {
-    f.groups.iter().enumerate().flat_map(|(g, grp)| std::iter::repeat_n(g, grp.count)).enumerate().map(|(i, g)| (i + 1, g)).collect()
+    f.groups
+        .iter()
+        .enumerate()
+        .flat_map(|(g, grp)| std::iter::repeat_n(g, grp.count))
+        .enumerate()
+        .map(|(i, g)| (i + 1, g))
+        .collect()
 }
 
 #[test]
@@ -45,7 +51,13 @@ fn fleet_audit_concludes_what_each_group_expects() {
     assert_eq!(r["summary"]["exit_code"].as_u64().map(|c| c as u8), f.expect.exit_code);
 
     let instance = |name: &str| {
-        r["instances"].as_array().unwrap().iter().find(|i| i["instance"] == name).unwrap_or_else(|| panic!("{name} listed")).clone()
+        r["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["instance"] == name)
+            .unwrap_or_else(|| panic!("{name} listed"))
+            .clone()
     };
     let mut checked = 0;
     for (n, g) in copies(&f) {

@@ -263,3 +263,35 @@ async fn the_temporary_endpoint_exists_only_for_the_probe() {
         "and nothing listens any more"
     );
 }
+
+#[test]
+fn out_of_range_numbers_and_meaningless_pairs_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("link.toml");
+    std::fs::write(
+        &profile,
+        "[sql_server]\nhost = \"127.0.0.1\"\n[managed_instance]\nfqdn = \"mi.example\"\n[thresholds]\ntimeout = \"18446744073709551615s\"\n",
+    )
+    .unwrap();
+    let huge = dir.path().join("huge.toml");
+    std::fs::File::create(&huge).unwrap().set_len(64 << 20).unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["check", "--lab", "scenarios/healthy.toml", "--timeout", "18446744073709551615s"], "--timeout"),
+        (vec!["check", "--profile", profile.to_str().unwrap()], "thresholds.timeout"),
+        (
+            vec!["check", "--lab", "scenarios/healthy.toml", "--profile", profile.to_str().unwrap()],
+            "cannot be used with",
+        ),
+        (vec!["check", "--lab", "scenarios/healthy.toml", "--crit-days", "90"], "crit_days (90) is more than"),
+        (vec!["check", "--profile", "/dev/zero"], "not a regular file"),
+        (vec!["check", "--profile", huge.to_str().unwrap()], "the limit is 1048576 bytes"),
+        (vec!["check", "--lab", "/dev/zero"], "not a regular file"),
+    ];
+    for (args, says) in cases {
+        let out = milink().args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(err.len() < 2000, "{args:?}: the error stays short");
+    }
+}

@@ -25,14 +25,15 @@ impl LabProcess {
         LabProcess::spawn(scenario_path(scenario), None)
     }
 
-    /// A scenario that extends `scenario` with `extra` TOML.
+    /// A scenario that extends `scenario` with `extra` TOML (beside copies of
+    /// the shipped scenarios: `extends` stays inside its file's folder).
     pub fn start_with(scenario: &str, extra: &str) -> LabProcess {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("scenario.toml");
-        let text = format!(
-            "extends = \"{}\"\ndescription = \"{scenario} and more\"\n{extra}",
-            scenario_path(scenario).display()
-        );
+        for f in scenario_files() {
+            std::fs::copy(&f, dir.path().join(f.file_name().unwrap())).unwrap();
+        }
+        let file = dir.path().join("with-more.toml");
+        let text = format!("extends = \"{scenario}\"\ndescription = \"{scenario} and more\"\n{extra}");
         std::fs::write(&file, text).unwrap();
         LabProcess::spawn(file, Some(dir))
     }

@@ -38,14 +38,7 @@ pub fn build(scenario: &Scenario, now: OffsetDateTime, sql_endpoint_host: &str) 
             }),
         });
     }
-    Ok(World {
-        sql,
-        mi,
-        arm,
-        links,
-        record: Vec::new(),
-        changed: Arc::new(tokio::sync::Notify::new()),
-    })
+    Ok(World { sql, mi, arm, links, record: Vec::new(), changed: Arc::new(tokio::sync::Notify::new()) })
 }
 
 /// The certificates a side makes itself (not copies of the other side's).
