@@ -47,6 +47,7 @@ fn one(id: &'static str, side: Side, s: &SideEvidence, p: &Profile) -> Finding {
         Verdict::WrongName => f.severity(Severity::Fail).remedy(format!("The certificate is not for `{name}`: issue one whose SAN includes the name clients use.")),
         Verdict::Untrusted => f.severity(Severity::Fail).remedy("The certificate's issuer is not trusted here: give the issuing CA in the profile (ca_cert) or use a certificate from a trusted CA."),
         Verdict::Invalid => f.severity(Severity::Fail),
+        Verdict::InvalidValidity => f.severity(Severity::Fail).remedy("The certificate's validity period is inverted (not before is after not after): it is never valid. Issue a new one and bind it to SQL Server."),
     };
     if f.current() == Severity::Pass
         && let Some(leaf) = c.chain.first()

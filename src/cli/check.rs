@@ -34,6 +34,9 @@ pub struct CheckArgs {
     topology: bool,
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
+    /// The table lists every check, not only what needs attention.
+    #[arg(short, long)]
+    verbose: bool,
     #[arg(long)]
     sql_host: Option<String>,
     #[arg(long)]
@@ -191,16 +194,17 @@ pub fn run(args: CheckArgs, job: Job) -> anyhow::Result<ExitCode> {
             }
         }
     })?;
-    print(&report, args.format, job);
+    print(&report, args.format, job, args.verbose);
     Ok(ExitCode::from(report.report.summary.exit_code))
 }
 
-fn print(d: &Diagnosis, format: Format, job: Job) {
+fn print(d: &Diagnosis, format: Format, job: Job, verbose: bool) {
     let text = match (format, job) {
         (Format::Json, Job::Check) => report::json(&d.report),
         (Format::Json, Job::Diagnose) => serde_json::to_string_pretty(d).expect("a diagnosis serialises"),
-        (Format::Table, _) => format!("{}{}", root_cause_text(d, job), report::table(&d.report)),
-        (Format::Markdown, _) => format!("{}{}", root_cause_text(d, job), report::markdown(&d.report)),
+        (Format::Table, _) => format!("{}{}", root_cause_text(d, job), report::table(&d.report, verbose)),
+        (Format::Markdown, Job::Check) => report::markdown(&d.report, None),
+        (Format::Markdown, Job::Diagnose) => report::markdown(&d.report, Some(&root_cause_markdown(d))),
     };
     println!("{}", text.trim_end());
 }
@@ -227,6 +231,26 @@ pub fn root_cause_text(d: &Diagnosis, job: Job) -> String {
             s
         }
     }
+}
+
+/// The root cause as the first section of a Markdown document.
+fn root_cause_markdown(d: &Diagnosis) -> String {
+    let Some(rc) = &d.root_cause else {
+        return "## Root cause\n\nNone: the link is connected and healthy.\n".into();
+    };
+    let mut s = format!("## Root cause\n\n**{}** (`{}`, {} confidence)\n\n", rc.summary, rc.id, rc.confidence);
+    for e in &rc.evidence {
+        s.push_str(&format!("- evidence: {}\n", e.replace('\n', " ")));
+    }
+    for m in &rc.missing_evidence {
+        s.push_str(&format!("- missing: {}\n", m.replace('\n', " ")));
+    }
+    s.push_str(&format!("\nFix:\n\n```\n{}\n```\n", rc.remedy));
+    if !rc.candidates.is_empty() {
+        let other: Vec<String> = rc.candidates.iter().map(|c| format!("`{}` ({})", c.id, c.confidence)).collect();
+        s.push_str(&format!("\nOther candidates: {}\n", other.join(", ")));
+    }
+    s
 }
 
 /// `milink checks`: every check ID, from the same list the checks use.

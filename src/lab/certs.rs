@@ -66,6 +66,7 @@ impl LabCa {
         (params.not_before, params.not_after) = match kind {
             TlsCert::Expired => (now - Duration::days(400), now - Duration::days(3)),
             TlsCert::NotYetValid => (now + Duration::days(10), now + Duration::days(400)),
+            TlsCert::InvertedValidity => (now + Duration::days(30), now - Duration::days(30)),
             _ => (now - Duration::days(30), now + Duration::days(365)),
         };
         let cert = match kind {

@@ -273,7 +273,8 @@ impl Lab {
             let redirect = side.tds.redirect_port.map(|p| (ip.to_string(), p));
             let mut tds_ports = vec![(1433, redirect.clone())];
             if let Some((_, p)) = &redirect {
-                tds_ports.push((*p, None));
+                let back = side.tds.redirect_loop.then(|| (ip.to_string(), 1433));
+                tds_ports.push((*p, back));
             }
             for (port, redirect) in tds_ports {
                 let addr = SocketAddr::new(ip, port);

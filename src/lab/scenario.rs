@@ -173,6 +173,8 @@ pub enum TlsCert {
     NotYetValid,
     WrongHost,
     SelfSigned,
+    /// notBefore after notAfter: a certificate that is never valid.
+    InvertedValidity,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -197,6 +199,9 @@ pub struct Tds {
     /// Answer a login with a routing ENVCHANGE to this port (11000-11999).
     #[serde(default)]
     pub redirect_port: Option<u16>,
+    /// The redirect port routes logins back to 1433 (a misconfigured gateway).
+    #[serde(default)]
+    pub redirect_loop: bool,
     #[serde(default)]
     pub fault: Option<TdsFault>,
 }

@@ -130,8 +130,22 @@ pub async fn login(t: &Target, timeout: Duration) -> Result<Session, SqlFailure>
                     )?
                 }
             };
-            let client = connect(t, addr, timeout).await.map_err(|e| timed(e, "login after redirect", timeout))?;
-            Ok(Session { client, timeout, routed_to: Some((host, port)) })
+            let failure = |message: String| SqlFailure { code: None, message, timed_out: false };
+            if addr == t.addr {
+                return Err(failure(format!(
+                    "redirect loop: the server at {} routes the login to itself ({host}:{port})",
+                    t.addr
+                )));
+            }
+            match connect(t, addr, timeout).await {
+                Ok(client) => Ok(Session { client, timeout, routed_to: Some((host, port)) }),
+                // The redirect target redirects again: SQL Server routes once.
+                Err(tiberius::error::Error::Routing { host: again, port: again_port }) => Err(failure(format!(
+                    "redirect loop: {} routes to {host}:{port}, which routes again to {again}:{again_port}",
+                    t.addr
+                ))),
+                Err(e) => Err(timed(e, "login after redirect", timeout)),
+            }
         }
         Err(e) => Err(timed(e, "login", timeout)),
     }

@@ -45,6 +45,8 @@ pub enum Verdict {
     WrongName,
     Untrusted,
     Invalid,
+    /// notBefore is after notAfter: no moment exists when it is valid.
+    InvalidValidity,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -199,22 +201,24 @@ pub async fn capture(addr: SocketAddr, name: &str, timeout: Duration) -> Outcome
         handshake(&mut tcp, name, false).await.map(Some)
     })
     .await;
-    match tds7 {
+    let first = match tds7 {
         Ok(Ok(Some(c))) => return Outcome::Captured(c),
         Ok(Ok(None)) => return Outcome::NoTls,
         Err(_) => return Outcome::Failed { message: format!("no TLS handshake within {timeout:?}") },
-        Ok(Err(_)) => {}
-    }
+        Ok(Err(e)) => e,
+    };
     let strict = tokio::time::timeout(timeout, async {
         let mut tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
         handshake(&mut tcp, name, true).await
     })
     .await;
-    match strict {
-        Ok(Ok(c)) => Outcome::Captured(c),
-        Ok(Err(e)) => Outcome::Failed { message: format!("{e} (tried TDS 7.x and TDS 8.0 strict)") },
-        Err(_) => Outcome::Failed { message: format!("no TLS handshake within {timeout:?}") },
-    }
+    // The first error is the real one; the fallback's goes beside it.
+    let second = match strict {
+        Ok(Ok(c)) => return Outcome::Captured(c),
+        Ok(Err(e)) => e,
+        Err(_) => format!("no TLS handshake within {timeout:?}"),
+    };
+    Outcome::Failed { message: format!("TDS 7.x: {first}; then TDS 8.0 strict: {second}") }
 }
 
 /// Judges the captured chain against `roots`, for `name`, now.
@@ -229,6 +233,14 @@ pub fn judge(capture: &mut Capture, name: &str, roots: &RootCertStore) {
                 return;
             }
         };
+    if let Some(c) = capture.chain.first()
+        && c.not_before_unix > c.not_after_unix
+    {
+        capture.verdict = Verdict::InvalidValidity;
+        capture.verdict_detail =
+            Some(format!("invalid validity period: not before {} is after not after {}", c.not_before, c.not_after));
+        return;
+    }
     let certs: Vec<CertificateDer<'_>> = capture.der.iter().map(|d| CertificateDer::from(d.as_slice())).collect();
     let Ok(server_name) = ServerName::try_from(name.to_string()) else {
         capture.verdict = Verdict::WrongName;

@@ -6,8 +6,13 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-pub fn render(report: &Report) -> String {
+/// `lead` is a section that goes first, under the title (diagnose's root cause).
+pub fn render(report: &Report, lead: Option<&str>) -> String {
     let mut out = String::from("# milink report\n\n");
+    if let Some(l) = lead {
+        out.push_str(l.trim_end());
+        out.push_str("\n\n");
+    }
     out.push_str(&format!("{}\n\n", report.one_line()));
     let problems: Vec<_> = report.findings.iter().filter(|f| f.severity > Severity::Info).collect();
     if !problems.is_empty() {

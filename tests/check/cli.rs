@@ -46,7 +46,9 @@ fn healthy_lab_exits_0_in_every_format() {
                 assert_eq!(r["summary"]["fail"], 0);
             }
             "markdown" => assert!(text.starts_with("# milink report") && text.contains("| pass | `login-sql` |")),
-            _ => assert!(text.contains("checks: ") && text.contains("tls-sql-certificate")),
+            _ => assert!(
+                text.contains("checks: ") && text.contains("Not shown: ") && !text.contains("tls-sql-certificate")
+            ),
         }
         assert!(!text.contains("Lab-Only-Passw0rd"), "the password never reaches a report");
     }
@@ -294,4 +296,55 @@ fn out_of_range_numbers_and_meaningless_pairs_are_usage_errors() {
         assert!(err.contains(says), "{args:?}: {err}");
         assert!(err.len() < 2000, "{args:?}: the error stays short");
     }
+}
+
+/// The evidence of one finding, from `check --lab <scenario> --format json`.
+fn evidence_of(scenario: &str, id: &str) -> Value {
+    let out = milink().args(["check", "--lab", &format!("scenarios/{scenario}"), "--format", "json"]).output().unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    r["findings"].as_array().unwrap().iter().find(|f| f["id"] == id).unwrap()["evidence"].clone()
+}
+
+#[test]
+fn failures_are_named_for_what_they_are() {
+    // Both handshakes fail: the first (real) error leads, the fallback's beside it.
+    let e = evidence_of("tds-garbage.toml", "tls-mi-certificate");
+    let text = e["error"].as_str().unwrap();
+    assert!(text.starts_with("TDS 7.x: PRELOGIN") && text.contains("then TDS 8.0 strict"), "{e}");
+    // notBefore after notAfter is not "expired".
+    let e = evidence_of("tls-inverted-validity.toml", "tls-sql-certificate");
+    assert!(e["detail"].as_str().unwrap().starts_with("invalid validity period"), "{e}");
+    // A redirect that comes back is a loop.
+    let e = evidence_of("mi-redirect-loop.toml", "login-mi");
+    assert!(e["error"].as_str().unwrap().starts_with("redirect loop"), "{e}");
+}
+
+#[test]
+fn failures_first_root_cause_first_and_no_colour_in_pipes() {
+    // The default table: what needs attention, then one line for the rest.
+    let out = milink().args(["check", "--lab", "scenarios/sql-cert-expired.toml"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("Needs attention"), "{text}");
+    assert!(text.contains("cert-sql-endpoint-expiry") && !text.contains("| PASS"), "{text}");
+    assert!(text.contains("Not shown: ") && text.contains("passed"), "{text}");
+    let out = milink().args(["check", "--lab", "scenarios/sql-cert-expired.toml", "-v"]).output().unwrap();
+    assert!(String::from_utf8(out.stdout).unwrap().contains("| PASS"), "-v lists every check");
+
+    // In a ticket, the root cause is the document's first section.
+    let out = milink()
+        .args(["diagnose", "--lab", "scenarios/disconnected-sql-cert-rotated.toml", "--format", "markdown"])
+        .output()
+        .unwrap();
+    let md = String::from_utf8(out.stdout).unwrap();
+    assert!(md.starts_with("# milink report\n\n## Root cause\n\n**"), "{md}");
+    assert!(md.find("## Root cause").unwrap() < md.find("## Needs attention").unwrap());
+
+    // Logs into a pipe carry no ANSI codes.
+    let out = milink()
+        .args(["check", "--lab", "scenarios/healthy.toml", "--format", "json"])
+        .env("MILINK_LOG", "debug")
+        .output()
+        .unwrap();
+    assert!(!out.stderr.is_empty(), "MILINK_LOG=debug logs something");
+    assert!(!out.stderr.contains(&0x1b), "no escape codes in a pipe");
 }
