@@ -10,9 +10,6 @@ use serde::Deserialize;
 use crate::profile::Secret;
 use crate::report::Side;
 
-/// Larger inventories are refused: the file comes from other people.
-const MAX_BYTES: u64 = 4 << 20;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
@@ -105,8 +102,6 @@ pub enum Credential {
 pub enum InventoryError {
     #[error("cannot read inventory {path}")]
     Read { path: String, source: std::io::Error },
-    #[error("inventory {path} is {size} bytes; the limit is {MAX_BYTES} bytes")]
-    TooLarge { path: String, size: u64 },
     #[error("inventory {path}: {message}")]
     Invalid { path: String, message: String },
 }
@@ -118,14 +113,8 @@ pub struct Inventory {
 impl Inventory {
     pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
         let p = path.display().to_string();
-        let meta = std::fs::metadata(path).map_err(|source| InventoryError::Read { path: p.clone(), source })?;
-        if !meta.is_file() {
-            return Err(InventoryError::Invalid { path: p, message: "not a regular file".into() });
-        }
-        if meta.len() > MAX_BYTES {
-            return Err(InventoryError::TooLarge { path: p, size: meta.len() });
-        }
-        let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read { path: p.clone(), source })?;
+        // Regular files of at most 1 MiB (thousands of instances).
+        let text = crate::input::read_file(path).map_err(|source| InventoryError::Read { path: p.clone(), source })?;
         Inventory::parse(&text, path.parent().unwrap_or(Path::new(".")), &p)
     }
 

@@ -11,8 +11,6 @@ use serde::{Deserialize, Serialize};
 use super::scenario::{Scenario, ScenarioError};
 use super::{Lab, LabError};
 
-/// Files larger than this are refused (they come from other people).
-const MAX_BYTES: u64 = 1 << 20;
 /// Links per fleet; 2,000 instances.
 const MAX_LINKS: usize = 1000;
 
@@ -100,7 +98,7 @@ fn inconsistent(path: &Path, message: String) -> ScenarioError {
 
 /// Whether a file is a fleet rather than one scenario (it has `[[group]]`).
 pub fn is_fleet(path: &Path) -> bool {
-    std::fs::read_to_string(path)
+    crate::input::read_file(path)
         .ok()
         .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
         .is_some_and(|t| t.contains_key("group"))
@@ -108,12 +106,8 @@ pub fn is_fleet(path: &Path) -> bool {
 
 impl Fleet {
     pub fn load(path: &Path) -> Result<Fleet, ScenarioError> {
-        let read_err = |source| ScenarioError::Read { path: path.display().to_string(), source };
-        let meta = std::fs::metadata(path).map_err(read_err)?;
-        if !meta.is_file() || meta.len() > MAX_BYTES {
-            return Err(inconsistent(path, format!("not a regular file of at most {MAX_BYTES} bytes")));
-        }
-        let text = std::fs::read_to_string(path).map_err(read_err)?;
+        let text = crate::input::read_file(path)
+            .map_err(|source| ScenarioError::Read { path: path.display().to_string(), source })?;
         let fleet: Fleet = toml::from_str(&text).map_err(|e| ScenarioError::Invalid {
             path: path.display().to_string(),
             line: 0,
