@@ -14,12 +14,24 @@ pub fn nstring(s: &str) -> String {
 
 /// A binary literal: `0x3082…` in upper-case hex.
 pub fn binary(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(2 + bytes.len() * 2);
-    s.push_str("0x");
+    format!("0x{}", hex(bytes))
+}
+
+/// Upper-case hex without a prefix, as ARM's `publicBlob` and thumbprints are
+/// written.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
         s.push_str(&format!("{b:02X}"));
     }
     s
+}
+
+/// A certificate's thumbprint: the SHA-1 of its DER, as `sys.certificates`
+/// and ARM show it.
+pub fn thumbprint(der: &[u8]) -> String {
+    use sha1::Digest;
+    hex(&sha1::Sha1::digest(der))
 }
 
 #[cfg(test)]

@@ -100,11 +100,6 @@ const AZURE_ROOTS: &[&str] = &[
     "Baltimore CyberTrust Root",
 ];
 
-pub fn thumbprint(der: &[u8]) -> String {
-    use sha1::Digest;
-    sha1::Sha1::digest(der).iter().map(|b| format!("{b:02X}")).collect()
-}
-
 fn seen(usage: Usage, name: &str, der: Option<Vec<u8>>, catalog: Option<&Record>) -> SeenCert {
     let info = der.as_deref().and_then(tls::describe);
     let catalog_time =
@@ -117,7 +112,7 @@ fn seen(usage: Usage, name: &str, der: Option<Vec<u8>>, catalog: Option<&Record>
             .map(|i| i.subject.clone())
             .or_else(|| catalog.and_then(|r| r.str("subject")).map(str::to_string))
             .unwrap_or_default(),
-        thumbprint: der.as_deref().map(thumbprint),
+        thumbprint: der.as_deref().map(crate::tsql::thumbprint),
         not_before: info.as_ref().map(|i| i.not_before_unix).or_else(|| catalog_time("start_date")),
         not_after: info.as_ref().map(|i| i.not_after_unix).or_else(|| catalog_time("expiry_date")),
         key: info.as_ref().map(|i| format!("{} {}", i.key_algorithm, i.key_bits)),
@@ -252,10 +247,11 @@ async fn catalog(t: &Target, kind: Kind, timeout: Duration) -> Result<Read, Stri
                 if name.starts_with("##") || r.str("pvt_key_encryption_type") != Some("NA") {
                     continue;
                 }
-                if der(r).is_some() && der(r) == presented {
+                let d = der(r);
+                if d.is_some() && d == presented {
                     continue;
                 }
-                read.certs.push(seen(Usage::Trust, name, der(r), Some(r)));
+                read.certs.push(seen(Usage::Trust, name, d, Some(r)));
             }
         }
     }

@@ -4,14 +4,13 @@
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use sha1::Digest;
 
 use super::observe::{Observed, SqlSide};
 use super::roots::ROOTS;
 use crate::azure::arm::segment;
 use crate::profile::Profile;
 use crate::report::{Finding, Severity};
-use crate::tsql::{binary, ident, nstring};
+use crate::tsql::{binary, hex, ident, nstring, thumbprint};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -190,14 +189,6 @@ fn sql(
         action: Action::Sql { shown, run },
         resolves,
     }
-}
-
-fn thumbprint(der: &[u8]) -> String {
-    sha1::Sha1::digest(der).iter().map(|b| format!("{b:02X}")).collect()
-}
-
-fn hex(der: &[u8]) -> String {
-    der.iter().map(|b| format!("{b:02X}")).collect()
 }
 
 /// The endpoint's certificate name: the one it uses, the profile's, or the documented default.

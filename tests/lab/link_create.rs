@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use milink::lab::Lab;
+use milink::tsql::binary;
 use serde_json::Value;
 
 use crate::support::*;
@@ -27,14 +28,6 @@ const VERIFY: &str = "SELECT\n    r.replica_server_name AS [Replica],\n    r.end
 // The PowerShell scripts' bodies, as they build them (note the trailing comma).
 const TRUST_BODY: &str = "{ \"properties\":{ \"PublicBlob\":\"$PublicKeyEncoded\" } }";
 const DAG_BODY: &str = "{\n    \"properties\":{\n        \"TargetDatabase\":\"$DatabaseName\",\n        \"SourceEndpoint\":\"TCP://$SQLServerAddress`:5022\",\n        \"PrimaryAvailabilityGroupName\":\"$AGName\",\n        \"SecondaryAvailabilityGroupName\":\"$ManagedInstanceName\",\n    }\n}";
-
-fn hex(b: &[u8]) -> String {
-    let mut s = String::from("0x");
-    for x in b {
-        s.push_str(&format!("{x:02X}"));
-    }
-    s
-}
 
 /// An HTTP client that trusts only the lab's CA, as a script pointed at the lab would.
 pub fn arm_client(lab: &Lab) -> reqwest::Client {
@@ -86,6 +79,24 @@ async fn connected_state(sql: &mut Tds, mi_name: &str) -> (String, Option<i32>) 
 }
 
 /// Runs the seed's steps, from the master key to the instance's DAG resource.
+/// A lab from scenario `name`, the link created in it by hand.
+struct ByHand {
+    scenario: milink::lab::scenario::Scenario,
+    lab: Lab,
+    sql: Tds,
+    mi: Tds,
+}
+
+async fn created_by_hand(name: &str) -> ByHand {
+    let scenario = scenario(name);
+    init();
+    let lab = Lab::start(&scenario).await.expect("lab starts");
+    let mut sql = connect(&lab.info.sql_server).await;
+    let mut mi = connect(&lab.info.managed_instance).await;
+    create_by_hand(&lab, &mut sql, &mut mi).await;
+    ByHand { scenario, lab, sql, mi }
+}
+
 async fn create_by_hand(lab: &Lab, sql: &mut Tds, mi: &mut Tds) {
     let (s, m) = (&lab.info.sql_server, &lab.info.managed_instance);
     let http = arm_client(lab);
@@ -102,7 +113,7 @@ async fn create_by_hand(lab: &Lab, sql: &mut Tds, mi: &mut Tds) {
         .put(arm_url(lab, &format!("serverTrustCertificates/{cert_name}"), "2021-08-01-preview"))
         .bearer_auth(&token)
         .header("content-type", "application/json")
-        .body(TRUST_BODY.replace("$PublicKeyEncoded", &hex(&public_key)))
+        .body(TRUST_BODY.replace("$PublicKeyEncoded", &binary(&public_key)))
         .send()
         .await
         .unwrap();
@@ -114,7 +125,9 @@ async fn create_by_hand(lab: &Lab, sql: &mut Tds, mi: &mut Tds) {
     let mi_cert = first_bytes(mi, MI_CERT).await;
     exec(
         sql,
-        &IMPORT_MI_CERT.replace("<SQLManagedInstanceFQDN>", &m.fqdn).replace("<InstanceCertificate>", &hex(&mi_cert)),
+        &IMPORT_MI_CERT
+            .replace("<SQLManagedInstanceFQDN>", &m.fqdn)
+            .replace("<InstanceCertificate>", &binary(&mi_cert)),
     )
     .await;
 
@@ -173,13 +186,8 @@ async fn until<T>(mut f: impl AsyncFnMut() -> Option<T>) -> T {
 
 #[tokio::test]
 async fn microsofts_manual_creation_makes_a_healthy_link() {
-    let scenario = scenario("link-create.toml");
-    init();
-    let lab = Lab::start(&scenario).await.expect("lab starts");
+    let ByHand { scenario, lab, mut sql, mut mi } = created_by_hand("link-create.toml").await;
     let m = &lab.info.managed_instance;
-    let mut sql = connect(&lab.info.sql_server).await;
-    let mut mi = connect(m).await;
-    create_by_hand(&lab, &mut sql, &mut mi).await;
     let http = arm_client(&lab);
     let token = lab.info.arm.token.clone();
 
@@ -242,13 +250,8 @@ async fn mi_error(mi: &mut Tds) -> Option<(String, i32, String)> {
 
 #[tokio::test]
 async fn a_blocked_direction_keeps_the_link_disconnected_until_the_fault_goes() {
-    let scenario = scenario("link-create-mi-to-sql-blocked.toml");
-    init();
-    let lab = Lab::start(&scenario).await.expect("lab starts");
+    let ByHand { lab, mut sql, mut mi, .. } = created_by_hand("link-create-mi-to-sql-blocked.toml").await;
     let m = &lab.info.managed_instance;
-    let mut sql = connect(&lab.info.sql_server).await;
-    let mut mi = connect(m).await;
-    create_by_hand(&lab, &mut sql, &mut mi).await;
 
     // The instance cannot reach SQL Server's endpoint: a 35201 timeout on its side.
     let (state, number, text) = until(async || mi_error(&mut mi).await).await;
@@ -282,13 +285,8 @@ async fn sql_view(sql: &mut Tds, mi_name: &str) -> (String, Option<i32>) {
 
 #[tokio::test]
 async fn a_rotated_instance_certificate_disconnects_until_imported_again_and_an_expired_one_too() {
-    let scenario = scenario("link-create.toml");
-    init();
-    let lab = Lab::start(&scenario).await.expect("lab starts");
+    let ByHand { scenario, lab, mut sql, mut mi } = created_by_hand("link-create.toml").await;
     let m = lab.info.managed_instance.clone();
-    let mut sql = connect(&lab.info.sql_server).await;
-    let mut mi = connect(&m).await;
-    create_by_hand(&lab, &mut sql, &mut mi).await;
     until(async || (sql_view(&mut sql, &m.name).await.0 == "CONNECTED").then_some(())).await;
 
     // Azure rotates the instance's certificate: SQL Server no longer trusts what it presents.
@@ -307,7 +305,7 @@ async fn a_rotated_instance_certificate_disconnects_until_imported_again_and_an_
             "USE MASTER\nDROP CERTIFICATE [{}]\nCREATE CERTIFICATE [{}] FROM BINARY = {}",
             m.fqdn,
             m.fqdn,
-            hex(&fresh)
+            binary(&fresh)
         ),
     )
     .await;

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::lab::state::objects::Origin;
 use crate::lab::state::{ArmDag, Link, World};
+use crate::tsql::{hex, thumbprint};
 
 /// api-versions of the old DAG schema (mi-link-facts §4), oldest first.
 pub const OLD: &[&str] = &[
@@ -53,10 +54,6 @@ impl Names<'_> {
 
 fn iso(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
-}
-
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02X}")).collect()
 }
 
 pub fn instance(
@@ -111,13 +108,12 @@ pub fn trust_list(w: &World) -> Vec<(String, Vec<u8>)> {
 
 /// `publicBlob` is a secret (`x-ms-secret`): ARM does not return it.
 pub fn trust(n: &Names<'_>, name: &str, der: &[u8]) -> Value {
-    use sha1::Digest;
     json!({
         "id": format!("{}/serverTrustCertificates/{name}", n.instance_id()),
         "name": name,
         "type": "Microsoft.Sql/managedInstances/serverTrustCertificates",
         "properties": {
-            "thumbprint": hex(&sha1::Sha1::digest(der)),
+            "thumbprint": thumbprint(der),
             "certificateName": name,
         }
     })
