@@ -195,19 +195,7 @@ pub fn links(instances: &[(&Instance, Result<&Read, &str>)]) -> Vec<LinkRow> {
                         || i.address.is_some_and(|a| a.to_string() == dag.partner_host))
             });
             if let Some((sql, Err(why))) = sql {
-                let unknown = || TrustCheck {
-                    status: Status::Unknown,
-                    detail: format!("SQL Server {} could not be read: {why}", sql.name),
-                    remedy: None,
-                };
-                out.push(LinkRow {
-                    status: Status::Unknown,
-                    link: dag.name.clone(),
-                    sql_server: sql.name.clone(),
-                    managed_instance: mi.name.clone(),
-                    mi_cert_on_sql: unknown(),
-                    sql_cert_on_mi: unknown(),
-                });
+                out.push(unreadable(&dag.name, sql, mi, format!("SQL Server {} could not be read: {why}", sql.name)));
             }
         }
     }
@@ -222,26 +210,27 @@ pub fn links(instances: &[(&Instance, Result<&Read, &str>)]) -> Vec<LinkRow> {
 }
 
 fn link(name: &str, sql: &Instance, s: &Read, mi: &Instance, m: Result<&Read, &str>) -> LinkRow {
-    let row = |a: TrustCheck, b: TrustCheck| LinkRow {
+    match m {
+        Ok(m) => row(name, sql, mi, mi_cert_on_sql(mi, s, m), sql_cert_on_mi(mi, s, m)),
+        Err(why) => unreadable(name, sql, mi, format!("the managed instance could not be read: {why}")),
+    }
+}
+
+fn row(name: &str, sql: &Instance, mi: &Instance, a: TrustCheck, b: TrustCheck) -> LinkRow {
+    LinkRow {
         status: a.status.max(b.status),
         link: name.to_string(),
         sql_server: sql.name.clone(),
         managed_instance: mi.name.clone(),
         mi_cert_on_sql: a,
         sql_cert_on_mi: b,
-    };
-    let m = match m {
-        Ok(m) => m,
-        Err(why) => {
-            let unknown = || TrustCheck {
-                status: Status::Unknown,
-                detail: format!("the managed instance could not be read: {why}"),
-                remedy: None,
-            };
-            return row(unknown(), unknown());
-        }
-    };
-    row(mi_cert_on_sql(mi, s, m), sql_cert_on_mi(mi, s, m))
+    }
+}
+
+/// A link one of whose sides could not be read: both checks UNKNOWN, with why.
+fn unreadable(name: &str, sql: &Instance, mi: &Instance, why: String) -> LinkRow {
+    let unknown = || TrustCheck { status: Status::Unknown, detail: why.clone(), remedy: None };
+    row(name, sql, mi, unknown(), unknown())
 }
 
 fn mi_cert_on_sql(mi: &Instance, s: &Read, m: &Read) -> TrustCheck {

@@ -48,7 +48,7 @@ pub struct Group {
     pub expect: GroupExpect,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupExpect {
     pub sql_server: Option<String>,

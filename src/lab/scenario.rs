@@ -733,15 +733,8 @@ impl Scenario {
     /// A scenario's table with its `extends` chain merged in (no `extends`
     /// left), for tools that derive scenarios from it (fleets).
     pub fn resolved_table(path: &Path) -> Result<toml::Table, ScenarioError> {
-        let text = read(path)?;
-        let mut table: toml::Table = toml::from_str(&text).map_err(|e| ScenarioError::Invalid {
-            path: path.display().to_string(),
-            line: e.span().map(|s| line_col(&text, s.start).0).unwrap_or(0),
-            column: e.span().map(|s| line_col(&text, s.start).1).unwrap_or(0),
-            message: crate::input::shorten(e.message(), 300),
-        })?;
-        let start = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        resolve_extends(&mut table, path.parent(), &mut vec![start])?;
+        let mut table = read_table(path)?;
+        resolve_extends(&mut table, path.parent(), &mut vec![chain_key(path)])?;
         table.remove("extends");
         Ok(table)
     }
@@ -981,19 +974,13 @@ fn resolve_extends(table: &mut toml::Table, dir: Option<&Path>, chain: &mut Vec<
         )));
     }
     let base_path = dir.unwrap_or(Path::new(".")).join(&base);
-    let key = std::fs::canonicalize(&base_path).unwrap_or_else(|_| base_path.clone());
+    let key = chain_key(&base_path);
     if chain.contains(&key) || chain.len() >= 8 {
         let mut names: Vec<String> = chain.iter().map(|p| p.display().to_string()).collect();
         names.push(key.display().to_string());
         return Err(refuse(format!("`extends` goes round in a cycle (or more than 8 deep): {}", names.join(" → "))));
     }
-    let base_text = read(&base_path)?;
-    let mut merged: toml::Table = toml::from_str(&base_text).map_err(|e| ScenarioError::Invalid {
-        path: base_path.display().to_string(),
-        line: e.span().map(|s| line_col(&base_text, s.start).0).unwrap_or(0),
-        column: e.span().map(|s| line_col(&base_text, s.start).1).unwrap_or(0),
-        message: crate::input::shorten(e.message(), 300),
-    })?;
+    let mut merged = read_table(&base_path)?;
     chain.push(key);
     resolve_extends(&mut merged, base_path.parent(), chain)?;
     chain.pop();
@@ -1003,6 +990,22 @@ fn resolve_extends(table: &mut toml::Table, dir: Option<&Path>, chain: &mut Vec<
     merged.insert("extends".into(), toml::Value::String(base));
     *table = merged;
     Ok(())
+}
+
+/// A file as the `extends` chain names it: its real path when it exists.
+fn chain_key(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// A scenario file's TOML, errors with the line and column.
+fn read_table(path: &Path) -> Result<toml::Table, ScenarioError> {
+    let text = read(path)?;
+    toml::from_str(&text).map_err(|e| ScenarioError::Invalid {
+        path: path.display().to_string(),
+        line: e.span().map(|s| line_col(&text, s.start).0).unwrap_or(0),
+        column: e.span().map(|s| line_col(&text, s.start).1).unwrap_or(0),
+        message: crate::input::shorten(e.message(), 300),
+    })
 }
 
 /// A relative path that never climbs above its starting folder.
