@@ -15,6 +15,12 @@ async fn lab_with(edit: impl FnOnce(&mut toml::Table)) -> Lab {
     Lab::start(&s).await.expect("lab starts")
 }
 
+/// `arm.faults` set to `faults`, a TOML array of inline tables.
+async fn lab_with_faults(faults: &str) -> Lab {
+    let faults = toml::from_str::<toml::Table>(&format!("f = {faults}")).unwrap()["f"].clone();
+    lab_with(|t| set(t, "arm.faults", faults)).await
+}
+
 fn dag_body(lab: &Lab) -> Value {
     json!({ "properties": {
         "partnerAvailabilityGroupName": "AG_SalesDB",
@@ -225,19 +231,14 @@ async fn a_dag_put_runs_as_a_long_running_operation_in_either_schema() {
 
 #[tokio::test]
 async fn faults_error_throttle_fail_once_and_slow() {
-    let lab = lab_with(|t| {
-        let faults: toml::Value = toml::from_str::<toml::Table>(
-            r#"f = [
+    let lab = lab_with_faults(
+        r#"[
             { operation = "dag.put", kind = "error", status = 409, code = "ConflictingServerOperation", message = "busy", times = 1 },
             { operation = "dag.put", kind = "throttle", delay = "2s", times = 1 },
             { operation = "trust.list", kind = "error", times = 1 },
             { operation = "instance.get", kind = "slow", delay = "400ms" },
         ]"#,
-        )
-        .unwrap()["f"]
-            .clone();
-        set(t, "arm.faults", faults);
-    })
+    )
     .await;
     let http = arm_client(&lab);
     let token = &lab.info.arm.token;
@@ -265,17 +266,12 @@ async fn faults_error_throttle_fail_once_and_slow() {
 
 #[tokio::test]
 async fn operations_that_fail_or_never_end() {
-    let lab = lab_with(|t| {
-        let faults: toml::Value = toml::from_str::<toml::Table>(
-            r#"f = [
+    let lab = lab_with_faults(
+        r#"[
             { operation = "trust.put", kind = "operation_fails", code = "InvalidPublicBlob", message = "no" },
             { operation = "dag.put", kind = "operation_hangs" },
         ]"#,
-        )
-        .unwrap()["f"]
-            .clone();
-        set(t, "arm.faults", faults);
-    })
+    )
     .await;
     let http = arm_client(&lab);
     let token = &lab.info.arm.token;
