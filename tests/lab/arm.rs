@@ -21,6 +21,12 @@ async fn lab_with_faults(faults: &str) -> Lab {
     lab_with(|t| set(t, "arm.faults", faults)).await
 }
 
+/// PUT of the DAG `name` with the documented body, new schema.
+async fn put_dag(http: &reqwest::Client, lab: &Lab, name: &str) -> reqwest::Response {
+    let url = arm_url(lab, &format!("distributedAvailabilityGroups/{name}"), "2025-01-01");
+    http.put(url).bearer_auth(&lab.info.arm.token).json(&dag_body(lab)).send().await.unwrap()
+}
+
 fn dag_body(lab: &Lab) -> Value {
     json!({ "properties": {
         "partnerAvailabilityGroupName": "AG_SalesDB",
@@ -149,13 +155,7 @@ async fn a_dag_put_runs_as_a_long_running_operation_in_either_schema() {
     let http = arm_client(&lab);
     let token = &lab.info.arm.token;
     let started = Instant::now();
-    let put = http
-        .put(arm_url(&lab, "distributedAvailabilityGroups/DAG_SalesDB", "2025-01-01"))
-        .bearer_auth(token)
-        .json(&dag_body(&lab))
-        .send()
-        .await
-        .unwrap();
+    let put = put_dag(&http, &lab, "DAG_SalesDB").await;
     assert_eq!(put.status(), 202);
     for h in ["azure-asyncoperation", "location", "retry-after"] {
         assert!(put.headers().contains_key(h), "{h}");
@@ -186,13 +186,7 @@ async fn a_dag_put_runs_as_a_long_running_operation_in_either_schema() {
     let rows = query(&mut mi, "SELECT name FROM sys.availability_groups WHERE is_distributed = 1").await.unwrap();
     assert_eq!(rows[0].get::<&str, _>("name"), Some("DAG_SalesDB"));
     // The same PUT again changes nothing: 200 at once.
-    let again = http
-        .put(arm_url(&lab, "distributedAvailabilityGroups/DAG_SalesDB", "2025-01-01"))
-        .bearer_auth(token)
-        .json(&dag_body(&lab))
-        .send()
-        .await
-        .unwrap();
+    let again = put_dag(&http, &lab, "DAG_SalesDB").await;
     assert_eq!(again.status(), 200);
     // Paging: a second DAG, one per page.
     let mut b = dag_body(&lab);
@@ -290,31 +284,13 @@ async fn operations_that_fail_or_never_end() {
     let done = wait_operation(&http, token, put.headers()["azure-asyncoperation"].to_str().unwrap()).await;
     assert_eq!(done["status"], "Failed");
     assert_eq!(done["error"]["code"], "InvalidPublicBlob");
-    let put = http
-        .put(arm_url(&lab, "distributedAvailabilityGroups/D", "2025-01-01"))
-        .bearer_auth(token)
-        .json(&dag_body(&lab))
-        .send()
-        .await
-        .unwrap();
+    let put = put_dag(&http, &lab, "D").await;
     let status_url = put.headers()["azure-asyncoperation"].to_str().unwrap().to_string();
     tokio::time::sleep(Duration::from_millis(400)).await;
     let v = arm_get(&http, &status_url, token).await;
     assert_eq!(v["status"], "InProgress");
     // A second PUT of the same resource meanwhile is a conflict.
-    assert_eq!(
-        code(
-            http.put(arm_url(&lab, "distributedAvailabilityGroups/D", "2025-01-01"))
-                .bearer_auth(token)
-                .json(&dag_body(&lab))
-                .send()
-                .await
-                .unwrap()
-        )
-        .await
-        .0,
-        409
-    );
+    assert_eq!(code(put_dag(&http, &lab, "D").await).await.0, 409);
 }
 
 /// The tier a scenario gives the instance is the one ARM shows.
