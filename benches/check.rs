@@ -1,7 +1,9 @@
 //! `cargo bench --bench check`: wall time of the full pre-flight report and of
 //! diagnose. Targets: healthy check < 1 s; every port filtered with a 2 s
 //! timeout < 2.5 s; ten databases no more than twice one database; diagnose of
-//! a healthy link < 2 s without the Agent-job wait.
+//! a healthy link < 2 s without the Agent-job wait; a server that answers each
+//! query in 2.5 s, with `--timeout 3s`, ends at the deadline (it took 42 s
+//! before there was one).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -81,6 +83,24 @@ fn main() {
             v.push(t.elapsed());
         }
         print_spread("  with --job-probes (3 jobs)", v);
+
+        let slow = load("hostile-slow-queries.toml");
+        let lab = Lab::start(&slow).await.unwrap();
+        for (label, deadline) in [
+            ("slow queries, --timeout 3s, no deadline", None),
+            ("  with the default deadline            ", Some(None)),
+            ("  with --deadline 5s                   ", Some(Some(Duration::from_secs(5)))),
+        ] {
+            let mut profile = lab.profile(&slow);
+            profile.thresholds.timeout = Duration::from_secs(3);
+            let t = Instant::now();
+            if let Some(d) = deadline {
+                profile.thresholds.deadline = d;
+                profile.start_clock();
+            }
+            checks::run(&profile).await;
+            println!("{label} {:7.1} s", t.elapsed().as_secs_f64());
+        }
 
         let (_, one, _) = median(time(&load("healthy.toml"), 20).await);
         let (_, many, _) = median(time(&ten, 20).await);

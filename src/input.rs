@@ -41,6 +41,20 @@ pub fn check_timeout(what: &str, d: Duration) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// Whole-run deadlines milink accepts: 100 ms to one day.
+pub fn check_deadline(what: &str, d: Duration) -> Result<Duration, String> {
+    if d < Duration::from_millis(100) || d > Duration::from_secs(86_400) {
+        return Err(format!("{what} {} is outside 100ms..24h", humantime::format_duration(d)));
+    }
+    Ok(d)
+}
+
+/// clap's parser for `--deadline`.
+pub fn parse_deadline(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{}: {e}", shorten(s, 40)))?;
+    check_deadline("the deadline", d)
+}
+
 /// clap's parser for `--timeout`-like flags.
 pub fn parse_timeout(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("{}: {e}", shorten(s, 40)))?;

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod azure;
 pub mod checks;
 pub mod cli;
+pub mod deadline;
 pub mod diagnose;
 pub mod input;
 pub mod lab;

@@ -99,11 +99,14 @@ pub struct Thresholds {
     /// Per network step, e.g. "2s".
     #[serde(default = "timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// For the whole command, e.g. "1m" (default: `deadline::default_for`).
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Duration>,
 }
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Thresholds { warn_days: warn_days(), crit_days: crit_days(), timeout: timeout() }
+        Thresholds { warn_days: warn_days(), crit_days: crit_days(), timeout: timeout(), deadline: None }
     }
 }
 
@@ -199,6 +202,9 @@ pub struct Profile {
     pub arm_token: Option<Secret>,
     #[serde(skip)]
     pub master_key_password: Option<Secret>,
+    /// When the whole run must end, set by `start_clock`.
+    #[serde(skip)]
+    pub until: Option<std::time::Instant>,
 }
 
 /// How milink gets a token for Azure Resource Manager.
@@ -377,10 +383,27 @@ impl Profile {
         Ok(p)
     }
 
+    /// The run's deadline starts now: `thresholds.deadline`, or the default for
+    /// this timeout and these probes.
+    pub fn start_clock(&mut self) -> Duration {
+        let jobs = self.probes.agent_jobs.then_some(self.probes.job_wait);
+        let d = self.thresholds.deadline.unwrap_or_else(|| crate::deadline::default_for(self.thresholds.timeout, jobs));
+        self.until = Some(std::time::Instant::now() + d);
+        d
+    }
+
+    /// One network step's limit under the run's deadline.
+    pub fn limit(&self) -> crate::deadline::Limit {
+        crate::deadline::Limit { timeout: self.thresholds.timeout, until: self.until }
+    }
+
     /// Numbers and durations in range, whether from the file or the command line.
     pub fn validate(&self) -> Result<(), String> {
         use crate::input::check_timeout;
         check_timeout("thresholds.timeout", self.thresholds.timeout)?;
+        if let Some(d) = self.thresholds.deadline {
+            crate::input::check_deadline("thresholds.deadline", d)?;
+        }
         check_timeout("probes.job_wait", self.probes.job_wait)?;
         check_timeout("arm.timeout", self.arm.timeout)?;
         for (what, d) in

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::azure::arm::Arm;
+use crate::deadline::Limit;
 use crate::probe::sql::{self, Auth, Fields, Record, Target, unhex};
 use crate::probe::tls;
 use crate::profile::{ArmAuth, ArmSection, Profile};
@@ -164,7 +165,8 @@ async fn read_unbounded(i: &Instance, timeout: Duration) -> Result<Read, String>
         strict: false,
     };
     // The TLS capture and the login don't wait for each other.
-    let (captured, catalog) = tokio::join!(tls::capture(addr, &i.host, timeout), catalog(&target, i.kind, timeout));
+    let (captured, catalog) =
+        tokio::join!(tls::capture(addr, &i.host, Limit::new(timeout)), catalog(&target, i.kind, timeout));
     let mut read = catalog?;
     match captured {
         tls::Outcome::Captured(c) => {
@@ -191,7 +193,7 @@ async fn read_unbounded(i: &Instance, timeout: Duration) -> Result<Read, String>
 }
 
 async fn catalog(t: &Target, kind: Kind, timeout: Duration) -> Result<Read, String> {
-    let mut s = sql::login(t, timeout).await.map_err(|f| match f.code {
+    let mut s = sql::login(t, Limit::new(timeout)).await.map_err(|f| match f.code {
         Some(code) => format!("login failed: {} (error {code})", f.message),
         None => format!("login failed: {}", f.message),
     })?;

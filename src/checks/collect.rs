@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
+use crate::deadline::Limit;
 use crate::probe::agent;
 use crate::probe::dns::{self, Answer};
 use crate::probe::sql::{self, Auth, Fields, Record, SqlFailure, Target};
@@ -52,6 +53,8 @@ pub struct Facts {
     pub temp_endpoint: Option<Result<(), String>>,
     /// Agent-job probes run from this server: (check id, result).
     pub jobs: Vec<(&'static str, Result<agent::JobProbe, agent::ProbeError>)>,
+    /// Set when the run's deadline came before every query was asked: how far it got.
+    pub cut_short: Option<String>,
 }
 
 impl Facts {
@@ -83,6 +86,8 @@ pub struct Evidence {
     /// (check id, probe) — `None` when the name did not resolve.
     pub probes: Vec<(&'static str, Option<Probe>)>,
     pub redirect: Option<Vec<Probe>>,
+    /// Redirect ports left unprobed when the run's deadline came.
+    pub redirect_unprobed: usize,
     pub sql: SideEvidence,
     pub mi: SideEvidence,
 }
@@ -184,7 +189,7 @@ fn is_ip(s: &str) -> Option<IpAddr> {
 }
 
 async fn resolve(name: &str, pinned: Option<IpAddr>, p: &Profile, servers: &[SocketAddr]) -> Resolution {
-    let t = p.thresholds.timeout;
+    let t = p.limit().step();
     if let Some(ip) = pinned.or(is_ip(name)) {
         return Resolution { name: name.into(), os: None, servers: vec![], chosen: Some(ip), pinned: true };
     }
@@ -219,7 +224,7 @@ pub async fn collect(p: &Profile) -> Evidence {
             }
         }
     );
-    let t = p.thresholds.timeout;
+    let t = p.limit().step();
     let sql_port = p.sql_server.port.unwrap_or(1433);
     let mi_port = p.managed_instance.port.unwrap_or(1433);
     let ep_port = p.sql_server.endpoint_port.unwrap_or(5022);
@@ -251,7 +256,8 @@ pub async fn collect(p: &Profile) -> Evidence {
             from_sql.push(("network-sql-to-mi-hadr", node, port));
         }
         let from_mi: Vec<_> = sql_endpoint.map(|h| ("network-mi-to-sql-5022", h, ep_port)).into_iter().collect();
-        let wait = p.probes.job_wait;
+        // A job still running at the deadline is given up (and deleted).
+        let wait = Limit { timeout: p.probes.job_wait, ..p.limit() };
         let (mut sql_session, mut mi_session) = (sql_session, mi_session);
         let no_endpoint = matches!(&sql.sql, Sql::Facts(f) if f.first("endpoint").is_none() && matches!(f.rows("endpoint"), Some(Ok(_))));
         let temp = match sql_session.as_mut() {
@@ -274,11 +280,15 @@ pub async fn collect(p: &Profile) -> Evidence {
         }
     }
     // The redirect range only matters when the managed instance routed our login.
-    let redirect = match (&mi.sql, mi_name.chosen) {
-        (Sql::Facts(f), Some(ip)) if f.routed_to.is_some() => Some(sweep_redirect(ip, t).await),
-        _ => None,
+    let (redirect, redirect_unprobed) = match (&mi.sql, mi_name.chosen) {
+        (Sql::Facts(f), Some(ip)) if f.routed_to.is_some() => {
+            let swept = sweep_redirect(ip, p.limit()).await;
+            let unprobed = 1000 - swept.len();
+            (Some(swept), unprobed)
+        }
+        _ => (None, 0),
     };
-    Evidence { sql_name, mi_name, mi_public_name, endpoint_name, probes, redirect, sql, mi }
+    Evidence { sql_name, mi_name, mi_public_name, endpoint_name, probes, redirect, redirect_unprobed, sql, mi }
 }
 
 /// `mi.zone.database.windows.net` → `mi.public.zone.database.windows.net`;
@@ -291,22 +301,26 @@ pub fn public_endpoint_name(fqdn: &str) -> Option<String> {
     Some(format!("{host}.public.{rest}"))
 }
 
-/// 11000-11999 with bounded concurrency and a short timeout per port.
-async fn sweep_redirect(ip: IpAddr, t: Duration) -> Vec<Probe> {
+/// 11000-11999 with bounded concurrency and a short timeout per port; ports
+/// whose turn comes after the deadline are left out, not called filtered.
+async fn sweep_redirect(ip: IpAddr, limit: Limit) -> Vec<Probe> {
     let gate = Arc::new(Semaphore::new(64));
-    let per_port = t.min(Duration::from_millis(500));
     let tasks: Vec<_> = (11000..=11999u16)
         .map(|port| {
             let gate = gate.clone();
             tokio::spawn(async move {
                 let _permit = gate.acquire_owned().await.expect("semaphore open");
-                tcp::probe(SocketAddr::new(ip, port), per_port).await
+                if limit.passed() {
+                    return None;
+                }
+                let per_port = limit.timeout.min(Duration::from_millis(500));
+                Some(tcp::probe(SocketAddr::new(ip, port), Limit { timeout: per_port, ..limit }.step()).await)
             })
         })
         .collect();
     let mut out = Vec::with_capacity(tasks.len());
     for task in tasks {
-        if let Ok(p) = task.await {
+        if let Ok(Some(p)) = task.await {
             out.push(p);
         }
     }
@@ -323,12 +337,12 @@ fn fabric(f: &Facts) -> Option<(String, u16)> {
 async fn jobs(
     session: &mut Option<sql::Session>,
     targets: Vec<(&'static str, String, u16)>,
-    wait: Duration,
+    wait: Limit,
 ) -> Vec<(&'static str, Result<agent::JobProbe, agent::ProbeError>)> {
     let Some(s) = session.as_mut() else { return vec![] };
     let mut out = Vec::new();
     for (id, host, port) in targets {
-        out.push((id, agent::tnc(s, &host, port, wait).await));
+        out.push((id, agent::tnc(s, &host, port, wait.step()).await));
     }
     out
 }
@@ -343,7 +357,7 @@ pub struct Opened {
 
 /// Captures a side's TLS certificate and logs in, as the checks and `milink link` do.
 pub async fn open_side(p: &Profile, is_sql: bool, addr: SocketAddr) -> Opened {
-    let t = p.thresholds.timeout;
+    let t = p.limit();
     let (name, ca, trust, auth, tds_port) = if is_sql {
         let s = &p.sql_server;
         let auth =
@@ -408,11 +422,19 @@ async fn side(p: &Profile, is_sql: bool, addr: Option<SocketAddr>) -> (SideEvide
             let fixed =
                 if is_sql { SQL_QUERIES } else { MI_QUERIES }.iter().map(|(k, q)| (k.to_string(), q.to_string()));
             let per_db = p.databases.iter().filter(|_| is_sql).flat_map(|db| database_queries(db));
-            for (key, q) in fixed.chain(per_db) {
-                let r = session.rows(&q).await;
+            let all: Vec<(String, String)> = fixed.chain(per_db).collect();
+            for (done, (key, q)) in all.iter().enumerate() {
+                if p.limit().passed() {
+                    facts.cut_short = Some(cut_short(done, all.len()));
+                    break;
+                }
+                let r = session.rows(q).await;
                 let stalled = matches!(&r, Err(e) if e.timed_out);
-                facts.queries.insert(key, r);
+                facts.queries.insert(key.clone(), r);
                 if stalled {
+                    if p.limit().passed() {
+                        facts.cut_short = Some(cut_short(done, all.len()));
+                    }
                     break;
                 }
             }
@@ -421,6 +443,10 @@ async fn side(p: &Profile, is_sql: bool, addr: Option<SocketAddr>) -> (SideEvide
         }
     };
     (SideEvidence { tds_port, tls: Some(opened.tls), sql }, kept)
+}
+
+fn cut_short(done: usize, total: usize) -> String {
+    format!("the run's deadline came after {done} of {total} queries on this side")
 }
 
 /// The CA the profile names, else the OS trust store.

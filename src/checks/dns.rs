@@ -165,6 +165,7 @@ mod tests {
             endpoint_name: None,
             probes: vec![],
             redirect: None,
+            redirect_unprobed: 0,
             sql: side(),
             mi: side(),
         };

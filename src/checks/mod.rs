@@ -193,8 +193,12 @@ pub fn rows<'a>(
     perm_id: &str,
 ) -> Result<&'a [crate::probe::sql::Record], (Severity, String)> {
     match f.rows(key) {
-        None => Err((Severity::Skip, "not queried: an earlier query on this side stalled".into())),
+        None => Err(match &f.cut_short {
+            Some(how_far) => (Severity::Error, format!("timeout: {how_far}")),
+            None => (Severity::Skip, "not queried: an earlier query on this side stalled".into()),
+        }),
         Some(Ok(r)) => Ok(r),
+        Some(Err(e)) if e.timed_out => Err((Severity::Error, format!("timeout: {}", e.message))),
         Some(Err(e)) => match e.code {
             Some(297 | 300 | 229 | 262) => {
                 Err((Severity::Skip, format!("permission denied: {} ({perm_id})", e.message)))

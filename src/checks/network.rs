@@ -65,7 +65,12 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
                 .ev("ports_probed", probes.len())
                 .ev("open", open)
                 .ev("blocked", blocked.len());
-            if blocked.is_empty() {
+            if blocked.is_empty() && ev.redirect_unprobed > 0 {
+                f.severity(Severity::Error).ev(
+                    "reason",
+                    format!("timeout: the run's deadline came with {} of 1000 ports unprobed", ev.redirect_unprobed),
+                )
+            } else if blocked.is_empty() {
                 f
             } else {
                 f.severity(Severity::Fail)

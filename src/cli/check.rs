@@ -66,6 +66,11 @@ pub struct CheckArgs {
     /// Per network step, e.g. 2s or 500ms (10ms to 1h).
     #[arg(long, value_parser = crate::input::parse_timeout)]
     timeout: Option<Duration>,
+    /// For the whole run, e.g. 20s (100ms to 24h). Default: 30s or 4 x --timeout,
+    /// whichever is longer, plus 2 x --job-wait with --job-probes. What is not done
+    /// by then is reported as a timeout.
+    #[arg(long, value_parser = crate::input::parse_deadline)]
+    deadline: Option<Duration>,
     /// DNS server to ask and compare (repeat).
     #[arg(long = "dns-server")]
     dns_servers: Vec<String>,
@@ -119,6 +124,7 @@ impl CheckArgs {
         if let Some(t) = self.timeout {
             p.thresholds.timeout = t;
         }
+        set(&mut p.thresholds.deadline, &self.deadline);
         if !self.dns_servers.is_empty() {
             p.dns.servers = self.dns_servers.clone();
         }
@@ -145,10 +151,12 @@ pub enum Job {
     Diagnose,
 }
 
-async fn produce(profile: &Profile, job: Job) -> Diagnosis {
+/// Runs the job under the profile's deadline, which starts here.
+async fn produce(mut profile: Profile, job: Job) -> Diagnosis {
+    profile.start_clock();
     match job {
-        Job::Check => Diagnosis { report: checks::run(profile).await, root_cause: None },
-        Job::Diagnose => diagnose::run(profile).await,
+        Job::Check => Diagnosis { report: checks::run(&profile).await, root_cause: None },
+        Job::Diagnose => diagnose::run(&profile).await,
     }
 }
 
@@ -166,7 +174,7 @@ pub fn run(args: CheckArgs, job: Job) -> anyhow::Result<ExitCode> {
                 args.apply(&mut profile);
                 profile.validate().map_err(anyhow::Error::msg)?;
                 // milink runs where the lab's host is: in topology mode, its namespace.
-                let report = lab.on_host(move || async move { produce(&profile, job).await }).await?;
+                let report = lab.on_host(move || async move { produce(profile, job).await }).await?;
                 anyhow::Ok(report)
             }
             None => {
@@ -190,7 +198,7 @@ pub fn run(args: CheckArgs, job: Job) -> anyhow::Result<ExitCode> {
                 profile.dns_servers()?;
                 profile.load_secrets()?;
                 crate::azure::auth::sql_login_token(&mut profile).await?;
-                Ok(produce(&profile, job).await)
+                Ok(produce(profile, job).await)
             }
         }
     })?;

@@ -258,6 +258,7 @@ impl Lab {
                 login_disabled: side.login.disabled,
                 redirect,
                 fault: side.tds.fault,
+                delay: side.tds.delay,
             };
             // In loopback mode a network fault is a property of the target port.
             let loopback_fault = |port: u16| -> Option<scenario::Listener> {

@@ -184,9 +184,27 @@ pub enum TdsFault {
     StallAfterPrelogin,
     /// Answers PRELOGIN with bytes that are not TDS.
     Garbage,
+    /// Accepts the connection and never reads or writes.
+    Silent,
+    /// Accepts, then closes (FIN) before reading anything.
+    AcceptClose,
+    /// Accepts, then resets the connection (RST).
+    Reset,
+    /// Answers PRELOGIN one byte a second.
+    Drip,
+    /// Answers PRELOGIN properly, then bytes that are not TLS in the handshake.
+    TlsGarbage,
+    /// A PRELOGIN answer whose header claims 65535 bytes, then nothing more.
+    HugeLength,
+    /// Answers PRELOGIN with a packet of the wrong type (SQL batch, 0x01).
+    WrongPacketType,
+    /// After login, every query gets rows without end.
+    EndlessRows,
+    /// After login, every batch is answered only after `tds.delay`.
+    SlowQueries,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tds {
     #[serde(default)]
@@ -204,6 +222,19 @@ pub struct Tds {
     pub redirect_loop: bool,
     #[serde(default)]
     pub fault: Option<TdsFault>,
+    /// How long `slow_queries` waits before each answer.
+    #[serde(default = "default_tds_delay", with = "humantime_serde")]
+    pub delay: std::time::Duration,
+}
+
+fn default_tds_delay() -> std::time::Duration {
+    std::time::Duration::from_millis(2500)
+}
+
+impl Default for Tds {
+    fn default() -> Self {
+        toml::from_str("").expect("every field has a default")
+    }
 }
 
 /// How a TCP listener behaves, as a client sees it.

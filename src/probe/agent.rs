@@ -55,7 +55,7 @@ fn host_tag() -> String {
 }
 
 async fn delete(s: &mut Session, job: &str) {
-    let _ = s.rows(&format!("EXEC msdb.dbo.sp_delete_job @job_name = {}", nstring(job))).await;
+    let _ = s.cleanup(&format!("EXEC msdb.dbo.sp_delete_job @job_name = {}", nstring(job))).await;
 }
 
 /// Deletes jobs a killed run from this host left behind.
@@ -166,11 +166,11 @@ pub async fn create_temp_endpoint(s: &mut Session, port: u16) -> Result<(), SqlF
 /// killed run's).
 pub async fn drop_temp_endpoint(s: &mut Session) {
     let has = |table: &str, name: &str| format!("SELECT name FROM {table} WHERE name = {}", nstring(name));
-    if s.rows(&has("sys.endpoints", TEMP_ENDPOINT)).await.is_ok_and(|r| !r.is_empty()) {
-        let _ = s.rows(&format!("DROP ENDPOINT {}", ident(TEMP_ENDPOINT))).await;
+    if s.cleanup(&has("sys.endpoints", TEMP_ENDPOINT)).await.is_ok_and(|r| !r.is_empty()) {
+        let _ = s.cleanup(&format!("DROP ENDPOINT {}", ident(TEMP_ENDPOINT))).await;
     }
-    if s.rows(&has("sys.certificates", TEMP_CERT)).await.is_ok_and(|r| !r.is_empty()) {
-        let _ = s.rows(&format!("DROP CERTIFICATE {}", ident(TEMP_CERT))).await;
+    if s.cleanup(&has("sys.certificates", TEMP_CERT)).await.is_ok_and(|r| !r.is_empty()) {
+        let _ = s.cleanup(&format!("DROP CERTIFICATE {}", ident(TEMP_CERT))).await;
     }
 }
 

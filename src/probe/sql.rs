@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde_json::Value;
 use tiberius::{AuthMethod, Client, ColumnData, Config, EncryptionLevel};
 use tokio::net::TcpStream;
 use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 
+use crate::deadline::Limit;
 use crate::profile::Secret;
 
 #[derive(Clone)]
@@ -52,8 +52,8 @@ impl SqlFailure {
         }
     }
 
-    fn timeout(what: &str, t: Duration) -> SqlFailure {
-        SqlFailure { code: None, message: format!("{what}: no answer within {t:?}"), timed_out: true }
+    fn timeout(what: &str, limit: &Limit) -> SqlFailure {
+        SqlFailure { code: None, message: limit.why(what), timed_out: true }
     }
 }
 
@@ -71,7 +71,7 @@ pub fn datetime(s: &str) -> Option<time::PrimitiveDateTime> {
 
 pub struct Session {
     client: Client<Compat<TcpStream>>,
-    timeout: Duration,
+    limit: Limit,
     /// Set when the server routed the login (managed instance Redirect policy).
     pub routed_to: Option<(String, u16)>,
 }
@@ -101,33 +101,33 @@ fn config(t: &Target, port: u16) -> Config {
 async fn connect(
     t: &Target,
     addr: SocketAddr,
-    timeout: Duration,
+    limit: &Limit,
 ) -> Result<Client<Compat<TcpStream>>, tiberius::error::Error> {
-    let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr)).await.map_err(|_| {
+    let tcp = tokio::time::timeout(limit.step(), TcpStream::connect(addr)).await.map_err(|_| {
         tiberius::error::Error::Io { kind: std::io::ErrorKind::TimedOut, message: "TCP connect".into() }
     })??;
     tcp.set_nodelay(true)?;
-    match tokio::time::timeout(timeout, Client::connect(config(t, addr.port()), tcp.compat_write())).await {
+    match tokio::time::timeout(limit.step(), Client::connect(config(t, addr.port()), tcp.compat_write())).await {
         Ok(r) => r,
         Err(_) => Err(tiberius::error::Error::Io { kind: std::io::ErrorKind::TimedOut, message: "login".into() }),
     }
 }
 
-/// Logs in, following one routing redirect.
-pub async fn login(t: &Target, timeout: Duration) -> Result<Session, SqlFailure> {
-    match connect(t, t.addr, timeout).await {
-        Ok(client) => Ok(Session { client, timeout, routed_to: None }),
+/// Logs in, following one routing redirect; the session keeps `limit` for its queries.
+pub async fn login(t: &Target, limit: Limit) -> Result<Session, SqlFailure> {
+    match connect(t, t.addr, &limit).await {
+        Ok(client) => Ok(Session { client, limit, routed_to: None }),
         Err(tiberius::error::Error::Routing { host, port }) => {
             let addr = match host.parse::<std::net::IpAddr>() {
                 Ok(ip) => SocketAddr::new(ip, port),
                 Err(_) => {
-                    tokio::net::lookup_host((host.as_str(), port)).await.ok().and_then(|mut a| a.next()).ok_or_else(
-                        || SqlFailure {
-                            code: None,
-                            message: format!("redirect to {host}:{port} does not resolve"),
-                            timed_out: false,
-                        },
-                    )?
+                    let found =
+                        tokio::time::timeout(limit.step(), tokio::net::lookup_host((host.as_str(), port))).await;
+                    found.ok().and_then(Result::ok).and_then(|mut a| a.next()).ok_or_else(|| SqlFailure {
+                        code: None,
+                        message: format!("redirect to {host}:{port} does not resolve"),
+                        timed_out: false,
+                    })?
                 }
             };
             let failure = |message: String| SqlFailure { code: None, message, timed_out: false };
@@ -137,23 +137,23 @@ pub async fn login(t: &Target, timeout: Duration) -> Result<Session, SqlFailure>
                     t.addr
                 )));
             }
-            match connect(t, addr, timeout).await {
-                Ok(client) => Ok(Session { client, timeout, routed_to: Some((host, port)) }),
+            match connect(t, addr, &limit).await {
+                Ok(client) => Ok(Session { client, limit, routed_to: Some((host, port)) }),
                 // The redirect target redirects again: SQL Server routes once.
                 Err(tiberius::error::Error::Routing { host: again, port: again_port }) => Err(failure(format!(
                     "redirect loop: {} routes to {host}:{port}, which routes again to {again}:{again_port}",
                     t.addr
                 ))),
-                Err(e) => Err(timed(e, "login after redirect", timeout)),
+                Err(e) => Err(timed(e, "login after redirect", &limit)),
             }
         }
-        Err(e) => Err(timed(e, "login", timeout)),
+        Err(e) => Err(timed(e, "login", &limit)),
     }
 }
 
-fn timed(e: tiberius::error::Error, what: &str, t: Duration) -> SqlFailure {
+fn timed(e: tiberius::error::Error, what: &str, limit: &Limit) -> SqlFailure {
     match &e {
-        tiberius::error::Error::Io { kind: std::io::ErrorKind::TimedOut, .. } => SqlFailure::timeout(what, t),
+        tiberius::error::Error::Io { kind: std::io::ErrorKind::TimedOut, .. } => SqlFailure::timeout(what, limit),
         _ => SqlFailure::from(e),
     }
 }
@@ -167,23 +167,68 @@ impl Session {
             stream.into_results().await?;
             Ok::<_, tiberius::error::Error>(())
         };
-        match tokio::time::timeout(self.timeout, run).await {
+        match tokio::time::timeout(self.limit.step(), run).await {
             Ok(r) => r.map_err(SqlFailure::from),
-            Err(_) => Err(SqlFailure::timeout("statement", self.timeout)),
+            Err(_) => Err(SqlFailure::timeout("statement", &self.limit)),
         }
     }
 
-    /// Runs one batch and returns its first result set.
+    /// Runs one batch and returns its first result set, at most `MAX_ROWS` rows
+    /// or `MAX_BYTES` of values: a server that streams rows without end gets a
+    /// failure, not all of milink's memory.
     pub async fn rows(&mut self, sql: &str) -> Result<Vec<Record>, SqlFailure> {
         let run = async {
-            let stream = self.client.simple_query(sql).await?;
-            let rows = stream.into_first_result().await?;
-            Ok::<_, tiberius::error::Error>(rows.iter().map(record).collect())
+            use futures_util::TryStreamExt;
+            let mut stream = self.client.simple_query(sql).await.map_err(SqlFailure::from)?;
+            let (mut out, mut bytes) = (Vec::new(), 0usize);
+            while let Some(item) = stream.try_next().await.map_err(SqlFailure::from)? {
+                let tiberius::QueryItem::Row(row) = item else { continue };
+                if row.result_index() > 0 {
+                    continue;
+                }
+                let r = record(&row);
+                bytes += r.iter().map(|(k, v)| k.len() + size(v)).sum::<usize>();
+                out.push(r);
+                if out.len() > MAX_ROWS || bytes > MAX_BYTES {
+                    return Err(SqlFailure {
+                        code: None,
+                        message: format!(
+                            "the answer goes on past {} rows ({bytes} bytes); milink stopped reading",
+                            out.len()
+                        ),
+                        timed_out: false,
+                    });
+                }
+            }
+            Ok(out)
         };
-        match tokio::time::timeout(self.timeout, run).await {
-            Ok(r) => r.map_err(SqlFailure::from),
-            Err(_) => Err(SqlFailure::timeout("query", self.timeout)),
+        match tokio::time::timeout(self.limit.step(), run).await {
+            Ok(r) => r,
+            Err(_) => Err(SqlFailure::timeout("query", &self.limit)),
         }
+    }
+}
+
+impl Session {
+    /// For statements that undo what milink made (a probe job, a temporary
+    /// endpoint): they run even after the deadline, each within one timeout.
+    pub async fn cleanup(&mut self, sql: &str) -> Result<Vec<Record>, SqlFailure> {
+        let kept = self.limit;
+        self.limit = Limit::new(kept.timeout);
+        let r = self.rows(sql).await;
+        self.limit = kept;
+        r
+    }
+}
+
+/// The most milink keeps of one answer (catalog views of a big server stay far below).
+pub const MAX_ROWS: usize = 100_000;
+pub const MAX_BYTES: usize = 64 << 20;
+
+fn size(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len(),
+        _ => 8,
     }
 }
 

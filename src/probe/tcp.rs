@@ -69,9 +69,11 @@ pub async fn probe(addr: SocketAddr, timeout: Duration) -> Probe {
                 std::io::ErrorKind::HostUnreachable => Outcome::HostUnreachable,
                 std::io::ErrorKind::NetworkUnreachable => Outcome::NetworkUnreachable,
                 std::io::ErrorKind::TimedOut => Outcome::Filtered,
+                // Accepted, then reset before connect() returned.
+                std::io::ErrorKind::ConnectionReset => Outcome::ClosedByPeer,
                 _ => Outcome::Other,
             };
-            (o, Some(format!("{e} (os error {})", e.raw_os_error().unwrap_or(0))))
+            (o, Some(e.to_string()))
         }
     };
     Probe { addr, outcome, rtt_ms: (rtt_ms * 10.0).round() / 10.0, os_error }

@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, aws_lc_rs};
@@ -14,6 +13,7 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::deadline::Limit;
 use crate::tds::{packet, prelogin};
 
 #[derive(Debug, Clone, Serialize)]
@@ -185,8 +185,9 @@ async fn handshake(tcp: &mut TcpStream, name: &str, strict: bool) -> Result<Capt
 }
 
 /// PRELOGIN (TDS 7.x) first; if the server hangs up on that, TLS first (strict).
-pub async fn capture(addr: SocketAddr, name: &str, timeout: Duration) -> Outcome {
-    let tds7 = tokio::time::timeout(timeout, async {
+/// Each attempt gets one step of `limit`; the TDS 8.0 fallback only what is left.
+pub async fn capture(addr: SocketAddr, name: &str, limit: Limit) -> Outcome {
+    let tds7 = tokio::time::timeout(limit.step(), async {
         let mut tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
         let hello = prelogin::build((0, 0, 0), prelogin::ENCRYPT_ON, false);
         packet::write_message(&mut tcp, packet::PRELOGIN, &hello, 4096).await.map_err(|e| e.to_string())?;
@@ -204,10 +205,15 @@ pub async fn capture(addr: SocketAddr, name: &str, timeout: Duration) -> Outcome
     let first = match tds7 {
         Ok(Ok(Some(c))) => return Outcome::Captured(c),
         Ok(Ok(None)) => return Outcome::NoTls,
-        Err(_) => return Outcome::Failed { message: format!("no TLS handshake within {timeout:?}") },
+        Err(_) => return Outcome::Failed { message: limit.why("TLS handshake") },
         Ok(Err(e)) => e,
     };
-    let strict = tokio::time::timeout(timeout, async {
+    if limit.passed() {
+        return Outcome::Failed {
+            message: format!("TDS 7.x: {first}; TDS 8.0 strict not tried: the run's deadline was reached"),
+        };
+    }
+    let strict = tokio::time::timeout(limit.step(), async {
         let mut tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
         handshake(&mut tcp, name, true).await
     })
@@ -216,7 +222,7 @@ pub async fn capture(addr: SocketAddr, name: &str, timeout: Duration) -> Outcome
     let second = match strict {
         Ok(Ok(c)) => return Outcome::Captured(c),
         Ok(Err(e)) => e,
-        Err(_) => format!("no TLS handshake within {timeout:?}"),
+        Err(_) => limit.why("TLS handshake"),
     };
     Outcome::Failed { message: format!("TDS 7.x: {first}; then TDS 8.0 strict: {second}") }
 }

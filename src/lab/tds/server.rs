@@ -37,6 +37,8 @@ pub struct TdsConfig {
     pub login_disabled: bool,
     pub redirect: Option<(String, u16)>,
     pub fault: Option<TdsFault>,
+    /// For `slow_queries`.
+    pub delay: Duration,
 }
 
 /// Serves until the task is aborted; dropping the JoinSet ends every connection.
@@ -58,7 +60,7 @@ pub async fn serve(listener: TcpListener, cfg: Arc<TdsConfig>) {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Plain,
     LoginOnly,
@@ -85,6 +87,16 @@ fn negotiate(server: Encryption, client: u8) -> (u8, Mode) {
 
 async fn handle(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<()> {
     let _ = tcp.set_nodelay(true);
+    match cfg.fault {
+        Some(TdsFault::Silent) => std::future::pending::<()>().await,
+        Some(TdsFault::AcceptClose) => return Ok(()),
+        Some(TdsFault::Reset) => {
+            // Linger 0: close sends RST instead of FIN.
+            let _ = socket2::SockRef::from(&tcp).set_linger(Some(Duration::ZERO));
+            return Ok(());
+        }
+        _ => {}
+    }
     let (mut transport, login, packet_size) = match tokio::time::timeout(LOGIN_DEADLINE, open(tcp, cfg)).await {
         Ok(r) => r?,
         Err(_) => return Err(io::ErrorKind::TimedOut.into()),
@@ -97,6 +109,11 @@ async fn handle(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<()> {
         let reset = status & (packet::RESET_CONNECTION | packet::RESET_CONNECTION_SKIP_TRAN) != 0;
         if reset {
             session.reset(status & packet::RESET_CONNECTION_SKIP_TRAN == 0);
+        }
+        match cfg.fault {
+            Some(TdsFault::SlowQueries) => tokio::time::sleep(cfg.delay).await,
+            Some(TdsFault::EndlessRows) if kind == packet::SQL_BATCH => return endless_rows(&mut transport).await,
+            _ => {}
         }
         let mut outputs = match kind {
             packet::SQL_BATCH => {
@@ -121,6 +138,31 @@ async fn handle(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<()> {
         }
         let reply = encode(&outputs, &cfg.server_name);
         packet::write_message(&mut transport, packet::TABULAR_RESULT, &reply, packet_size).await?;
+    }
+}
+
+/// COLMETADATA for one int column, then ROW tokens that never end.
+async fn endless_rows(transport: &mut Transport) -> io::Result<()> {
+    let mut head = Tokens::default();
+    head.result_set(&[("n".to_string(), crate::lab::sql::SqlType::Int)], &[]);
+    let mut meta = head.finish();
+    // Keep COLMETADATA only: drop the DONE a result set ends with.
+    meta.truncate(meta.len() - 13);
+    // ROW: an INTN of length 4.
+    let row: Vec<u8> = [0xD1u8, 4].into_iter().chain(7i32.to_le_bytes()).collect();
+    let mut body = meta;
+    loop {
+        while body.len() < 32 * 1024 {
+            body.extend_from_slice(&row);
+        }
+        // Packets without EOM: the message goes on.
+        for chunk in body.chunks(4096 - 8) {
+            let mut p = vec![packet::TABULAR_RESULT, 0, 0, 0, 0, 0, 1, 0];
+            p[2..4].copy_from_slice(&((chunk.len() + 8) as u16).to_be_bytes());
+            p.extend_from_slice(chunk);
+            transport.write_all(&p).await?;
+        }
+        body.clear();
     }
 }
 
@@ -163,9 +205,37 @@ async fn open(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<(Transport, Opened,
     }
     let fed_auth = client.fed_auth_required && cfg.accept_access_token;
     let response = prelogin::build(cfg.version, reply, fed_auth);
-    packet::write_message(&mut transport, packet::TABULAR_RESULT, &response, 4096).await?;
-    if cfg.fault == Some(TdsFault::StallAfterPrelogin) {
-        std::future::pending::<()>().await;
+    let framed = packet::frame(packet::TABULAR_RESULT, &response, 4096);
+    match cfg.fault {
+        Some(TdsFault::Drip) => {
+            for b in framed {
+                transport.write_all(&[b]).await?;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            return Err(bad("dripped PRELOGIN, as the scenario asked"));
+        }
+        Some(TdsFault::HugeLength) => {
+            let mut lying = framed;
+            lying[2..4].copy_from_slice(&u16::MAX.to_be_bytes());
+            transport.write_all(&lying).await?;
+            std::future::pending::<()>().await;
+        }
+        Some(TdsFault::WrongPacketType) => {
+            transport.write_all(&packet::frame(packet::SQL_BATCH, &response, 4096)).await?;
+            std::future::pending::<()>().await;
+        }
+        _ => transport.write_all(&framed).await?,
+    }
+    match cfg.fault {
+        Some(TdsFault::StallAfterPrelogin) => std::future::pending::<()>().await,
+        Some(TdsFault::TlsGarbage) if mode != Mode::Plain => {
+            // The client's ClientHello gets a PRELOGIN packet of junk back.
+            let _ = packet::read_message(&mut transport).await;
+            let junk: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(37) ^ 0x5a).collect();
+            transport.write_all(&packet::frame(packet::PRELOGIN, &junk, 4096)).await?;
+            std::future::pending::<()>().await;
+        }
+        _ => {}
     }
     let framing = if cfg.legacy_framing { packet::TABULAR_RESULT } else { packet::PRELOGIN };
     transport = match (mode, transport) {
