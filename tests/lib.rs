@@ -5,4 +5,5 @@ mod check;
 mod diagnose;
 mod lab;
 mod link;
+mod props;
 mod support;
