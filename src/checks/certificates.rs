@@ -94,7 +94,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
                         .ev("name", name)
                         .ev("expiry_date", expiry);
                     if let Some(d) = left {
-                        f = f.ev("days_left", d);
+                        f = f.ev("days_left", d).found(crate::report::expiry_phrase(d, expiry));
                     }
                     let rotate = rotation_remedy(name);
                     f = match left {

@@ -88,7 +88,8 @@ fn one(facts: &Facts, db: &str, id: i64, row: &Record, emit: &mut dyn FnMut(F)) 
     });
 
     let rm = row.str("recovery_model_desc").unwrap_or("");
-    let f = F::new("database-recovery-full", s, Severity::Pass).ev("recovery_model", rm);
+    let f =
+        F::new("database-recovery-full", s, Severity::Pass).ev("recovery_model", rm).found(format!("{rm} recovery"));
     emit(if rm == "FULL" {
         f
     } else {
@@ -154,14 +155,17 @@ fn one(facts: &Facts, db: &str, id: i64, row: &Record, emit: &mut dyn FnMut(F)) 
                 .ev("log_reuse_wait", row.str("log_reuse_wait_desc").unwrap_or(""));
             emit(match used {
                 None => f.severity(Severity::Error).ev("note", "not in DBCC SQLPERF(LOGSPACE)"),
-                Some(u) if u >= 90.0 => f.ev("used_percent", u).severity(Severity::Fail).remedy(
-                    "The log is nearly full: at 100% replication stops. Back up the log, or grow the log file.",
-                ),
+                Some(u) if u >= 90.0 => {
+                    f.found(format!("log {u:.0}% used")).ev("used_percent", u).severity(Severity::Fail).remedy(
+                        "The log is nearly full: at 100% replication stops. Back up the log, or grow the log file.",
+                    )
+                }
                 Some(u) if u >= 70.0 => f
+                    .found(format!("log {u:.0}% used"))
                     .ev("used_percent", u)
                     .severity(Severity::Warn)
                     .remedy("The log is filling: take log backups more often or grow the log file."),
-                Some(u) => f.ev("used_percent", u),
+                Some(u) => f.found(format!("log {u:.0}% used")).ev("used_percent", u),
             });
         }
     }

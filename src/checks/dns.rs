@@ -53,8 +53,9 @@ fn name(id: &'static str, side: Side, r: &Resolution) -> F {
     }
     let f = F::new(id, side, Severity::Pass).ev("name", r.name.clone()).ev("answers", answer_json(r));
     match r.primary() {
-        Some(Answer::Addresses { .. }) => f,
+        Some(a @ Answer::Addresses { .. }) => f.found(format!("resolves to {}", a.describe())),
         Some(a) => f.severity(Severity::Fail)
+            .found(a.describe())
             .ev("result", a.describe())
             .remedy(match a {
                 Answer::NxDomain => "The name does not exist for this resolver: add the record (for a managed instance, link the private DNS zone or add a conditional forwarder), or pin `address` in the profile.",

@@ -10,7 +10,13 @@ fn login(id: &'static str, side: Side, s: &SideEvidence) -> Finding {
     match &s.sql {
         Sql::Skipped(reason) => F::skip(id, side, reason.clone()).done(),
         Sql::Failed(e) => {
+            let found = match e.code {
+                Some(c) => format!("login failed (error {c})"),
+                None if e.timed_out => "no answer to the login".to_string(),
+                None => "login failed".to_string(),
+            };
             let f = F::new(id, side, if e.timed_out { Severity::Error } else { Severity::Fail })
+                .found(found)
                 .ev("error", e.message.clone());
             let f = match e.code {
                 Some(c) => f.ev("error_number", c),

@@ -136,6 +136,7 @@ impl F {
             side,
             severity,
             title: i.title.to_string(),
+            found: None,
             subject: None,
             evidence: BTreeMap::new(),
             remedy: None,
@@ -159,6 +160,12 @@ impl F {
 
     pub fn remedy(mut self, r: impl Into<String>) -> F {
         self.0.remedy = Some(r.into());
+        self
+    }
+
+    /// What was found, for the table's result column.
+    pub fn found(mut self, s: impl Into<String>) -> F {
+        self.0.found = Some(s.into());
         self
     }
 

@@ -32,7 +32,15 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
             out.push(F::skip(id, side, "the name did not resolve (dns check)").ev("outcome", "dns_failure").done());
             continue;
         };
+        let found = match pr.outcome {
+            Outcome::Open => format!("open ({} ms)", pr.rtt_ms),
+            Outcome::ClosedByPeer => "accepted, then closed at once".into(),
+            Outcome::Refused => "refused (nothing listens)".into(),
+            Outcome::Filtered => "no answer (filtered)".into(),
+            other => other.as_str().replace('_', " "),
+        };
         let mut f = F::new(id, side, Severity::Pass)
+            .found(found)
             .ev("address", pr.addr.to_string())
             .ev("outcome", pr.outcome.as_str())
             .ev("rtt_ms", pr.rtt_ms);
@@ -62,6 +70,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
                 .collect();
             let open = probes.iter().filter(|p| p.outcome == Outcome::Open).count();
             let f = F::new("network-mi-redirect", Side::ManagedInstance, Severity::Pass)
+                .found(format!("{open} open, {} blocked of {} probed", blocked.len(), probes.len()))
                 .ev("ports_probed", probes.len())
                 .ev("open", open)
                 .ev("blocked", blocked.len());

@@ -13,11 +13,14 @@ fn one(id: &'static str, side: Side, s: &SideEvidence, p: &Profile) -> Finding {
     let c = match outcome {
         Outcome::NoTls => {
             return F::new(id, side, Severity::Fail)
+                .found("offers no TLS (ENCRYPT_NOT_SUP)")
                 .ev("prelogin_encryption", "ENCRYPT_NOT_SUP")
                 .remedy("The server offers no TLS: install a certificate for SQL Server (SQL Server Configuration Manager > Protocols > Certificate) and restart the service.")
                 .done();
         }
-        Outcome::Failed { message } => return F::new(id, side, Severity::Error).ev("error", message.clone()).done(),
+        Outcome::Failed { message } => {
+            return F::new(id, side, Severity::Error).found("no TLS handshake").ev("error", message.clone()).done();
+        }
         Outcome::Captured(c) => c,
     };
     let mut f = F::new(id, side, Severity::Pass)
@@ -40,6 +43,20 @@ fn one(id: &'static str, side: Side, s: &SideEvidence, p: &Profile) -> Finding {
         f = f.ev("detail", d.clone());
     }
     let name = if side == Side::SqlServer { &p.sql_server.host } else { &p.managed_instance.fqdn };
+    if let Some(leaf) = c.chain.first() {
+        let when = crate::report::expiry_phrase(leaf.days_left, &leaf.not_after);
+        f = f.found(match c.verdict {
+            Verdict::Trusted => format!("trusted; {when}"),
+            Verdict::Expired => when,
+            Verdict::NotYetValid => {
+                format!("not valid before {}", leaf.not_before.get(..10).unwrap_or(&leaf.not_before))
+            }
+            Verdict::WrongName => format!("not for {name} (SANs: {})", leaf.sans.join(", ")),
+            Verdict::Untrusted => format!("issued by {}, not trusted here", leaf.issuer),
+            Verdict::Invalid => "does not verify".into(),
+            Verdict::InvalidValidity => "validity period inverted: never valid".into(),
+        });
+    }
     f = match c.verdict {
         Verdict::Trusted => f,
         Verdict::Expired => f.severity(Severity::Fail).remedy("The certificate has expired: issue a new one for the server's name and bind it to SQL Server."),

@@ -37,6 +37,10 @@ pub struct CheckArgs {
     /// The table lists every check, not only what needs attention.
     #[arg(short, long)]
     verbose: bool,
+    /// Write every fix of the run to this file, worst first, each under its
+    /// finding's id (T-SQL as it stands; fixes in words as comments).
+    #[arg(long, value_name = "FILE")]
+    fix_sql: Option<PathBuf>,
     #[arg(long)]
     sql_host: Option<String>,
     #[arg(long)]
@@ -202,6 +206,11 @@ pub fn run(args: CheckArgs, job: Job) -> anyhow::Result<ExitCode> {
             }
         }
     })?;
+    if let Some(file) = &args.fix_sql {
+        let lead = report.root_cause.as_ref().map(|rc| (rc.id, &*rc.remedy));
+        std::fs::write(file, report::fix_sql(&report.report.findings, lead))
+            .with_context(|| format!("writing {}", file.display()))?;
+    }
     print(&report, args.format, job, args.verbose);
     Ok(ExitCode::from(report.report.summary.exit_code))
 }

@@ -29,6 +29,9 @@ pub fn render(report: &Report, lead: Option<&str>) -> String {
             if let Some(s) = &f.subject {
                 out.push_str(&format!(" — {s}"));
             }
+            if let Some(found) = &f.found {
+                out.push_str(&format!(": **{found}**"));
+            }
             out.push_str("\n\n");
             if !f.evidence.is_empty() {
                 out.push_str(&format!("Evidence: {}\n\n", evidence_text(&f.evidence)));

@@ -67,6 +67,9 @@ pub struct Finding {
     pub side: Side,
     pub severity: Severity,
     pub title: String,
+    /// What was found, in a few words ("expires in 19 days, on 2026-12-13").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found: Option<String>,
     /// What the finding is about when a check runs per object (a database).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
@@ -141,6 +144,72 @@ impl Report {
     }
 }
 
+/// "expires in 19 days, on 2026-12-13", or "expired 3 days ago, on …".
+pub fn expiry_phrase(days_left: i64, date: &str) -> String {
+    let day = date.get(..10).unwrap_or(date);
+    match days_left {
+        d if d < -1 => format!("expired {} days ago, on {day}", -d),
+        -1 => format!("expired yesterday, on {day}"),
+        0 => format!("expires today, {day}"),
+        1 => format!("expires tomorrow, {day}"),
+        d => format!("expires in {d} days, on {day}"),
+    }
+}
+
+/// Long hex literals (certificate blobs) as `0x3082…(1234 bytes)`, for a
+/// table: the JSON and `--fix-sql` keep them whole.
+pub fn short_blobs(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find("0x") {
+        out.push_str(&rest[..at]);
+        let hex = rest[at + 2..].chars().take_while(|c| c.is_ascii_hexdigit()).count();
+        if hex > 32 {
+            out.push_str(&format!("0x{}…({} bytes)", &rest[at + 2..at + 6], hex / 2));
+        } else {
+            out.push_str(&rest[at..at + 2 + hex]);
+        }
+        rest = &rest[at + 2 + hex..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Every remedy of a report, worst first, for `--fix-sql`: one that is T-SQL
+/// as it stands is written to run; one in words, or with a `<placeholder>`
+/// to fill in, goes in as a comment.
+pub fn fix_sql(findings: &[Finding], lead: Option<(&str, &str)>) -> String {
+    let mut out = String::from("-- milink: the fixes of this run, worst first. Read each before running it.\n");
+    let mut block = |id: &str, what: &str, remedy: &str| {
+        out.push_str(&format!("\n-- {id} ({what})\n"));
+        let runnable = ["USE ", "CREATE ", "ALTER ", "EXEC ", "BACKUP ", "DROP ", "DBCC "]
+            .iter()
+            .any(|k| remedy.trim_start().to_ascii_uppercase().starts_with(k))
+            && !remedy.contains('<');
+        if runnable {
+            out.push_str(remedy.trim());
+            out.push('\n');
+        } else {
+            for line in remedy.lines() {
+                out.push_str(&format!("-- {line}\n"));
+            }
+        }
+    };
+    if let Some((id, remedy)) = lead {
+        block(id, "root cause", remedy);
+    }
+    let mut problems: Vec<&Finding> = findings.iter().filter(|f| f.remedy.is_some()).collect();
+    problems.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    for f in problems {
+        let what = match &f.subject {
+            Some(s) => format!("{}, {}, {s}", f.severity.as_str(), f.side.as_str()),
+            None => format!("{}, {}", f.severity.as_str(), f.side.as_str()),
+        };
+        block(f.id, &what, f.remedy.as_deref().unwrap_or_default());
+    }
+    out
+}
+
 /// Evidence values as they print in a table or a ticket.
 pub fn evidence_text(e: &BTreeMap<String, serde_json::Value>) -> String {
     e.iter()
@@ -150,4 +219,23 @@ pub fn evidence_text(e: &BTreeMap<String, serde_json::Value>) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blobs_shrink_in_tables_only() {
+        let blob = format!("CREATE CERTIFICATE [mi] FROM BINARY = 0x{};", "3082".repeat(300));
+        assert_eq!(short_blobs(&blob), "CREATE CERTIFICATE [mi] FROM BINARY = 0x3082…(600 bytes);");
+        assert_eq!(short_blobs("state 0x1f and 0x"), "state 0x1f and 0x");
+    }
+
+    #[test]
+    fn expiry_reads_as_a_date() {
+        assert_eq!(expiry_phrase(19, "2026-12-13 10:00:00"), "expires in 19 days, on 2026-12-13");
+        assert_eq!(expiry_phrase(-3, "2026-11-20"), "expired 3 days ago, on 2026-11-20");
+        assert_eq!(expiry_phrase(0, "2026-11-23"), "expires today, 2026-11-23");
+    }
 }

@@ -4,19 +4,21 @@
 
 use comfy_table::{ContentArrangement, Table};
 
-use super::{Finding, Report, Severity, evidence_text};
+use super::{Finding, Report, Severity, evidence_text, short_blobs};
 use crate::input::shorten;
 
 fn row(f: &Finding) -> [String; 5] {
-    let mut detail = shorten(&evidence_text(&f.evidence), 600);
+    let mut detail = shorten(&short_blobs(&evidence_text(&f.evidence)), 600);
     if let Some(r) = &f.remedy
         && f.severity > Severity::Info
     {
-        detail.push_str(&format!("\nfix: {}", shorten(r, 1200)));
+        detail.push_str(&format!("\nfix: {}", shorten(&short_blobs(r), 1200)));
     }
+    // What was found when the check says it; else what was checked.
+    let said = f.found.as_deref().map(|x| shorten(x, 200)).unwrap_or_else(|| f.title.clone());
     let title = match &f.subject {
-        Some(s) => format!("{} ({s})", f.title),
-        None => f.title.clone(),
+        Some(s) => format!("{said} ({s})"),
+        None => said,
     };
     [f.severity.as_str().to_uppercase(), f.id.to_string(), f.side.as_str().to_string(), title, detail]
 }

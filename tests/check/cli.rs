@@ -217,6 +217,18 @@ fn stable(mut v: Value) -> Value {
                 *val = Value::String("[filtered]".into());
             }
         }
+        // What was found keeps its words; its numbers (times, addresses, dates) vary.
+        if let Some(found) = f.get("found").and_then(|x| x.as_str()) {
+            let mut shape = String::new();
+            for c in found.chars() {
+                if !c.is_ascii_digit() {
+                    shape.push(c);
+                } else if !shape.ends_with('#') {
+                    shape.push('#');
+                }
+            }
+            f["found"] = Value::String(shape);
+        }
         if let Some(r) = f.get_mut("remedy").and_then(|r| r.as_str().map(String::from)) {
             // A remedy may carry a certificate's bytes, which are new each run.
             let cut = r.find("0x3082").map(|i| format!("{}0x[der]", &r[..i])).unwrap_or(r);
@@ -347,4 +359,41 @@ fn failures_first_root_cause_first_and_no_colour_in_pipes() {
         .unwrap();
     assert!(!out.stderr.is_empty(), "MILINK_LOG=debug logs something");
     assert!(!out.stderr.contains(&0x1b), "no escape codes in a pipe");
+}
+
+#[test]
+fn the_table_says_what_was_found_and_fix_sql_holds_every_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let fix = dir.path().join("fix.sql");
+    let out = milink()
+        .args(["check", "--lab", "scenarios/certificates-not-exchanged.toml", "--fix-sql"])
+        .arg(&fix)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    // The imported-certificate fix carries a whole certificate: short in the table…
+    assert!(table.contains("0x3082…("), "{table}");
+    assert!(!table.contains("0x30820"), "{table}");
+    let sql = std::fs::read_to_string(&fix).unwrap();
+    // …whole and runnable in the file, under its finding's id.
+    let import = sql.split("-- cert-mi-imported (fail, link)\n").nth(1).unwrap().lines().next().unwrap();
+    assert!(import.starts_with("USE [master]; CREATE CERTIFICATE [mi-contoso."), "{import}");
+    assert!(import.len() > 600, "the blob is whole: {import}");
+    // A fix in words, or with a placeholder, is a comment.
+    let trust = sql.split("-- cert-sql-trusted-on-mi (fail, link)\n").nth(1).unwrap().lines().next().unwrap();
+    assert!(trust.starts_with("-- Upload SQL Server's public key"), "{trust}");
+    assert!(sql.lines().filter(|l| l.contains("CREATE CERTIFICATE [DigiCert")).all(|l| l.starts_with("-- ")));
+    // Worst first: every fail before the first warn.
+    let order: Vec<&str> = sql.lines().filter(|l| l.starts_with("-- ") && l.contains(" (")).collect();
+    let first_warn = order.iter().position(|l| l.contains("(warn")).unwrap();
+    assert!(order[first_warn..].iter().all(|l| !l.contains("(fail")), "{order:#?}");
+
+    let out = milink().args(["check", "--lab", "scenarios/sql-cert-expired.toml"]).output().unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("expired 3 days ago, on"), "the result column says what was found: {table}");
+    let out =
+        milink().args(["check", "--lab", "scenarios/sql-cert-expired.toml", "--format", "json"]).output().unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = r["findings"].as_array().unwrap().iter().find(|f| f["id"] == "cert-sql-endpoint-expiry").unwrap();
+    assert!(f["found"].as_str().unwrap().starts_with("expired 3 days ago, on "), "{f}");
 }
