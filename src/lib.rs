@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod azure;
+pub mod bundle;
 pub mod checks;
 pub mod cli;
 pub mod deadline;

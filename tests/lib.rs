@@ -1,6 +1,7 @@
 //! One integration-test binary: it links once.
 
 mod audit;
+mod bundle;
 mod check;
 mod diagnose;
 mod lab;

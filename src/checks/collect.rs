@@ -119,7 +119,7 @@ const SEEDING: &str = "SELECT s.current_state, s.failure_state, s.failure_state_
 const ERRORLOG: &str = "EXEC xp_readerrorlog 0, 1, N'Mirroring'";
 
 /// SQL Server's evidence, one query per key.
-const SQL_QUERIES: &[(&str, &str)] = &[
+pub const SQL_QUERIES: &[(&str, &str)] = &[
     ("props", PROPS),
     (
         "perms",
@@ -160,7 +160,7 @@ const SQL_QUERIES: &[(&str, &str)] = &[
 ];
 
 /// The managed instance's evidence.
-const MI_QUERIES: &[(&str, &str)] = &[
+pub const MI_QUERIES: &[(&str, &str)] = &[
     ("props", PROPS),
     ("perms", "SELECT HAS_PERMS_BY_NAME(NULL, NULL, 'VIEW SERVER STATE') AS view_server_state"),
     ("endpoint_cert", "EXEC sp_get_endpoint_certificate @endpoint_type = 4"),

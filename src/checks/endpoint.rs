@@ -60,7 +60,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
     );
 
     let auth = ep.str("connection_auth_desc").unwrap_or("");
-    let f = F::new("endpoint-sql-auth", s, Severity::Pass).ev("connection_auth", auth);
+    let f = F::new("endpoint-sql-auth", s, Severity::Pass).ev("connection_auth", auth).found(auth.to_string());
     out.push(
         if auth.contains("CERTIFICATE") {
             f

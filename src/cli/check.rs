@@ -148,25 +148,17 @@ impl CheckArgs {
     }
 }
 
-/// What to produce from the evidence.
-#[derive(Clone, Copy)]
-pub enum Job {
-    Check,
-    Diagnose,
-}
-
-/// Runs the job under the profile's deadline, which starts here.
-async fn produce(mut profile: Profile, job: Job) -> Diagnosis {
-    profile.start_clock();
-    match job {
-        Job::Check => Diagnosis { report: checks::run(&profile).await, root_cause: None },
-        Job::Diagnose => diagnose::run(&profile).await,
-    }
-}
-
-pub fn run(args: CheckArgs, job: Job) -> anyhow::Result<ExitCode> {
+/// Runs `job` with the profile the arguments name: a lab's, started here (and
+/// run where the lab's host is), or a file's with its secrets loaded. The
+/// run's deadline starts inside `job`.
+pub fn with_profile<T, F, Fut>(args: &CheckArgs, job: F) -> anyhow::Result<T>
+where
+    F: FnOnce(Profile) -> Fut + Send + 'static,
+    Fut: Future<Output = T>,
+    T: Send + 'static,
+{
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let report = rt.block_on(async {
+    rt.block_on(async {
         match &args.lab {
             Some(path) => {
                 let scenario = Scenario::load(path)?;
@@ -178,8 +170,7 @@ pub fn run(args: CheckArgs, job: Job) -> anyhow::Result<ExitCode> {
                 args.apply(&mut profile);
                 profile.validate().map_err(anyhow::Error::msg)?;
                 // milink runs where the lab's host is: in topology mode, its namespace.
-                let report = lab.on_host(move || async move { produce(profile, job).await }).await?;
-                anyhow::Ok(report)
+                Ok(lab.on_host(move || job(profile)).await?)
             }
             None => {
                 let mut profile = match &args.profile {
@@ -202,10 +193,30 @@ pub fn run(args: CheckArgs, job: Job) -> anyhow::Result<ExitCode> {
                 profile.dns_servers()?;
                 profile.load_secrets()?;
                 crate::azure::auth::sql_login_token(&mut profile).await?;
-                Ok(produce(profile, job).await)
+                Ok(job(profile).await)
             }
         }
-    })?;
+    })
+}
+
+/// What to produce from the evidence.
+#[derive(Clone, Copy)]
+pub enum Job {
+    Check,
+    Diagnose,
+}
+
+/// Runs the job under the profile's deadline, which starts here.
+async fn produce(mut profile: Profile, job: Job) -> Diagnosis {
+    profile.start_clock();
+    match job {
+        Job::Check => Diagnosis { report: checks::run(&profile).await, root_cause: None },
+        Job::Diagnose => diagnose::run(&profile).await,
+    }
+}
+
+pub fn run(args: CheckArgs, job: Job) -> anyhow::Result<ExitCode> {
+    let report = with_profile(&args, move |profile| async move { produce(profile, job).await })?;
     if let Some(file) = &args.fix_sql {
         let lead = report.root_cause.as_ref().map(|rc| (rc.id, &*rc.remedy));
         std::fs::write(file, report::fix_sql(&report.report.findings, lead))
@@ -221,7 +232,7 @@ fn print(d: &Diagnosis, format: Format, job: Job, verbose: bool) {
         (Format::Json, Job::Diagnose) => serde_json::to_string_pretty(d).expect("a diagnosis serialises"),
         (Format::Table, _) => format!("{}{}", root_cause_text(d, job), report::table(&d.report, verbose)),
         (Format::Markdown, Job::Check) => report::markdown(&d.report, None),
-        (Format::Markdown, Job::Diagnose) => report::markdown(&d.report, Some(&root_cause_markdown(d))),
+        (Format::Markdown, Job::Diagnose) => report::markdown(&d.report, Some(&d.root_cause_markdown())),
     };
     println!("{}", text.trim_end());
 }
@@ -248,26 +259,6 @@ pub fn root_cause_text(d: &Diagnosis, job: Job) -> String {
             s
         }
     }
-}
-
-/// The root cause as the first section of a Markdown document.
-fn root_cause_markdown(d: &Diagnosis) -> String {
-    let Some(rc) = &d.root_cause else {
-        return "## Root cause\n\nNone: the link is connected and healthy.\n".into();
-    };
-    let mut s = format!("## Root cause\n\n**{}** (`{}`, {} confidence)\n\n", rc.summary, rc.id, rc.confidence);
-    for e in &rc.evidence {
-        s.push_str(&format!("- evidence: {}\n", e.replace('\n', " ")));
-    }
-    for m in &rc.missing_evidence {
-        s.push_str(&format!("- missing: {}\n", m.replace('\n', " ")));
-    }
-    s.push_str(&format!("\nFix:\n\n```\n{}\n```\n", rc.remedy));
-    if !rc.candidates.is_empty() {
-        let other: Vec<String> = rc.candidates.iter().map(|c| format!("`{}` ({})", c.id, c.confidence)).collect();
-        s.push_str(&format!("\nOther candidates: {}\n", other.join(", ")));
-    }
-    s
 }
 
 /// `milink checks`: every check ID, from the same list the checks use.

@@ -2,6 +2,7 @@
 //! whole context chain.
 
 mod audit;
+mod bundle;
 mod check;
 mod lab;
 mod link;
@@ -48,6 +49,9 @@ enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// One redacted support bundle (zip) for a ticket: the diagnosis, a picture
+    /// of the link, the raw evidence and a manifest; `bundle verify FILE` checks one.
+    Bundle(Box<bundle::BundleArgs>),
     /// Stand-ins for SQL Server and a managed instance, driven by scenario files.
     Lab {
         #[command(subcommand)]
@@ -78,6 +82,7 @@ pub fn main() -> ExitCode {
         Command::Lab { command } => lab::run(command),
         Command::Link { command } => link::run(command),
         Command::Audit { command } => audit::run(command),
+        Command::Bundle(args) => bundle::run(*args),
         Command::Check(args) => check::run(*args, check::Job::Check),
         Command::Diagnose(args) => check::run(*args, check::Job::Diagnose),
         Command::Checks { json, markdown } => check::list(json, markdown),

@@ -39,6 +39,29 @@ pub struct Diagnosis {
     pub root_cause: Option<RootCause>,
 }
 
+impl Diagnosis {
+    /// The root cause as the first section of a Markdown document.
+    pub fn root_cause_markdown(&self) -> String {
+        let d = self;
+        let Some(rc) = &d.root_cause else {
+            return "## Root cause\n\nNone: the link is connected and healthy.\n".into();
+        };
+        let mut s = format!("## Root cause\n\n**{}** (`{}`, {} confidence)\n\n", rc.summary, rc.id, rc.confidence);
+        for e in &rc.evidence {
+            s.push_str(&format!("- evidence: {}\n", e.replace('\n', " ")));
+        }
+        for m in &rc.missing_evidence {
+            s.push_str(&format!("- missing: {}\n", m.replace('\n', " ")));
+        }
+        s.push_str(&format!("\nFix:\n\n```\n{}\n```\n", rc.remedy));
+        if !rc.candidates.is_empty() {
+            let other: Vec<String> = rc.candidates.iter().map(|c| format!("`{}` ({})", c.id, c.confidence)).collect();
+            s.push_str(&format!("\nOther candidates: {}\n", other.join(", ")));
+        }
+        s
+    }
+}
+
 /// An error seen on a side: number (if any), text, where it came from.
 #[derive(Debug, Clone)]
 struct Seen {
@@ -145,12 +168,12 @@ fn link_findings(link: &Link<'_>, seen: &[Seen], out: &mut Vec<Finding>) {
             out.push(F::skip("link-connected", side, "no SQL session to this side").done());
             continue;
         }
-        let mut f = F::new("link-connected", side, Severity::Pass);
+        let mut f = F::new("link-connected", side, Severity::Pass).found("CONNECTED");
         if let Some(r) = link.local(side) {
             f = f.ev("role", r.str("role_desc").unwrap_or(""));
         }
         if link.disconnected(side) {
-            f = f.severity(Severity::Fail).ev("connected_state", "DISCONNECTED");
+            f = f.severity(Severity::Fail).found("DISCONNECTED").ev("connected_state", "DISCONNECTED");
             if let Some(e) = seen.iter().find(|e| e.side == side && e.source == "last_connect_error") {
                 let meaning: Vec<&str> = kb::explain(e.number, &e.text).iter().map(|k| k.meaning).collect();
                 f = f

@@ -1,0 +1,135 @@
+//! The raw material behind the findings, as files: each query's text and rows
+//! per side, DNS answers per resolver, TCP outcomes, the TLS chains and the
+//! catalog's certificates as PEM, Agent-job output.
+
+use serde_json::{Value, json};
+
+use super::{Entry, text};
+use crate::checks::collect::{self, Evidence, Resolution, SideEvidence, Sql};
+use crate::probe::sql::{Fields, unhex};
+use crate::probe::tls::Outcome;
+use crate::profile::Profile;
+
+/// `with_certificates`: PEM files too (they name hosts, so not when identities are redacted).
+pub fn files(ev: &Evidence, p: &Profile, with_certificates: bool) -> Vec<Entry> {
+    let mut out = Vec::new();
+    let names: Vec<&Resolution> =
+        [Some(&ev.sql_name), Some(&ev.mi_name), ev.endpoint_name.as_ref(), ev.mi_public_name.as_ref()]
+            .into_iter()
+            .flatten()
+            .collect();
+    out.push(json_file("evidence/dns.json", Value::Array(names.iter().map(|r| resolution(r)).collect())));
+    let probes: Vec<Value> = ev
+        .probes
+        .iter()
+        .map(|(id, pr)| match pr {
+            Some(pr) => json!({ "check": id, "probe": pr }),
+            None => json!({ "check": id, "probe": null, "reason": "the name did not resolve" }),
+        })
+        .collect();
+    let redirect = ev.redirect.as_ref().map(|ps| {
+        let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+        for p in ps {
+            *counts.entry(p.outcome.as_str()).or_default() += 1;
+        }
+        json!({ "outcomes": counts, "unprobed": ev.redirect_unprobed, "first": ps.iter().take(20).collect::<Vec<_>>() })
+    });
+    out.push(json_file("evidence/tcp.json", json!({ "probes": probes, "redirect_range": redirect })));
+    for (dir, side, is_sql) in [("sql_server", &ev.sql, true), ("managed_instance", &ev.mi, false)] {
+        out.extend(side_files(dir, side, is_sql, p, with_certificates));
+    }
+    out
+}
+
+fn json_file(path: &str, v: Value) -> Entry {
+    text(path, serde_json::to_string_pretty(&v).expect("json"))
+}
+
+fn resolution(r: &Resolution) -> Value {
+    let servers: Vec<Value> = r.servers.iter().map(|(s, a)| json!({ "server": s.to_string(), "answer": a })).collect();
+    json!({ "name": r.name, "os_resolver": r.os, "servers": servers, "chosen": r.chosen, "pinned": r.pinned })
+}
+
+fn side_files(dir: &str, s: &SideEvidence, is_sql: bool, p: &Profile, with_certificates: bool) -> Vec<Entry> {
+    let mut out = Vec::new();
+    match &s.tls {
+        Some(Outcome::Captured(c)) => {
+            out.push(json_file(&format!("evidence/{dir}/tls.json"), json!({ "port": s.tds_port, "capture": c })));
+            if with_certificates {
+                let pem: String = c.der.iter().map(|d| pem(d)).collect();
+                out.push(text(&format!("evidence/{dir}/tls-chain.pem"), pem));
+            }
+        }
+        Some(other) => {
+            out.push(json_file(&format!("evidence/{dir}/tls.json"), json!({ "port": s.tds_port, "capture": other })))
+        }
+        None => {}
+    }
+    let facts = match &s.sql {
+        Sql::Skipped(why) => {
+            out.push(json_file(&format!("evidence/{dir}/session.json"), json!({ "skipped": why })));
+            return out;
+        }
+        Sql::Failed(e) => {
+            let failure = json!({ "code": e.code, "message": e.message, "timed_out": e.timed_out });
+            out.push(json_file(&format!("evidence/{dir}/session.json"), json!({ "login_failed": failure })));
+            return out;
+        }
+        Sql::Facts(f) => f,
+    };
+    out.push(json_file(
+        &format!("evidence/{dir}/session.json"),
+        json!({ "routed_to": facts.routed_to, "cut_short": facts.cut_short, "temporary_endpoint": facts.temp_endpoint.as_ref().map(|r| r.clone().err()) }),
+    ));
+    for (key, result) in &facts.queries {
+        let sql = query_text(is_sql, key, p);
+        let v = match result {
+            Ok(rows) => {
+                let columns: Vec<&String> = rows.first().map(|r| r.keys().collect()).unwrap_or_default();
+                json!({ "query": sql, "columns": columns, "row_count": rows.len(), "rows": rows })
+            }
+            Err(e) => {
+                json!({ "query": sql, "error": { "code": e.code, "message": e.message, "timed_out": e.timed_out } })
+            }
+        };
+        let file = key.replace([':', '/', '\\'], "_");
+        out.push(json_file(&format!("evidence/{dir}/queries/{file}.json"), v));
+    }
+    if with_certificates && let Some(Ok(rows)) = facts.rows("certificates") {
+        for r in rows {
+            if let (Some(name), Some(der)) = (r.str("name"), r.str("der").and_then(unhex)) {
+                let safe: String = name
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+                    .collect();
+                out.push(text(&format!("evidence/{dir}/certificates/{safe}.pem"), pem(&der)));
+            }
+        }
+    }
+    if !facts.jobs.is_empty() {
+        let jobs: Vec<Value> = facts
+            .jobs
+            .iter()
+            .map(|(id, r)| match r {
+                Ok(j) => json!({ "check": id, "job": j }),
+                Err(e) => json!({ "check": id, "error": format!("{e:?}") }),
+            })
+            .collect();
+        out.push(json_file(&format!("evidence/{dir}/agent-jobs.json"), Value::Array(jobs)));
+    }
+    out
+}
+
+/// The statement behind a key, as it was sent.
+fn query_text(is_sql: bool, key: &str, p: &Profile) -> Option<String> {
+    let fixed = if is_sql { collect::SQL_QUERIES } else { collect::MI_QUERIES };
+    if let Some((_, q)) = fixed.iter().find(|(k, _)| *k == key) {
+        return Some(q.to_string());
+    }
+    p.databases.iter().flat_map(|db| collect::database_queries(db)).find(|(k, _)| k == key).map(|(_, q)| q)
+}
+
+/// DER as PEM.
+pub fn pem(der: &[u8]) -> String {
+    pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
+}

@@ -1,0 +1,261 @@
+//! `milink bundle`: what goes in (the diagnosis, evidence, a manifest), what
+//! never does (secrets; with --redact identities, names and addresses), and
+//! `bundle verify` against tampered, truncated, bomb and escaping zips.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+fn milink() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_milink"))
+}
+
+fn entries(zip: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut z = zip::ZipArchive::new(std::fs::File::open(zip).unwrap()).unwrap();
+    let mut out = BTreeMap::new();
+    for i in 0..z.len() {
+        let mut f = z.by_index(i).unwrap();
+        let mut b = Vec::new();
+        f.read_to_end(&mut b).unwrap();
+        out.insert(f.name().unwrap().to_string(), b);
+    }
+    out
+}
+
+/// (id, side, severity) of every finding, and the root cause's id.
+fn outline(report: &Value) -> (Vec<(String, String, String)>, Value) {
+    let f = report["findings"].as_array().unwrap();
+    let mut v: Vec<_> = f
+        .iter()
+        .map(|f| {
+            (
+                f["id"].as_str().unwrap().into(),
+                f["side"].as_str().unwrap().into(),
+                f["severity"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    v.sort();
+    (v, report["root_cause"]["id"].clone())
+}
+
+#[test]
+fn a_bundle_holds_the_diagnosis_its_evidence_and_a_manifest_python_agrees_with() {
+    let dir = tempfile::tempdir().unwrap();
+    for scenario in
+        ["link-healthy.toml", "disconnected-mi-cert-rotated.toml", "split-brain.toml", "sql-cert-expired.toml"]
+    {
+        let zip = dir.path().join(scenario.replace(".toml", ".zip"));
+        let out = milink().args(["bundle", "--lab"]).arg(scenario_path(scenario)).arg("-o").arg(&zip).output().unwrap();
+        assert!(zip.exists(), "{scenario}: {}", String::from_utf8_lossy(&out.stderr));
+        let diag =
+            milink().args(["diagnose", "--format", "json", "--lab"]).arg(scenario_path(scenario)).output().unwrap();
+        assert_eq!(out.status.code(), diag.status.code(), "{scenario}: the bundle exits as diagnose does");
+        let e = entries(&zip);
+        let bundled: Value = serde_json::from_slice(&e["report.json"]).unwrap();
+        let direct: Value = serde_json::from_slice(&diag.stdout).unwrap();
+        assert_eq!(outline(&bundled), outline(&direct), "{scenario}: the same findings and root cause");
+        for f in
+            ["report.md", "report.html", "environment.json", "manifest.json", "evidence/dns.json", "evidence/tcp.json"]
+        {
+            assert!(e.contains_key(f), "{scenario}: {f}");
+        }
+        let html = String::from_utf8_lossy(&e["report.html"]);
+        assert!(
+            html.contains("<svg") && !html.contains("src=\"http") && !html.contains("href=\"http"),
+            "self-contained"
+        );
+        let props: Value = serde_json::from_slice(&e["evidence/sql_server/queries/props.json"]).unwrap();
+        assert!(props["query"].as_str().unwrap().contains("SERVERPROPERTY('ProductVersion')"));
+        assert!(props["columns"].as_array().unwrap().iter().any(|c| c == "collation"));
+        assert!(
+            String::from_utf8_lossy(&e["evidence/sql_server/tls-chain.pem"]).starts_with("-----BEGIN CERTIFICATE-----")
+        );
+        if scenario == "disconnected-mi-cert-rotated.toml" {
+            assert_eq!(bundled["root_cause"]["id"], "mi-cert-not-imported");
+            assert!(html.contains("Root cause") && html.contains("mi-cert-not-imported"));
+            let replicas: Value = serde_json::from_slice(&e["evidence/sql_server/queries/link_replicas.json"]).unwrap();
+            assert!(replicas["rows"].to_string().contains("DISCONNECTED"), "the link DMV rows are there");
+        }
+        // A client nobody here wrote reads the zip and checks every hash.
+        let py = python(
+            "-c",
+            &[
+                "import hashlib, json, sys, zipfile\n\
+                 z = zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None\n\
+                 m = json.loads(z.read('manifest.json'))\n\
+                 for f in m['files']:\n\
+                 \x20   b = z.read(f['path']); assert len(b) == f['size'] and hashlib.sha256(b).hexdigest() == f['sha256'], f['path']\n\
+                 assert sorted(n for n in z.namelist() if n != 'manifest.json') == sorted(f['path'] for f in m['files'])\n\
+                 print(len(m['files']))",
+                zip.to_str().unwrap(),
+            ],
+            "zipfile",
+            "python3's zipfile",
+            "",
+        );
+        assert!(py.status.success(), "{scenario}: {}", String::from_utf8_lossy(&py.stderr));
+        let v = milink().args(["bundle", "verify"]).arg(&zip).output().unwrap();
+        assert_eq!(v.status.code(), Some(0), "{}", String::from_utf8_lossy(&v.stdout));
+    }
+}
+
+/// Every form a secret could take in a file: raw, UTF-16LE, hex.
+fn forms(secret: &str) -> Vec<Vec<u8>> {
+    let utf16: Vec<u8> = secret.encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+    let hex: String = secret.bytes().map(|b| format!("{b:02x}")).collect();
+    vec![secret.as_bytes().to_vec(), utf16, hex.clone().into_bytes(), hex.to_uppercase().into_bytes()]
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+const CANARIES: &str = "[sql_server.login]\nuser = \"contoso_dba\"\npassword = \"CANARY-sql-7f3e9a\"\n\
+    [managed_instance.login]\nuser = \"mi_admin_x\"\npassword = \"CANARY-mi-c41d2b\"\n";
+
+#[test]
+fn no_secret_enters_a_bundle_and_identities_can_be_redacted() {
+    let lab = LabProcess::start_with("link-healthy.toml", CANARIES);
+    let info: Value = serde_json::from_str(&lab.line).unwrap();
+    let profile = PathBuf::from(info["profile"].as_str().unwrap());
+    let secrets: toml::Table =
+        toml::from_str(&std::fs::read_to_string(profile.parent().unwrap().join("link.secrets.toml")).unwrap()).unwrap();
+    let canaries: Vec<String> = secrets.values().filter_map(|v| v.as_str().map(String::from)).collect();
+    assert!(canaries.iter().any(|c| c == "CANARY-sql-7f3e9a") && canaries.len() >= 3, "{canaries:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain.zip");
+    let out = milink().args(["bundle", "--profile"]).arg(&profile).arg("-o").arg(&plain).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let e = entries(&plain);
+    for (name, bytes) in &e {
+        for c in &canaries {
+            for form in forms(c) {
+                assert!(!contains(bytes, &form), "a secret in {name}");
+            }
+        }
+    }
+    // Without redaction the names are there: the redaction test below means something.
+    let all: Vec<u8> = e.values().flatten().copied().collect();
+    assert!(contains(&all, b"sqlprod01.contoso.lab") && contains(&all, b"SQLPROD01"));
+
+    let red = dir.path().join("red.zip");
+    let out = milink()
+        .args(["bundle", "--redact", "identities", "--profile"])
+        .arg(&profile)
+        .arg("-o")
+        .arg(&red)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let identities = [
+        info["sql_server"]["fqdn"].as_str().unwrap(),
+        info["managed_instance"]["fqdn"].as_str().unwrap(),
+        info["sql_server"]["host"].as_str().unwrap(),
+        info["managed_instance"]["host"].as_str().unwrap(),
+        info["sql_server"]["name"].as_str().unwrap(),
+        "contoso_dba",
+        "mi_admin_x",
+        "6d9a4c1e-4b1f-4f4e-9a51-3c2d8e7f0a11",
+    ];
+    for (name, bytes) in entries(&red) {
+        let lower = String::from_utf8_lossy(&bytes).to_ascii_lowercase();
+        for id in identities {
+            assert!(!lower.contains(&id.to_ascii_lowercase()), "{id} in {name}");
+            let utf16: Vec<u8> = id.encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+            assert!(!contains(&bytes, &utf16), "{id} (UTF-16) in {name}");
+        }
+        for c in &canaries {
+            assert!(!contains(&bytes, c.as_bytes()), "a secret in {name}");
+        }
+    }
+    // The same value, the same alias, and the map beside the zip (not in it).
+    let map: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("red.aliases.json")).unwrap()).unwrap();
+    let alias_of = |v: &str| {
+        map["aliases"].as_object().unwrap().iter().find(|(_, o)| o.as_str() == Some(v)).map(|(a, _)| a.clone()).unwrap()
+    };
+    let host = alias_of("sqlprod01.contoso.lab");
+    let report = String::from_utf8(entries(&red)["report.json"].clone()).unwrap();
+    let dns = String::from_utf8(entries(&red)["evidence/dns.json"].clone()).unwrap();
+    assert!(report.contains(&host) && dns.contains(&host), "{host} names the host in the report and the evidence");
+    assert!(!entries(&red).contains_key("red.aliases.json"));
+}
+
+fn python_zip(dir: &Path, name: &str, script: &str) -> PathBuf {
+    let path = dir.join(name);
+    let out = python("-c", &[script, path.to_str().unwrap()], "zipfile", "python3's zipfile", "");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    path
+}
+
+#[test]
+fn verify_refuses_what_was_changed_cut_or_made_to_hurt() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.zip");
+    let out =
+        milink().args(["bundle", "--lab"]).arg(scenario_path("healthy.toml")).arg("-o").arg(&good).output().unwrap();
+    assert!(good.exists(), "{}", String::from_utf8_lossy(&out.stderr));
+    let g = good.to_str().unwrap();
+    let verify = |p: &Path| {
+        let o = milink().args(["bundle", "verify"]).arg(p).output().unwrap();
+        (o.status.code(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+    };
+    // A file changed after the manifest was written.
+    let tampered = python_zip(
+        dir.path(),
+        "tampered.zip",
+        &format!(
+            "import sys, zipfile\nsrc = zipfile.ZipFile('{g}')\nout = zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED)\n\
+             for n in src.namelist():\n    b = src.read(n)\n    out.writestr(n, b.replace(b'pass', b'PASS') if n == 'report.json' else b)\nout.close()"
+        ),
+    );
+    let (code, text) = verify(&tampered);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("MISMATCH report.json: SHA-256 differs"), "{text}");
+    // A secret slipped in (listed in the manifest, so only the scan sees it).
+    let leaked = python_zip(
+        dir.path(),
+        "leaked.zip",
+        &format!(
+            "import sys, zipfile, json, hashlib\nsrc = zipfile.ZipFile('{g}')\nout = zipfile.ZipFile(sys.argv[1], 'w')\n\
+             files = {{n: src.read(n) for n in src.namelist() if n != 'manifest.json'}}\nfiles['notes.txt'] = b'sa password = Hunter2Hunter2'\n\
+             for n, b in files.items(): out.writestr(n, b)\n\
+             out.writestr('manifest.json', json.dumps({{'files': [{{'path': n, 'size': len(b), 'sha256': hashlib.sha256(b).hexdigest()}} for n, b in files.items()]}}))\nout.close()"
+        ),
+    );
+    let (code, text) = verify(&leaked);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("SECRET?  notes.txt"), "{text}");
+    // Cut short.
+    let cut = dir.path().join("cut.zip");
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let (code, text) = verify(&cut);
+    assert_eq!(code, Some(3), "{text}");
+    assert!(text.contains("not a readable zip"), "{text}");
+    // A bomb: 200 MB of zeros in a few hundred kilobytes.
+    let bomb = python_zip(
+        dir.path(),
+        "bomb.zip",
+        "import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED)\nz.writestr('report.json', b'0' * (200 << 20))\nz.close()",
+    );
+    let (code, text) = verify(&bomb);
+    assert_eq!(code, Some(3), "{text}");
+    assert!(text.contains("refused"), "{text}");
+    // A name that climbs out.
+    let escape = python_zip(
+        dir.path(),
+        "escape.zip",
+        "import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1], 'w')\nz.writestr('../../etc/evil', b'x')\nz.close()",
+    );
+    let (code, text) = verify(&escape);
+    assert_eq!(code, Some(3), "{text}");
+    assert!(text.contains("points outside the bundle"), "{text}");
+}
