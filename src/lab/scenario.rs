@@ -726,15 +726,17 @@ fn parse_offset(s: &str) -> Result<When, String> {
         _ => return Err(bad()),
     };
     let unit = rest.chars().last().ok_or_else(bad)?;
-    let n: i64 = rest[..rest.len() - 1].parse().map_err(|_| bad())?;
-    let d = match unit {
-        'd' => Duration::days(n),
-        'h' => Duration::hours(n),
-        'm' => Duration::minutes(n),
-        's' => Duration::seconds(n),
+    let n: i64 = rest[..rest.len() - unit.len_utf8()].parse().map_err(|_| bad())?;
+    let seconds_per = match unit {
+        'd' => 86_400,
+        'h' => 3_600,
+        'm' => 60,
+        's' => 1,
         _ => return Err(bad()),
     };
-    Ok(When::Offset(d * sign))
+    // Within a million days either way: a certificate date, not an overflow.
+    let secs = n.checked_mul(seconds_per).filter(|s| s.abs() <= 86_400 * 1_000_000).ok_or_else(bad)?;
+    Ok(When::Offset(Duration::seconds(secs * sign)))
 }
 
 #[derive(Debug, thiserror::Error)]

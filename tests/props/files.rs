@@ -64,3 +64,16 @@ proptest! {
         assert!(tls::describe(&real_certificate()).is_some());
     }
 }
+
+#[test]
+fn relative_times_with_odd_units_or_huge_numbers_are_errors() {
+    // Found by `scenarios_never_panic`: a multi-byte last character panicked; so did an overflow.
+    for expiry in ["+4000\u{fffd}", "+99999999999999999d", "-9223372036854775807s"] {
+        let text = format!(
+            "{}\n[[sql_server.certificates]]\nname = \"odd\"\nexpiry = \"{expiry}\"\n",
+            include_str!("../../scenarios/healthy.toml")
+        );
+        let e = Scenario::parse(&text, "odd.toml").unwrap_err().to_string();
+        assert!(e.contains("is not a time"), "{expiry}: {e}");
+    }
+}
