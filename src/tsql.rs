@@ -27,6 +27,25 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Each `0x` literal of more than `min_digits` hex digits, replaced by what `f`
+/// makes of its digits (shorter for a table, left out for a redacted bundle).
+pub fn map_blobs(s: &str, min_digits: usize, f: impl Fn(&str) -> String) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find("0x") {
+        out.push_str(&rest[..at]);
+        let digits = rest[at + 2..].chars().take_while(|c| c.is_ascii_hexdigit()).count();
+        if digits > min_digits {
+            out.push_str(&f(&rest[at + 2..at + 2 + digits]));
+        } else {
+            out.push_str(&rest[at..at + 2 + digits]);
+        }
+        rest = &rest[at + 2 + digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A certificate's thumbprint: the SHA-1 of its DER, as `sys.certificates`
 /// and ARM show it.
 pub fn thumbprint(der: &[u8]) -> String {

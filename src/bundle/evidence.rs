@@ -52,18 +52,12 @@ fn resolution(r: &Resolution) -> Value {
 
 fn side_files(dir: &str, s: &SideEvidence, is_sql: bool, p: &Profile, with_certificates: bool) -> Vec<Entry> {
     let mut out = Vec::new();
-    match &s.tls {
-        Some(Outcome::Captured(c)) => {
-            out.push(json_file(&format!("evidence/{dir}/tls.json"), json!({ "port": s.tds_port, "capture": c })));
-            if with_certificates {
-                let pem: String = c.der.iter().map(|d| pem(d)).collect();
-                out.push(text(&format!("evidence/{dir}/tls-chain.pem"), pem));
-            }
+    if let Some(outcome) = &s.tls {
+        out.push(json_file(&format!("evidence/{dir}/tls.json"), json!({ "port": s.tds_port, "capture": outcome })));
+        if let (Outcome::Captured(c), true) = (outcome, with_certificates) {
+            let pem: String = c.der.iter().map(|d| pem(d)).collect();
+            out.push(text(&format!("evidence/{dir}/tls-chain.pem"), pem));
         }
-        Some(other) => {
-            out.push(json_file(&format!("evidence/{dir}/tls.json"), json!({ "port": s.tds_port, "capture": other })))
-        }
-        None => {}
     }
     let facts = match &s.sql {
         Sql::Skipped(why) => {

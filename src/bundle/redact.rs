@@ -52,7 +52,7 @@ impl Aliases {
         let mut a = Aliases::default();
         a.host(&p.sql_server.host);
         a.host(&p.managed_instance.fqdn);
-        for h in [&p.sql_server.endpoint_host].into_iter().flatten() {
+        if let Some(h) = &p.sql_server.endpoint_host {
             a.host(h);
         }
         for ip in [p.sql_server.address, p.managed_instance.address].into_iter().flatten() {
@@ -151,7 +151,7 @@ fn replace_word(text: &str, from: &str, to: &str, any_case: bool, underscore: bo
 
 /// Certificate blobs name hosts inside their bytes: left out when redacting.
 fn hide_blobs(s: &str) -> String {
-    crate::report::map_blobs(s, |hex| format!("0x…({} bytes left out: a certificate names hosts)", hex.len() / 2))
+    crate::tsql::map_blobs(s, 32, |hex| format!("0x…({} bytes left out: a certificate names hosts)", hex.len() / 2))
 }
 
 #[cfg(test)]

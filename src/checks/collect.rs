@@ -423,20 +423,20 @@ async fn side(p: &Profile, is_sql: bool, addr: Option<SocketAddr>) -> (SideEvide
                 if is_sql { SQL_QUERIES } else { MI_QUERIES }.iter().map(|(k, q)| (k.to_string(), q.to_string()));
             let per_db = p.databases.iter().filter(|_| is_sql).flat_map(|db| database_queries(db));
             let all: Vec<(String, String)> = fixed.chain(per_db).collect();
-            for (done, (key, q)) in all.iter().enumerate() {
+            for (key, q) in &all {
                 if p.limit().passed() {
-                    facts.cut_short = Some(cut_short(done, all.len()));
                     break;
                 }
                 let r = session.rows(q).await;
                 let stalled = matches!(&r, Err(e) if e.timed_out);
                 facts.queries.insert(key.clone(), r);
                 if stalled {
-                    if p.limit().passed() {
-                        facts.cut_short = Some(cut_short(done, all.len()));
-                    }
                     break;
                 }
+            }
+            let answered = facts.queries.values().filter(|r| !matches!(r, Err(e) if e.timed_out)).count();
+            if answered < all.len() && p.limit().passed() {
+                facts.cut_short = Some(cut_short(answered, all.len()));
             }
             kept = Some(session);
             Sql::Facts(facts)

@@ -476,20 +476,7 @@ pub fn plan(i: &Inputs<'_>) -> Vec<Step> {
 
 /// The table's shorter text: long blobs as `0x3082…(N bytes)`.
 pub fn short(s: &str) -> String {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(i) = rest.find("0x") {
-        out.push_str(&rest[..i]);
-        let hex: String = rest[i + 2..].chars().take_while(|c| c.is_ascii_hexdigit()).collect();
-        if hex.len() > 16 {
-            out.push_str(&format!("0x{}…({} bytes)", &hex[..8], hex.len() / 2));
-        } else {
-            out.push_str(&format!("0x{hex}"));
-        }
-        rest = &rest[i + 2 + hex.len()..];
-    }
-    out.push_str(rest);
-    out
+    crate::tsql::map_blobs(s, 16, |hex| format!("0x{}…({} bytes)", &hex[..8], hex.len() / 2))
 }
 
 #[cfg(test)]

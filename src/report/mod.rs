@@ -159,26 +159,7 @@ pub fn expiry_phrase(days_left: i64, date: &str) -> String {
 /// Long hex literals (certificate blobs) as `0x3082…(1234 bytes)`, for a
 /// table: the JSON and `--fix-sql` keep them whole.
 pub fn short_blobs(s: &str) -> String {
-    map_blobs(s, |hex| format!("0x{}…({} bytes)", &hex[..4], hex.len() / 2))
-}
-
-/// Each hex literal of more than 16 bytes, replaced by what `f` makes of its digits.
-pub fn map_blobs(s: &str, f: impl Fn(&str) -> String) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(at) = rest.find("0x") {
-        out.push_str(&rest[..at]);
-        let digits = rest[at + 2..].chars().take_while(|c| c.is_ascii_hexdigit()).count();
-        let hex = &rest[at + 2..at + 2 + digits];
-        if digits > 32 {
-            out.push_str(&f(hex));
-        } else {
-            out.push_str(&rest[at..at + 2 + digits]);
-        }
-        rest = &rest[at + 2 + digits..];
-    }
-    out.push_str(rest);
-    out
+    crate::tsql::map_blobs(s, 32, |hex| format!("0x{}…({} bytes)", &hex[..4], hex.len() / 2))
 }
 
 /// Every remedy of a report, worst first, for `--fix-sql`: one that is T-SQL

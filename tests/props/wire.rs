@@ -143,6 +143,18 @@ fn query_reply() -> Vec<u8> {
     t.finish()
 }
 
+/// A SQL login to `addr` that trusts its certificate.
+fn target(addr: SocketAddr) -> Target {
+    Target {
+        name: "localhost".into(),
+        addr,
+        auth: Auth::Sql { user: "u".into(), password: Secret::new("p") },
+        ca_cert: None,
+        trust_server_certificate: true,
+        strict: false,
+    }
+}
+
 /// One certificate for every case.
 fn server_tls() -> Arc<rustls::ServerConfig> {
     static TLS: std::sync::OnceLock<Arc<rustls::ServerConfig>> = std::sync::OnceLock::new();
@@ -181,14 +193,7 @@ proptest! {
     fn login_and_token_streams_never_panic(login in hostile(login_reply()), query in hostile(query_reply())) {
         runtime().block_on(async {
             let addr = token_server(login, query, server_tls()).await;
-            let target = Target {
-                name: "localhost".into(),
-                addr,
-                auth: Auth::Sql { user: "u".into(), password: Secret::new("p") },
-                ca_cert: None,
-                trust_server_certificate: true,
-                strict: false,
-            };
+            let target = target(addr);
             let start = Instant::now();
             // A damaged length can leave the client waiting for bytes that never come.
             if let Ok(mut s) = sql::login(&target, Limit::new(Duration::from_millis(300))).await {
@@ -203,14 +208,7 @@ proptest! {
         // The control: the same server with the real answers logs in and reads two rows.
         runtime().block_on(async {
             let addr = token_server(login_reply(), query_reply(), server_tls()).await;
-            let target = Target {
-                name: "localhost".into(),
-                addr,
-                auth: Auth::Sql { user: "u".into(), password: Secret::new("p") },
-                ca_cert: None,
-                trust_server_certificate: true,
-                strict: false,
-            };
+            let target = target(addr);
             let mut s = sql::login(&target, Limit::new(Duration::from_secs(2))).await.unwrap();
             let rows = s.rows("SELECT 1").await.unwrap();
             assert_eq!(rows.len(), 2);
