@@ -13,12 +13,16 @@ use crate::profile::Profile;
 /// `with_certificates`: PEM files too (they name hosts, so not when identities are redacted).
 pub fn files(ev: &Evidence, p: &Profile, with_certificates: bool) -> Vec<Entry> {
     let mut out = Vec::new();
-    let names: Vec<&Resolution> =
-        [Some(&ev.sql_name), Some(&ev.mi_name), ev.endpoint_name.as_ref(), ev.mi_public_name.as_ref()]
-            .into_iter()
-            .flatten()
-            .collect();
-    out.push(json_file("evidence/dns.json", Value::Array(names.iter().map(|r| resolution(r)).collect())));
+    // The profile as run (secrets are never serialised): what a replay asks again.
+    out.push(json_file("evidence/profile.json", serde_json::to_value(p).unwrap_or_default()));
+    let names = [
+        ("sql_server", Some(&ev.sql_name)),
+        ("managed_instance", Some(&ev.mi_name)),
+        ("endpoint", ev.endpoint_name.as_ref()),
+        ("mi_public", ev.mi_public_name.as_ref()),
+    ];
+    let names = names.into_iter().filter_map(|(role, r)| r.map(|r| resolution(role, r))).collect();
+    out.push(json_file("evidence/dns.json", Value::Array(names)));
     let probes: Vec<Value> = ev
         .probes
         .iter()
@@ -45,9 +49,9 @@ fn json_file(path: &str, v: Value) -> Entry {
     text(path, serde_json::to_string_pretty(&v).expect("json"))
 }
 
-fn resolution(r: &Resolution) -> Value {
+fn resolution(role: &str, r: &Resolution) -> Value {
     let servers: Vec<Value> = r.servers.iter().map(|(s, a)| json!({ "server": s.to_string(), "answer": a })).collect();
-    json!({ "name": r.name, "os_resolver": r.os, "servers": servers, "chosen": r.chosen, "pinned": r.pinned })
+    json!({ "role": role, "name": r.name, "os_resolver": r.os, "servers": servers, "chosen": r.chosen, "pinned": r.pinned })
 }
 
 fn side_files(dir: &str, s: &SideEvidence, is_sql: bool, p: &Profile, with_certificates: bool) -> Vec<Entry> {
@@ -79,7 +83,7 @@ fn side_files(dir: &str, s: &SideEvidence, is_sql: bool, p: &Profile, with_certi
         let sql = query_text(is_sql, key, p);
         let v = match result {
             Ok(rows) => {
-                let columns: Vec<&String> = rows.first().map(|r| r.keys().collect()).unwrap_or_default();
+                let columns = facts.columns.get(key).cloned().unwrap_or_default();
                 json!({ "query": sql, "columns": columns, "row_count": rows.len(), "rows": rows })
             }
             Err(e) => {

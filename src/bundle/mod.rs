@@ -7,6 +7,7 @@
 mod evidence;
 mod html;
 pub mod redact;
+pub mod replay;
 pub mod verify;
 
 use std::io::Write;

@@ -69,7 +69,11 @@ pub fn read_entries(path: &Path) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
 }
 
 pub fn verify(path: &Path) -> anyhow::Result<Verdict> {
-    let entries = read_entries(path)?;
+    check(&read_entries(path)?)
+}
+
+/// The manifest against the entries, and a scan of each for secrets.
+pub fn check(entries: &BTreeMap<String, Vec<u8>>) -> anyhow::Result<Verdict> {
     let mut v = Verdict { files: entries.len(), ..Default::default() };
     let manifest: serde_json::Value = match entries.get("manifest.json").map(|b| serde_json::from_slice(b)) {
         Some(Ok(m)) => m,
@@ -93,7 +97,7 @@ pub fn verify(path: &Path) -> anyhow::Result<Verdict> {
             }
         }
     }
-    for (name, bytes) in &entries {
+    for (name, bytes) in entries {
         if name != "manifest.json" && !seen.contains(name) {
             v.mismatches.push(format!("{name}: in the zip, not in the manifest"));
         }

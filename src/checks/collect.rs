@@ -48,6 +48,8 @@ pub enum Sql {
 #[derive(Debug, Default)]
 pub struct Facts {
     pub queries: BTreeMap<String, Result<Vec<Record>, SqlFailure>>,
+    /// Each answered query's columns, in the server's order, with their types.
+    pub columns: BTreeMap<String, Vec<sql::Column>>,
     pub routed_to: Option<(String, u16)>,
     /// The temporary endpoint made for the probes, when asked and needed.
     pub temp_endpoint: Option<Result<(), String>>,
@@ -427,8 +429,12 @@ async fn side(p: &Profile, is_sql: bool, addr: Option<SocketAddr>) -> (SideEvide
                 if p.limit().passed() {
                     break;
                 }
-                let r = session.rows(q).await;
+                let r = session.table(q).await;
                 let stalled = matches!(&r, Err(e) if e.timed_out);
+                let r = r.map(|t| {
+                    facts.columns.insert(key.clone(), t.columns);
+                    t.rows
+                });
                 facts.queries.insert(key.clone(), r);
                 if stalled {
                     break;

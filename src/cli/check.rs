@@ -29,8 +29,11 @@ pub struct CheckArgs {
     /// Start the lab for this scenario in-process and check it.
     #[arg(long, value_name = "SCENARIO", conflicts_with = "profile")]
     lab: Option<PathBuf>,
-    /// With --lab: sides in network namespaces (root).
-    #[arg(long, requires = "lab")]
+    /// Replay a support bundle as a lab (its recorded answers, probe outcomes and names).
+    #[arg(long, value_name = "ZIP", conflicts_with_all = ["profile", "lab"])]
+    bundle: Option<PathBuf>,
+    /// With --lab or --bundle: sides in network namespaces (root).
+    #[arg(long)]
     topology: bool,
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
@@ -159,9 +162,14 @@ where
 {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
-        match &args.lab {
-            Some(path) => {
-                let scenario = Scenario::load(path)?;
+        let scenario = match (&args.lab, &args.bundle) {
+            (Some(path), _) => Some((Scenario::load(path)?, path)),
+            (None, Some(zip)) => Some((crate::bundle::replay::scenario(zip)?, zip)),
+            (None, None) => None,
+        };
+        anyhow::ensure!(!args.topology || scenario.is_some(), "--topology needs --lab or --bundle");
+        match scenario {
+            Some((scenario, path)) => {
                 let mode = if args.topology { Mode::Topology } else { Mode::Loopback };
                 let lab = Lab::start_in(&scenario, mode)
                     .await

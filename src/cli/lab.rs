@@ -15,13 +15,22 @@ pub enum LabCommand {
     /// Start the stand-ins of a scenario (or of a fleet: a file with
     /// [[group]] entries) and serve until Ctrl-C or SIGTERM.
     Up {
-        scenario: PathBuf,
+        #[arg(required_unless_present = "bundle")]
+        scenario: Option<PathBuf>,
+        /// Replay a support bundle: its recorded answers, probe outcomes and names.
+        #[arg(long, conflicts_with = "scenario")]
+        bundle: Option<PathBuf>,
         /// Print one JSON object with the addresses and logins, as the first line.
         #[arg(long)]
         json: bool,
         /// Put each side in its own network namespace (root): faults per direction.
         #[arg(long)]
         topology: bool,
+    },
+    /// Print the scenario a support bundle replays as (TOML), to edit and run.
+    ScenarioFrom {
+        #[arg(long)]
+        bundle: PathBuf,
     },
     /// List scenarios and their descriptions.
     Ls {
@@ -32,7 +41,16 @@ pub enum LabCommand {
 
 pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        LabCommand::Up { scenario, json, topology } => up(&scenario, json, topology),
+        LabCommand::Up { scenario: Some(path), json, topology, .. } => up(&path, json, topology),
+        LabCommand::Up { bundle: Some(b), json, topology, .. } => {
+            let scenario = crate::bundle::replay::scenario(&b)?;
+            serve(&scenario, &b, json, topology)
+        }
+        LabCommand::Up { .. } => anyhow::bail!("give a scenario file or --bundle"),
+        LabCommand::ScenarioFrom { bundle } => {
+            print!("{}", crate::bundle::replay::scenario_text(&bundle)?);
+            Ok(ExitCode::SUCCESS)
+        }
         LabCommand::Ls { dir } => ls(&dir),
     }
 }
@@ -42,19 +60,22 @@ fn up(path: &Path, json: bool, topology: bool) -> anyhow::Result<ExitCode> {
         anyhow::ensure!(!topology, "a fleet runs in loopback mode only");
         return up_fleet(path, json);
     }
-    let scenario = Scenario::load(path)?;
+    serve(&Scenario::load(path)?, path, json, topology)
+}
+
+fn serve(scenario: &Scenario, path: &Path, json: bool, topology: bool) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
         let mode = if topology { Mode::Topology } else { Mode::Loopback };
         let lab =
-            Lab::start_in(&scenario, mode).await.with_context(|| format!("starting the lab for {}", path.display()))?;
-        let profile = lab.write_profile(&scenario).context("writing the lab's link profile")?;
+            Lab::start_in(scenario, mode).await.with_context(|| format!("starting the lab for {}", path.display()))?;
+        let profile = lab.write_profile(scenario).context("writing the lab's link profile")?;
         if json {
             let mut v = serde_json::to_value(&lab.info)?;
             v["profile"] = serde_json::Value::String(profile.display().to_string());
             println!("{v}");
         } else {
-            print_human(&scenario, &lab, &profile);
+            print_human(scenario, &lab, &profile);
         }
         wait_for_stop().await;
         drop(lab);

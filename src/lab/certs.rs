@@ -53,7 +53,13 @@ impl LabCa {
     }
 
     /// The TDS server certificate for `host`, broken the way `kind` says.
-    pub fn server_identity(&self, host: &str, kind: TlsCert) -> Result<ServerIdentity, CertError> {
+    /// `valid_days`: how long a certificate that is not broken in time has left (default 365).
+    pub fn server_identity(
+        &self,
+        host: &str,
+        kind: TlsCert,
+        valid_days: Option<i64>,
+    ) -> Result<ServerIdentity, CertError> {
         let key = KeyPair::generate()?;
         let now = OffsetDateTime::now_utc();
         let san = match kind {
@@ -67,7 +73,7 @@ impl LabCa {
             TlsCert::Expired => (now - Duration::days(400), now - Duration::days(3)),
             TlsCert::NotYetValid => (now + Duration::days(10), now + Duration::days(400)),
             TlsCert::InvertedValidity => (now + Duration::days(30), now - Duration::days(30)),
-            _ => (now - Duration::days(30), now + Duration::days(365)),
+            _ => (now - Duration::days(30), now + Duration::days(valid_days.unwrap_or(365))),
         };
         let cert = match kind {
             TlsCert::SelfSigned => params.self_signed(&key)?,

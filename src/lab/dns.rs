@@ -29,6 +29,8 @@ enum Answer {
     Cname(Name),
     NxDomain,
     ServFail,
+    /// NOERROR with no records (the name exists, without an address).
+    NoData,
     Silent,
 }
 
@@ -72,6 +74,7 @@ impl Zone {
                 "CNAME" => Answer::Cname(fqdn(r.value.as_deref().unwrap_or(""))?),
                 "NXDOMAIN" => Answer::NxDomain,
                 "SERVFAIL" => Answer::ServFail,
+                "NODATA" => Answer::NoData,
                 _ => Answer::Silent,
             };
             let views = match r.view.as_str() {

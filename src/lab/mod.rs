@@ -14,6 +14,7 @@ pub mod listener;
 pub mod net;
 pub mod netns;
 pub mod ports;
+pub mod replay;
 pub mod scenario;
 pub mod sql;
 pub mod sqltime;
@@ -116,6 +117,8 @@ pub enum LabError {
     Bind { what: String, addr: SocketAddr, source: io::Error },
     #[error("{0} needs topology mode (root; milink lab up --topology)")]
     NeedsTopology(String),
+    #[error("{0}")]
+    Replay(String),
     #[error(transparent)]
     Io(#[from] io::Error),
 }
@@ -216,12 +219,20 @@ impl Lab {
             (SideId::Sql, &scenario.sql_server, net.sql, netns::Place::SqlServer),
             (SideId::Mi, &scenario.managed_instance, net.mi, netns::Place::ManagedInstance),
         ];
+        let shift = match &scenario.replay {
+            Some(r) => r.shift(now)?,
+            None => time::Duration::ZERO,
+        };
         for (side_id, side, ip, place) in sides {
             let label = side_id.label();
+            let replay = Arc::new(
+                replay::Answers::build(&side.recorded, shift)
+                    .map_err(|e| LabError::Replay(format!("{label}.recorded: {e}")))?,
+            );
             let catalog = catalog::build(BuildInput { side_id, scenario, side, world: world.clone(), now })?;
             sql::functions::register(&catalog).map_err(CatalogError::from)?;
             let catalog = Arc::new(Mutex::new(catalog));
-            let identity = ca.server_identity(&side.fqdn, side.tds.certificate)?;
+            let identity = ca.server_identity(&side.fqdn, side.tds.certificate, side.tds.valid_days)?;
             let (tls_prelogin, tls_strict) = tds::tls_configs(&identity)?;
             let view = if place == netns::Place::SqlServer { dns::View::SqlServer } else { dns::View::ManagedInstance };
             let names = zone.clone();
@@ -255,7 +266,15 @@ impl Lab {
                 user: side.login.user.clone(),
                 password: side.login.password.clone(),
                 accept_access_token: side.login.aad_token.unwrap_or(side.is_managed_instance()),
-                login_disabled: side.login.disabled,
+                refusal: side.login.refuse.as_ref().map(|e| e.to_sql(14)).or(side.login.disabled.then(|| {
+                    sql::SqlError::new(
+                        18470,
+                        14,
+                        1,
+                        format!("Login failed for user '{}'. Reason: The account is disabled.", side.login.user),
+                    )
+                })),
+                replay: replay.clone(),
                 redirect,
                 fault: side.tds.fault,
                 delay: side.tds.delay,
@@ -421,6 +440,7 @@ impl Lab {
                 endpoint_host: scenario.sql_server.endpoint.as_ref().and_then(|e| e.url_host.clone()),
                 endpoint_port: scenario.plan.endpoint_port.or(scenario.sql_server.endpoint.as_ref().map(|e| e.port)),
                 ca_cert: Some(s.ca_cert.clone().into()),
+                trust_server_certificate: scenario.plan.trust_server_certificate,
                 ..Default::default()
             },
             managed_instance: ManagedInstanceSection {
@@ -428,6 +448,7 @@ impl Lab {
                 user: Some(m.user.clone()),
                 ca_cert: Some(m.ca_cert.clone().into()),
                 failback: scenario.plan.failback,
+                trust_server_certificate: scenario.plan.trust_server_certificate,
                 ..Default::default()
             },
             databases: scenario
@@ -435,8 +456,12 @@ impl Lab {
                 .databases
                 .clone()
                 .unwrap_or_else(|| scenario.sql_server.databases.iter().map(|d| d.name.clone()).collect()),
-            thresholds: Default::default(),
-            probes: ProbesSection { agent_jobs: scenario.plan.job_probes, ..Default::default() },
+            thresholds: scenario.plan.thresholds.clone().unwrap_or_default(),
+            probes: ProbesSection {
+                agent_jobs: scenario.plan.job_probes,
+                temp_endpoint: scenario.plan.temp_endpoint,
+                ..Default::default()
+            },
             dns: DnsSection {
                 servers: vec![format!("{}:{}", self.info.dns.host, self.info.dns.port)],
                 // The lab's names exist only in its own DNS server.

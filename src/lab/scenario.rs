@@ -41,6 +41,32 @@ pub struct Scenario {
     /// What later issues assert; the lab only keeps it.
     #[serde(default)]
     pub expect: toml::Table,
+    /// Set when the scenario came from a support bundle.
+    #[serde(default)]
+    pub replay: Option<Replay>,
+}
+
+/// Where a replayed scenario came from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replay {
+    pub bundle: String,
+    /// When the bundle was made (RFC 3339): recorded datetimes move forward by its age.
+    pub taken_at: String,
+}
+
+impl Replay {
+    /// How far recorded datetimes move: from when the bundle was made to `now`.
+    pub fn shift(&self, now: OffsetDateTime) -> Result<Duration, ScenarioError> {
+        let taken =
+            OffsetDateTime::parse(&self.taken_at, &time::format_description::well_known::Rfc3339).map_err(|e| {
+                ScenarioError::Inconsistent {
+                    path: self.bundle.clone(),
+                    message: format!("replay.taken_at `{}`: {e}", self.taken_at),
+                }
+            })?;
+        Ok(now - taken)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -102,6 +128,9 @@ pub struct Side {
     /// Raw rows appended to a catalog table, keyed by its name (`"sys.endpoints"`).
     #[serde(default)]
     pub rows: BTreeMap<String, Vec<toml::Table>>,
+    /// Statements answered as a support bundle recorded them, before the catalog.
+    #[serde(default)]
+    pub recorded: Vec<crate::lab::replay::Recorded>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -138,6 +167,9 @@ pub struct Login {
     /// Accept an Azure AD access token (FEDAUTH). Managed instance default.
     #[serde(default)]
     pub aad_token: Option<bool>,
+    /// Every login is refused with this error (a replayed failure).
+    #[serde(default)]
+    pub refuse: Option<crate::lab::replay::RecordedError>,
 }
 
 impl Default for Login {
@@ -149,6 +181,7 @@ impl Default for Login {
             sysadmin: true,
             disabled: false,
             aad_token: None,
+            refuse: None,
         }
     }
 }
@@ -225,6 +258,9 @@ pub struct Tds {
     /// How long `slow_queries` waits before each answer.
     #[serde(default = "default_tds_delay", with = "humantime_serde")]
     pub delay: std::time::Duration,
+    /// Days a `valid`, `self_signed` or `wrong_host` certificate has left (default 365).
+    #[serde(default)]
+    pub valid_days: Option<i64>,
 }
 
 fn default_tds_delay() -> std::time::Duration {
@@ -471,6 +507,15 @@ pub struct Plan {
     /// Test each direction with temporary Agent jobs (`--job-probes`).
     #[serde(default)]
     pub job_probes: bool,
+    /// With `job_probes`: the temporary endpoint (`--temp-endpoint`).
+    #[serde(default)]
+    pub temp_endpoint: bool,
+    /// The profile's thresholds (timeouts, expiry days), when not the defaults.
+    #[serde(default)]
+    pub thresholds: Option<crate::profile::Thresholds>,
+    /// Log in even when a TLS certificate does not verify.
+    #[serde(default)]
+    pub trust_server_certificate: bool,
 }
 
 /// The fake Azure Resource Manager: the managed instance's resource and its
@@ -674,7 +719,8 @@ pub struct Dns {
 #[serde(deny_unknown_fields)]
 pub struct DnsRecord {
     pub name: String,
-    /// A, AAAA, CNAME, NXDOMAIN, SERVFAIL or SILENT (no answer at all).
+    /// A, AAAA, CNAME, NXDOMAIN, SERVFAIL, NODATA (NOERROR, no records) or
+    /// SILENT (no answer at all).
     #[serde(rename = "type")]
     pub kind: String,
     #[serde(default)]

@@ -177,35 +177,108 @@ impl Session {
     /// or `MAX_BYTES` of values: a server that streams rows without end gets a
     /// failure, not all of milink's memory.
     pub async fn rows(&mut self, sql: &str) -> Result<Vec<Record>, SqlFailure> {
+        self.table(sql).await.map(|t| t.rows)
+    }
+
+    /// `rows`, with the columns in the server's order and their types.
+    pub async fn table(&mut self, sql: &str) -> Result<Table, SqlFailure> {
         let run = async {
             use futures_util::TryStreamExt;
             let mut stream = self.client.simple_query(sql).await.map_err(SqlFailure::from)?;
-            let (mut out, mut bytes) = (Vec::new(), 0usize);
+            let mut t = Table::default();
+            let mut bytes = 0usize;
             while let Some(item) = stream.try_next().await.map_err(SqlFailure::from)? {
-                let tiberius::QueryItem::Row(row) = item else { continue };
-                if row.result_index() > 0 {
-                    continue;
+                let row = match item {
+                    tiberius::QueryItem::Metadata(m) if m.result_index() == 0 && t.columns.is_empty() => {
+                        t.columns = m.columns().iter().map(|c| Column::of(c, None)).collect();
+                        continue;
+                    }
+                    tiberius::QueryItem::Row(row) if row.result_index() == 0 => row,
+                    _ => continue,
+                };
+                if t.rows.is_empty() {
+                    // The first row's values tell an `intn` from a `bigintn`.
+                    t.columns =
+                        row.columns().iter().zip(row.cells()).map(|(c, (_, d))| Column::of(c, Some(d))).collect();
                 }
                 let r = record(&row);
                 bytes += r.iter().map(|(k, v)| k.len() + size(v)).sum::<usize>();
-                out.push(r);
-                if out.len() > MAX_ROWS || bytes > MAX_BYTES {
+                t.rows.push(r);
+                if t.rows.len() > MAX_ROWS || bytes > MAX_BYTES {
                     return Err(SqlFailure {
                         code: None,
                         message: format!(
                             "the answer goes on past {} rows ({bytes} bytes); milink stopped reading",
-                            out.len()
+                            t.rows.len()
                         ),
                         timed_out: false,
                     });
                 }
             }
-            Ok(out)
+            Ok(t)
         };
         match tokio::time::timeout(self.limit.step(), run).await {
             Ok(r) => r,
             Err(_) => Err(SqlFailure::timeout("query", &self.limit)),
         }
+    }
+}
+
+/// A result set: its columns as the server described them, and its rows.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    pub columns: Vec<Column>,
+    pub rows: Vec<Record>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Column {
+    pub name: String,
+    /// The T-SQL type family (`int`, `nvarchar`, `datetime`, `numeric(38,2)`…).
+    #[serde(rename = "type")]
+    pub sql_type: String,
+}
+
+impl Column {
+    fn of(c: &tiberius::Column, data: Option<&ColumnData<'static>>) -> Column {
+        Column { name: c.name().to_ascii_lowercase(), sql_type: type_name(c.column_type(), data).into() }
+    }
+}
+
+/// The type family of a column; variable-width numbers by the value they hold.
+fn type_name(t: tiberius::ColumnType, data: Option<&ColumnData<'static>>) -> std::borrow::Cow<'static, str> {
+    use tiberius::ColumnType as T;
+    let by_value = match data {
+        Some(ColumnData::U8(_)) => Some("tinyint"),
+        Some(ColumnData::I16(_)) => Some("smallint"),
+        Some(ColumnData::I32(_)) => Some("int"),
+        Some(ColumnData::I64(_)) => Some("bigint"),
+        Some(ColumnData::F32(_)) => Some("real"),
+        Some(ColumnData::F64(_)) => Some("float"),
+        _ => None,
+    };
+    match t {
+        T::Intn | T::Floatn if by_value.is_some() => by_value.unwrap_or_default().into(),
+        T::Intn | T::Int4 => "int".into(),
+        T::Int1 => "tinyint".into(),
+        T::Int2 => "smallint".into(),
+        T::Int8 => "bigint".into(),
+        T::Bit | T::Bitn => "bit".into(),
+        T::Float4 => "real".into(),
+        T::Float8 | T::Floatn => "float".into(),
+        T::Decimaln | T::Numericn => match data {
+            Some(ColumnData::Numeric(Some(n))) => format!("numeric(38,{})", n.scale()).into(),
+            _ => "numeric(38,0)".into(),
+        },
+        T::Money | T::Money4 => "money".into(),
+        T::Datetime | T::Datetime4 | T::Datetimen => "datetime".into(),
+        T::Datetime2 | T::Daten | T::Timen | T::DatetimeOffsetn => "datetime2".into(),
+        T::Guid => "uniqueidentifier".into(),
+        T::BigVarChar | T::BigChar | T::Text => "varchar".into(),
+        T::NVarchar | T::NChar | T::NText | T::Xml => "nvarchar".into(),
+        T::BigVarBin | T::BigBinary | T::Image | T::Udt => "varbinary".into(),
+        T::SSVariant => "sql_variant".into(),
+        T::Null => "int".into(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `milink bundle`: what goes in (the diagnosis, evidence, a manifest), what
-//! never does (secrets; with --redact identities, names and addresses), and
-//! `bundle verify` against tampered, truncated, bomb and escaping zips.
+//! never does (secrets; with --redact identities, names and addresses),
+//! `bundle verify` against tampered, truncated, bomb and escaping zips, and the
+//! replay: every scenario's bundle diagnosed again as a lab.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -72,7 +73,11 @@ fn a_bundle_holds_the_diagnosis_its_evidence_and_a_manifest_python_agrees_with()
         );
         let props: Value = serde_json::from_slice(&e["evidence/sql_server/queries/props.json"]).unwrap();
         assert!(props["query"].as_str().unwrap().contains("SERVERPROPERTY('ProductVersion')"));
-        assert!(props["columns"].as_array().unwrap().iter().any(|c| c == "collation"));
+        // Columns in the server's order, with their types.
+        assert_eq!(props["columns"][0], serde_json::json!({ "name": "version", "type": "nvarchar" }));
+        assert!(
+            props["columns"].as_array().unwrap().iter().any(|c| c["name"] == "engine_edition" && c["type"] == "int")
+        );
         assert!(
             String::from_utf8_lossy(&e["evidence/sql_server/tls-chain.pem"]).starts_with("-----BEGIN CERTIFICATE-----")
         );
@@ -258,4 +263,157 @@ fn verify_refuses_what_was_changed_cut_or_made_to_hurt() {
     let (code, text) = verify(&escape);
     assert_eq!(code, Some(3), "{text}");
     assert!(text.contains("points outside the bundle"), "{text}");
+}
+
+/// Bundles a scenario's lab, replays the bundle, and says how the two
+/// diagnoses differ (`None`: the same findings, sides, severities, root cause).
+fn round_trip(scenario: &Path, dir: &Path, extra: &[&str]) -> Option<String> {
+    let name = scenario.file_stem().unwrap().to_string_lossy().to_string();
+    let zip = dir.join(format!("{name}.zip"));
+    let out = milink().args(["bundle", "--lab"]).arg(scenario).args(extra).arg("-o").arg(&zip).output().unwrap();
+    if !zip.exists() {
+        return Some(format!("{name}: no bundle: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let bundled: Value = serde_json::from_slice(&entries(&zip)["report.json"]).unwrap();
+    let replay = milink().args(["diagnose", "--format", "json", "--bundle"]).arg(&zip).args(extra).output().unwrap();
+    let Ok(replayed) = serde_json::from_slice::<Value>(&replay.stdout) else {
+        return Some(format!("{name}: the replay failed: {}", String::from_utf8_lossy(&replay.stderr)));
+    };
+    let (a, b) = (outline(&bundled), outline(&replayed));
+    if a == b && replay.status.code() == out.status.code() {
+        return None;
+    }
+    let only = |x: &[(String, String, String)], y: &[(String, String, String)]| {
+        x.iter().filter(|f| !y.contains(f)).cloned().collect::<Vec<_>>()
+    };
+    Some(format!(
+        "{name}: bundled only {:?}, replayed only {:?}, root cause {} vs {}",
+        only(&a.0, &b.0),
+        only(&b.0, &a.0),
+        a.1,
+        b.1
+    ))
+}
+
+#[test]
+fn every_scenario_replays_from_its_bundle_to_the_same_diagnosis() {
+    let dir = tempfile::tempdir().unwrap();
+    let (loopback, topology): (Vec<PathBuf>, Vec<PathBuf>) =
+        scenario_files().into_iter().partition(|f| !milink::lab::scenario::Scenario::load(f).unwrap().needs_topology());
+    let mut failures = Vec::new();
+    for chunk in loopback.chunks(6) {
+        let runs: Vec<_> = chunk
+            .iter()
+            .cloned()
+            .map(|f| {
+                let d = dir.path().to_path_buf();
+                std::thread::spawn(move || round_trip(&f, &d, &[]))
+            })
+            .collect();
+        failures.extend(runs.into_iter().filter_map(|r| r.join().unwrap()));
+    }
+    if can_run_topology() {
+        failures.extend(topology.iter().filter_map(|f| round_trip(f, dir.path(), &["--topology"])));
+    }
+    assert!(loopback.len() > 80, "{} scenarios", loopback.len());
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn a_bundle_becomes_a_scenario_to_edit_and_a_lab_to_point_milink_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("blocked.zip");
+    let scenario = scenario_path("disconnected-sql-inbound-blocked.toml");
+    milink().args(["bundle", "--lab"]).arg(&scenario).arg("-o").arg(&zip).output().unwrap();
+
+    // The derived scenario, written out, runs as any scenario does and expects what the bundle found.
+    let out = milink().args(["lab", "scenario-from", "--bundle"]).arg(&zip).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let case = dir.path().join("case.toml");
+    std::fs::write(&case, &text).unwrap();
+    let s = milink::lab::scenario::Scenario::load(&case).unwrap();
+    assert_eq!(s.expect["root_cause"].as_str(), Some("sql-inbound-5022-blocked"));
+    assert!(s.sql_server.recorded.iter().any(|r| r.query.contains("dm_hadr_availability_replica_states")));
+    let diagnose = |file: &Path| {
+        let o = milink().args(["diagnose", "--format", "json", "--lab"]).arg(file).output().unwrap();
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()
+    };
+    let replayed = diagnose(&case);
+    assert_eq!(replayed["root_cause"]["id"], "sql-inbound-5022-blocked");
+    assert_eq!(finding(&replayed, "network-sql-5022")["severity"], "fail");
+
+    // Try the fix: open the port, and mark the recorded link as connected again.
+    let fixed = text.replace("DISCONNECTED", "CONNECTED");
+    let mut table: toml::Table = toml::from_str(&fixed).unwrap();
+    table["network"]["faults"] = toml::Value::Array(vec![]);
+    let fixed_file = dir.path().join("fixed.toml");
+    std::fs::write(&fixed_file, toml::to_string(&table).unwrap()).unwrap();
+    let after = diagnose(&fixed_file);
+    assert_eq!(finding(&after, "network-sql-5022")["severity"], "pass", "the edit is what the lab does");
+    assert_ne!(after["root_cause"]["id"], "sql-inbound-5022-blocked");
+
+    // `lab up --bundle`: a running lab with a profile, for any milink command.
+    let lab = LabProcess::from_bundle(&zip);
+    let info: Value = serde_json::from_str(&lab.line).unwrap();
+    let o = milink()
+        .args(["diagnose", "--format", "json", "--profile"])
+        .arg(info["profile"].as_str().unwrap())
+        .output()
+        .unwrap();
+    let via_profile: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(via_profile["root_cause"]["id"], "sql-inbound-5022-blocked");
+    lab.stop();
+}
+
+#[test]
+fn a_bad_bundle_is_not_replayed_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.zip");
+    milink().args(["bundle", "--lab"]).arg(scenario_path("healthy.toml")).arg("-o").arg(&good).output().unwrap();
+    let g = good.to_str().unwrap();
+    let tampered = python_zip(
+        dir.path(),
+        "tampered.zip",
+        &format!(
+            "import sys, zipfile\nsrc = zipfile.ZipFile('{g}')\nout = zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED)\n\
+             for n in src.namelist():\n    b = src.read(n)\n    out.writestr(n, b.replace(b'FULL', b'SIMPLE') if n.endswith('databases.json') else b)\nout.close()"
+        ),
+    );
+    let cut = dir.path().join("cut.zip");
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let escape = python_zip(
+        dir.path(),
+        "escape.zip",
+        "import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1], 'w')\nz.writestr('../evil.json', b'{}')\nz.close()",
+    );
+    let bomb = python_zip(
+        dir.path(),
+        "bomb.zip",
+        "import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED)\nz.writestr('report.json', b'0' * (200 << 20))\nz.close()",
+    );
+    let not_ours = python_zip(
+        dir.path(),
+        "not-ours.zip",
+        "import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1], 'w')\nz.writestr('manifest.json', b'{\"files\": []}')\nz.close()",
+    );
+    let work = tempfile::tempdir().unwrap();
+    for (zip, says) in [
+        (&tampered, "does not match its manifest"),
+        (&cut, "not a readable zip"),
+        (&escape, "points outside the bundle"),
+        (&bomb, "refused"),
+        (&not_ours, "not a milink bundle"),
+    ] {
+        for args in [&["diagnose", "--bundle"][..], &["lab", "scenario-from", "--bundle"], &["lab", "up", "--bundle"]] {
+            let o = milink().current_dir(work.path()).args(args).arg(zip).output().unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(3), "{args:?} {}: {err}", zip.display());
+            assert!(err.contains(says), "{args:?} {}: {err}", zip.display());
+            assert!(o.stdout.is_empty(), "nothing printed as if it worked");
+        }
+    }
+    assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0, "nothing written where it ran");
+    assert!(!dir.path().parent().unwrap().join("evil.json").exists());
 }

@@ -14,7 +14,7 @@ fn config(cases: u32) -> ProptestConfig {
 
 fn real_certificate() -> Vec<u8> {
     let ca = LabCa::new().unwrap();
-    ca.server_identity("sql.lab", TlsCert::Valid).unwrap().chain[0].to_vec()
+    ca.server_identity("sql.lab", TlsCert::Valid, None).unwrap().chain[0].to_vec()
 }
 
 /// Text with characters changed, cut, or a line of random printable junk added.

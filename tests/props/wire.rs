@@ -159,7 +159,7 @@ fn target(addr: SocketAddr) -> Target {
 fn server_tls() -> Arc<rustls::ServerConfig> {
     static TLS: std::sync::OnceLock<Arc<rustls::ServerConfig>> = std::sync::OnceLock::new();
     TLS.get_or_init(|| {
-        let id = LabCa::new().unwrap().server_identity("localhost", TlsCert::Valid).unwrap();
+        let id = LabCa::new().unwrap().server_identity("localhost", TlsCert::Valid, None).unwrap();
         milink::lab::tds::tls_configs(&id).unwrap().0
     })
     .clone()

@@ -38,10 +38,19 @@ impl LabProcess {
         LabProcess::spawn(file, Some(dir))
     }
 
+    /// The lab a support bundle replays as (`lab up --bundle`).
+    pub fn from_bundle(zip: &std::path::Path) -> LabProcess {
+        LabProcess::spawn_args(&["--bundle".as_ref(), zip.as_os_str()], None)
+    }
+
     fn spawn(file: PathBuf, dir: Option<tempfile::TempDir>) -> LabProcess {
+        LabProcess::spawn_args(&[file.as_os_str()], dir)
+    }
+
+    fn spawn_args(args: &[&std::ffi::OsStr], dir: Option<tempfile::TempDir>) -> LabProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_milink"))
             .args(["lab", "up", "--json"])
-            .arg(file)
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .expect("milink runs");

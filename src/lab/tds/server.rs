@@ -12,6 +12,7 @@ use super::token::{self, DONE_ERROR, DONE_MORE, Tokens};
 use super::transport::{TlsChannel, Transport};
 use super::{login7, rpc, tm};
 use crate::lab::catalog::Catalog;
+use crate::lab::replay::{Answer, AnswerFault, Answers};
 use crate::lab::scenario::{Encryption, TdsFault};
 use crate::lab::sql::{self, Output, Session, SqlError, TranChange};
 use crate::tds::Wire;
@@ -34,7 +35,10 @@ pub struct TdsConfig {
     pub user: String,
     pub password: String,
     pub accept_access_token: bool,
-    pub login_disabled: bool,
+    /// Every login is refused with this error (a disabled login, a replayed failure).
+    pub refusal: Option<SqlError>,
+    /// Statements answered as a support bundle recorded them.
+    pub replay: Arc<Answers>,
     pub redirect: Option<(String, u16)>,
     pub fault: Option<TdsFault>,
     /// For `slow_queries`.
@@ -118,7 +122,14 @@ async fn handle(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<()> {
         let mut outputs = match kind {
             packet::SQL_BATCH => {
                 let text = batch_text(&payload)?;
-                run(cfg, |c| sql::execute_batch(c, &mut session, &text))
+                match cfg.replay.get(&text) {
+                    Some(Answer::Rows(rs)) => vec![Output::Rows(rs.clone())],
+                    Some(Answer::Error(e)) => vec![Output::Error(e.clone())],
+                    Some(Answer::Fault(AnswerFault::Silence)) => std::future::pending().await,
+                    Some(Answer::Fault(AnswerFault::Endless)) => return endless_rows(&mut transport).await,
+                    Some(Answer::Fault(AnswerFault::HangUp)) => return Ok(()),
+                    None => run(cfg, |c| sql::execute_batch(c, &mut session, &text)),
+                }
             }
             packet::RPC => {
                 let call = rpc::parse(&payload)?;
@@ -282,14 +293,10 @@ fn login_reply(cfg: &TdsConfig, login: &login7::Login, packet_size: usize) -> (V
         fail(&mut t, None);
         return (t.finish(), None);
     }
-    if cfg.login_disabled && login.access_token.is_none() {
-        let e = SqlError::new(
-            18470,
-            14,
-            1,
-            format!("Login failed for user '{}'. Reason: The account is disabled.", login.user),
-        );
-        t.error(&e, server);
+    if let Some(e) = &cfg.refusal
+        && login.access_token.is_none()
+    {
+        t.error(e, server);
         t.done(0xFD, DONE_ERROR, 0, 0);
         return (t.finish(), None);
     }
