@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::check::{CheckArgs, with_profile};
+use super::check::{TargetArgs, with_profile};
 use crate::bundle;
 
 #[derive(Args)]
@@ -16,7 +16,7 @@ pub struct BundleArgs {
     #[command(subcommand)]
     command: Option<BundleCommand>,
     #[command(flatten)]
-    check: Box<CheckArgs>,
+    target: Box<TargetArgs>,
     /// Where to write the zip (default: milink-<link>-<UTC time>.zip here).
     #[arg(short, long)]
     output: Option<PathBuf>,
@@ -45,7 +45,7 @@ pub fn run(args: BundleArgs) -> anyhow::Result<ExitCode> {
         redact_identities: args.redact == Some(Redact::Identities),
         command_line: std::env::args().collect(),
     };
-    let (b, name) = with_profile(&args.check, move |mut profile| async move {
+    let (b, name) = with_profile(&args.target, move |mut profile| async move {
         profile.start_clock();
         let name = bundle::default_name(&profile);
         (bundle::build(&profile, &options).await, name)

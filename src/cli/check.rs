@@ -23,6 +23,30 @@ pub enum Format {
 
 #[derive(Args)]
 pub struct CheckArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+/// How the report is shown.
+#[derive(Args)]
+struct OutputArgs {
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// The table lists every check, not only what needs attention.
+    #[arg(short, long)]
+    verbose: bool,
+    /// Write every fix of the run to this file, worst first, each under its
+    /// finding's id (T-SQL as it stands; fixes in words as comments).
+    #[arg(long, value_name = "FILE")]
+    fix_sql: Option<PathBuf>,
+}
+
+/// Which link, and how to look at it: a profile, a lab or a bundle, and the
+/// flags that override the profile.
+#[derive(Args)]
+pub struct TargetArgs {
     /// Link profile (TOML). Flags override it.
     #[arg(long)]
     profile: Option<PathBuf>,
@@ -35,15 +59,6 @@ pub struct CheckArgs {
     /// With --lab or --bundle: sides in network namespaces (root).
     #[arg(long)]
     topology: bool,
-    #[arg(long, value_enum, default_value = "table")]
-    format: Format,
-    /// The table lists every check, not only what needs attention.
-    #[arg(short, long)]
-    verbose: bool,
-    /// Write every fix of the run to this file, worst first, each under its
-    /// finding's id (T-SQL as it stands; fixes in words as comments).
-    #[arg(long, value_name = "FILE")]
-    fix_sql: Option<PathBuf>,
     #[arg(long)]
     sql_host: Option<String>,
     #[arg(long)]
@@ -104,7 +119,7 @@ fn set<T: Clone>(dst: &mut Option<T>, src: &Option<T>) {
     }
 }
 
-impl CheckArgs {
+impl TargetArgs {
     fn apply(&self, p: &mut Profile) {
         if let Some(h) = &self.sql_host {
             p.sql_server.host = h.clone();
@@ -154,7 +169,7 @@ impl CheckArgs {
 /// Runs `job` with the profile the arguments name: a lab's, started here (and
 /// run where the lab's host is), or a file's with its secrets loaded. The
 /// run's deadline starts inside `job`.
-pub fn with_profile<T, F, Fut>(args: &CheckArgs, job: F) -> anyhow::Result<T>
+pub fn with_profile<T, F, Fut>(args: &TargetArgs, job: F) -> anyhow::Result<T>
 where
     F: FnOnce(Profile) -> Fut + Send + 'static,
     Fut: Future<Output = T>,
@@ -224,7 +239,8 @@ async fn produce(mut profile: Profile, job: Job) -> Diagnosis {
 }
 
 pub fn run(args: CheckArgs, job: Job) -> anyhow::Result<ExitCode> {
-    let report = with_profile(&args, move |profile| async move { produce(profile, job).await })?;
+    let report = with_profile(&args.target, move |profile| async move { produce(profile, job).await })?;
+    let args = args.output;
     if let Some(file) = &args.fix_sql {
         let lead = report.root_cause.as_ref().map(|rc| (rc.id, &*rc.remedy));
         std::fs::write(file, report::fix_sql(&report.report.findings, lead))

@@ -414,6 +414,18 @@ fn a_bad_bundle_is_not_replayed_and_nothing_is_written() {
             assert!(o.stdout.is_empty(), "nothing printed as if it worked");
         }
     }
+    // Output flags belong to check and diagnose: bundle refuses them rather than ignoring them.
+    for flag in [&["--format", "json"][..], &["-v"], &["--fix-sql", "fix.sql"]] {
+        let o = milink()
+            .current_dir(work.path())
+            .arg("bundle")
+            .args(flag)
+            .arg("--lab")
+            .arg(scenario_path("healthy.toml"))
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(3), "{flag:?}");
+    }
     assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0, "nothing written where it ran");
     assert!(!dir.path().parent().unwrap().join("evil.json").exists());
 }
