@@ -10,6 +10,8 @@
 //! | `POST /rotate-mi-certificate` | the managed instance presents a new endpoint certificate |
 //! | `POST /expire-certificate` `{side,name}` | that certificate (and its copies) expires |
 //! | `POST /advance-seeding` | every seeding in progress completes |
+//! | `POST /force-failover` | the managed instance becomes PRIMARY too (split brain) |
+//! | `POST /fill-log` `{database,percent}` | SQL Server's log of that database fills |
 //! | `GET /msi/token` | a managed identity's token endpoint (App Service style) giving the ARM token |
 
 use std::net::{IpAddr, SocketAddr};
@@ -81,6 +83,56 @@ impl Control {
             faults.truncate(keep);
         }
         self.apply_faults().map_err(|e| e.to_string())
+    }
+
+    /// Removes the run-time faults `which` picks (a restart coming back).
+    pub fn remove_fault(&self, which: impl Fn(&Fault) -> bool) -> Result<(), String> {
+        {
+            let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+            let mut i = self.scenario_faults;
+            while i < faults.len() {
+                if which(&faults[i]) {
+                    faults.remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        self.apply_faults().map_err(|e| e.to_string())
+    }
+
+    /// A forced failover to the managed instance while SQL Server stays PRIMARY:
+    /// both sides PRIMARY, the link disconnected, and nothing mends it by itself.
+    pub fn force_failover(&self) -> Result<(), String> {
+        {
+            let mut w = self.world();
+            let Some(l) = w.links.first_mut() else { return Err("there is no link to fail over".into()) };
+            l.pinned = true;
+            l.status.mi_role = "PRIMARY".into();
+            l.status.sql_role = "PRIMARY".into();
+            l.status.connected = false;
+            l.status.health = "NOT_HEALTHY".into();
+            l.status.sync_state = "NOT SYNCHRONIZING".into();
+            let dag = l.dag.clone();
+            w.mutated(SideId::Mi, "forced failover", dag);
+        }
+        self.changed();
+        Ok(())
+    }
+
+    /// SQL Server's log of `database` fills, held by the availability replica.
+    pub fn fill_log(&self, database: &str, percent: f64) -> Result<(), String> {
+        {
+            let mut w = self.world();
+            let Some(d) = w.sql.databases.iter_mut().find(|d| d.name.eq_ignore_ascii_case(database)) else {
+                return Err(format!("SQL Server has no database {database}"));
+            };
+            d.log_used_percent = percent;
+            d.log_reuse_wait = "AVAILABILITY_REPLICA".into();
+            w.mutated(SideId::Sql, "fill log", database.to_string());
+        }
+        self.changed();
+        Ok(())
     }
 
     /// Makes the network match the list: nftables rules between namespaces, or
@@ -253,6 +305,20 @@ impl Control {
                         "token_type": "Bearer",
                     }),
                 )
+            }
+            (&Method::POST, "/force-failover") => match self.force_failover() {
+                Ok(()) => ok(),
+                Err(e) => bad(e),
+            },
+            (&Method::POST, "/fill-log") => {
+                let v: Value = serde_json::from_slice(&req.body).unwrap_or_default();
+                match (v["database"].as_str(), v["percent"].as_f64()) {
+                    (Some(d), Some(p)) => match self.fill_log(d, p) {
+                        Ok(()) => ok(),
+                        Err(e) => bad(e),
+                    },
+                    _ => bad("give {database, percent}"),
+                }
             }
             (&Method::POST, "/advance-seeding") => {
                 self.advance_seeding();

@@ -23,6 +23,13 @@ pub struct EndpointListener {
 
 impl Drop for EndpointListener {
     fn drop(&mut self) {
+        // A listening socket owned by a task closes only when the runtime drops
+        // the aborted task; until then the kernel still completes handshakes on
+        // it. Shutting it down here stops that at once (the sockets kept here
+        // are the listener itself or a duplicate of its descriptor).
+        for s in &self._sockets {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
         if let Some(t) = &self.task {
             t.abort();
         }
@@ -32,6 +39,9 @@ impl Drop for EndpointListener {
 fn socket(addr: SocketAddr) -> io::Result<Socket> {
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;
+    // A rebind for a new fault binds while the old listener's task still holds
+    // its (shut down) descriptor: see `Ports::rebind`.
+    s.set_reuse_port(true)?;
     s.bind(&SockAddr::from(addr))?;
     Ok(s)
 }
@@ -66,6 +76,7 @@ pub fn bind(addr: SocketAddr, behaviour: Listener, slow_ms: u64) -> io::Result<E
             let (s, filler) = full_queue(addr)?;
             out.addr = s.local_addr()?.as_socket().expect("inet");
             s.set_nonblocking(true)?;
+            out._sockets.push(s.try_clone()?);
             let listener = TcpListener::from_std(s.into())?;
             out._fillers.push(filler);
             out.task = Some(tokio::spawn(async move {
@@ -82,6 +93,7 @@ pub fn bind(addr: SocketAddr, behaviour: Listener, slow_ms: u64) -> io::Result<E
             s.listen(128)?;
             s.set_nonblocking(true)?;
             out.addr = s.local_addr()?.as_socket().expect("inet");
+            out._sockets.push(s.try_clone()?);
             let listener = TcpListener::from_std(s.into())?;
             let close = behaviour == Listener::AcceptClose;
             out.task = Some(tokio::spawn(async move {

@@ -20,6 +20,7 @@ pub mod sql;
 pub mod sqltime;
 pub mod state;
 pub mod tds;
+pub mod timeline;
 
 use time::OffsetDateTime;
 
@@ -408,6 +409,10 @@ impl Lab {
         }
         let (control_url, control_task) = control.start()?;
         tasks.push(control_task);
+        if !scenario.timeline.is_empty() {
+            let start = tokio::time::Instant::now();
+            tasks.push(tokio::spawn(timeline::play(scenario.timeline.clone(), control.clone(), start)));
+        }
         Ok(Lab {
             info: LabInfo {
                 sql_server,

@@ -103,23 +103,33 @@ impl SideNet {
         if let Err(e) = addr::guard(self.mode(), to) {
             return Dialed::Unreachable(e.to_string());
         }
-        let socket = match &self.topology {
-            Some(t) => t.within(self.place, &self.handle, tokio::net::TcpSocket::new_v4),
-            None => Ok(tokio::net::TcpSocket::new_v4()),
-        };
-        let socket = match socket {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) | Err(e) => return Dialed::Unreachable(e.to_string()),
-        };
-        if let Err(e) = socket.bind(SocketAddr::new(self.from, 0)) {
-            return Dialed::Unreachable(e.to_string());
-        }
-        match tokio::time::timeout(timeout, socket.connect(to)).await {
-            Ok(Ok(s)) => Dialed::Connected(s),
-            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => Dialed::Refused,
-            Ok(Err(e)) if e.kind() == io::ErrorKind::TimedOut => Dialed::TimedOut,
-            Ok(Err(e)) => Dialed::Unreachable(e.to_string()),
-            Err(_) => Dialed::TimedOut,
+        // A reset while connecting is the lab swapping a port's socket for a new
+        // fault (the old one's queue is reset): the next SYN meets the new one.
+        let mut tries = 2;
+        loop {
+            tries -= 1;
+            let socket = match &self.topology {
+                Some(t) => t.within(self.place, &self.handle, tokio::net::TcpSocket::new_v4),
+                None => Ok(tokio::net::TcpSocket::new_v4()),
+            };
+            let socket = match socket {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) | Err(e) => return Dialed::Unreachable(e.to_string()),
+            };
+            if let Err(e) = socket.bind(SocketAddr::new(self.from, 0)) {
+                return Dialed::Unreachable(e.to_string());
+            }
+            return match tokio::time::timeout(timeout, socket.connect(to)).await {
+                Ok(Ok(s)) => Dialed::Connected(s),
+                Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => Dialed::Refused,
+                Ok(Err(e)) if e.kind() == io::ErrorKind::TimedOut => Dialed::TimedOut,
+                Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset && tries > 0 => continue,
+                Ok(Err(e)) => {
+                    tracing::debug!(%to, error = %e, kind = ?e.kind(), "dial failed");
+                    Dialed::Unreachable(e.to_string())
+                }
+                Err(_) => Dialed::TimedOut,
+            };
         }
     }
 }

@@ -107,6 +107,10 @@ impl Ports {
     }
 
     fn rebind(self: &Arc<Self>, addr: SocketAddr, slot: &mut Slot) -> io::Result<()> {
+        // The old socket stops listening as it is dropped (see `EndpointListener`)
+        // and the new one binds beside its descriptor (SO_REUSEPORT) at once: a
+        // firewall change leaves the port unbound for microseconds, not until the
+        // runtime drops the old listener's task.
         let ours = slot.live.take().is_some();
         match self.bind(addr, slot) {
             Ok(live) => {

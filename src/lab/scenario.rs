@@ -44,6 +44,9 @@ pub struct Scenario {
     /// Set when the scenario came from a support bundle.
     #[serde(default)]
     pub replay: Option<Replay>,
+    /// Changes to the running lab at times after it starts.
+    #[serde(default)]
+    pub timeline: Vec<crate::lab::timeline::Step>,
 }
 
 /// Where a replayed scenario came from.
@@ -426,6 +429,11 @@ pub struct Fabric {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Link {
+    /// The state machine keeps deciding the link from the network and the
+    /// certificates, as for a link made in the lab; the file's status is where it
+    /// starts. A timeline needs this to see a firewall change break the link.
+    #[serde(default)]
+    pub live: bool,
     pub name: String,
     pub database: String,
     #[serde(default)]
@@ -849,6 +857,9 @@ impl Scenario {
     }
 
     fn validate(&self) -> Result<(), String> {
+        for step in &self.timeline {
+            step.validate()?;
+        }
         for (label, side) in self.sides() {
             parse_version(&side.version)
                 .ok_or_else(|| format!("{label}.version `{}` is not major.minor.build.revision", side.version))?;

@@ -28,7 +28,7 @@ pub fn build(scenario: &Scenario, now: OffsetDateTime, sql_endpoint_host: &str) 
         links.push(Link {
             dag: link.name.clone(),
             database: link.database.clone(),
-            pinned: true,
+            pinned: !link.live,
             status: pinned_status(link, now),
             since: Some(now),
             growth: (link.log_send_queue_growth_kb_per_s > 0).then_some(super::Growth {
