@@ -16,3 +16,4 @@ pub mod profile;
 pub mod report;
 pub mod tds;
 pub mod tsql;
+pub mod watch;

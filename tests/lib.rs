@@ -8,3 +8,4 @@ mod lab;
 mod link;
 mod props;
 mod support;
+mod watch;

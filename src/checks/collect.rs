@@ -106,7 +106,7 @@ const PROPS: &str = "SELECT CAST(SERVERPROPERTY('ProductVersion') AS nvarchar(12
          @@SERVERNAME AS server_name, @@VERSION AS version_text";
 const CERTIFICATES: &str = "SELECT name, certificate_id, pvt_key_encryption_type, subject, issuer_name, expiry_date, start_date, \
          thumbprint, CERTENCODED(certificate_id) AS der FROM sys.certificates";
-const LINK_REPLICAS: &str = "SELECT ag.name AS ag_name, ag.is_distributed, r.replica_server_name, r.endpoint_url, rs.is_local, rs.role_desc, \
+pub const LINK_REPLICAS: &str = "SELECT ag.name AS ag_name, ag.is_distributed, r.replica_server_name, r.endpoint_url, rs.is_local, rs.role_desc, \
          rs.connected_state_desc, rs.synchronization_health_desc, rs.last_connect_error_number, \
          rs.last_connect_error_description, rs.last_connect_error_timestamp \
          FROM sys.availability_groups AS ag JOIN sys.availability_replicas AS r ON r.group_id = ag.group_id \
@@ -115,7 +115,7 @@ const LINK_DATABASES: &str = "SELECT ag.name AS ag_name, drs.is_local, drs.synch
          drs.log_send_queue_size, drs.redo_queue_size, drs.secondary_lag_seconds \
          FROM sys.dm_hadr_database_replica_states AS drs JOIN sys.availability_groups AS ag ON ag.group_id = drs.group_id \
          WHERE ag.is_distributed = 1";
-const SEEDING: &str = "SELECT s.current_state, s.failure_state, s.failure_state_desc, s.error_code, s.number_of_attempts, \
+pub const SEEDING: &str = "SELECT s.current_state, s.failure_state, s.failure_state_desc, s.error_code, s.number_of_attempts, \
          p.failure_code, p.failure_message FROM sys.dm_hadr_automatic_seeding AS s \
          LEFT JOIN sys.dm_hadr_physical_seeding_stats AS p ON p.local_physical_seeding_id = s.operation_id";
 const ERRORLOG: &str = "EXEC xp_readerrorlog 0, 1, N'Mirroring'";

@@ -6,6 +6,7 @@ mod bundle;
 mod check;
 mod lab;
 mod link;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -52,6 +53,11 @@ enum Command {
     /// One redacted support bundle (zip) for a ticket: the diagnosis, a picture
     /// of the link, the raw evidence and a manifest; `bundle verify FILE` checks one.
     Bundle(Box<bundle::BundleArgs>),
+    /// Follow a link over time: one line per change, a SQLite history,
+    /// Prometheus metrics, a command per change, and the root cause when it breaks.
+    Watch(Box<watch::WatchArgs>),
+    /// The events earlier watches kept.
+    History(watch::HistoryArgs),
     /// Stand-ins for SQL Server and a managed instance, driven by scenario files.
     Lab {
         #[command(subcommand)]
@@ -85,6 +91,8 @@ pub fn main() -> ExitCode {
         Command::Bundle(args) => bundle::run(*args),
         Command::Check(args) => check::run(*args, check::Job::Check),
         Command::Diagnose(args) => check::run(*args, check::Job::Diagnose),
+        Command::Watch(args) => watch::run(*args),
+        Command::History(args) => watch::history(args),
         Command::Checks { json, markdown } => check::list(json, markdown),
     };
     match result {

@@ -259,10 +259,10 @@ fn link_findings(link: &Link<'_>, seen: &[Seen], out: &mut Vec<Finding>) {
 
 /// Lag past these is a warning, then a failure: minutes behind is a slow
 /// moment, an hour behind loses an hour of data on a failover.
-const LAG_WARN_S: i64 = 300;
-const LAG_FAIL_S: i64 = 3600;
-const QUEUE_WARN_KB: i64 = 1_048_576;
-const QUEUE_FAIL_KB: i64 = 10_485_760;
+pub const LAG_WARN_S: i64 = 300;
+pub const LAG_FAIL_S: i64 = 3600;
+pub const QUEUE_WARN_KB: i64 = 1_048_576;
+pub const QUEUE_FAIL_KB: i64 = 10_485_760;
 
 /// How far behind the secondary is, from the local rows of each side.
 fn lag(link: &Link<'_>) -> F {

@@ -1,0 +1,188 @@
+//! `milink watch`: polls both sides of a link, turns each change into an
+//! event (printed, kept in the history, passed to `--on-change`), serves the
+//! last poll as Prometheus metrics, and diagnoses the link when it turns bad
+//! and at every `--full-every`.
+
+pub mod events;
+pub mod history;
+pub mod metrics;
+mod notify;
+pub mod poll;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::diagnose::Diagnosis;
+use crate::profile::Profile;
+use events::{Event, Tracker};
+
+pub struct Options {
+    pub interval: Duration,
+    pub full_every: Duration,
+    pub history: PathBuf,
+    /// Where to serve `/metrics` (`127.0.0.1:9899`; port 0 picks one).
+    pub metrics_listen: Option<String>,
+    pub on_change: Option<String>,
+    /// How long `--on-change` may run.
+    pub on_change_limit: Duration,
+    /// Stop after this long, or after this many polls.
+    pub run_for: Option<Duration>,
+    pub polls: Option<u64>,
+}
+
+/// What the watch tells its caller as it goes.
+pub enum Report {
+    /// The metrics endpoint is up at this URL.
+    Serving(String),
+    Event(Event),
+}
+
+pub struct Summary {
+    pub polls: u64,
+    pub events: u64,
+    /// Whether the link was broken at the last poll.
+    pub broken: bool,
+}
+
+pub async fn run(profile: Profile, o: Options, report: &mut dyn FnMut(Report)) -> anyhow::Result<Summary> {
+    let mut history = history::History::open(&o.history)?;
+    let page = Arc::new(Mutex::new(String::new()));
+    let mut server = None;
+    if let Some(addr) = &o.metrics_listen {
+        let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("--metrics-listen {addr}"))?;
+        report(Report::Serving(format!("http://{}/metrics", l.local_addr()?)));
+        server = Some(tokio::spawn(metrics::serve(l, page.clone())));
+    }
+    let notifier = o.on_change.clone().map(|c| notify::Notifier::new(c, o.on_change_limit));
+    let mut poller = poll::Poller::new(profile.clone());
+    let mut tracker = Tracker::default();
+    let mut counters = metrics::Counters::default();
+    let (diag_tx, mut diag_rx) = tokio::sync::mpsc::channel::<Diagnosis>(1);
+    let mut diagnosing = false;
+    let mut last_cause: Option<String> = None;
+    let mut tick = tokio::time::interval(o.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut full = tokio::time::interval_at(tokio::time::Instant::now() + o.full_every, o.full_every);
+    let end = o.run_for.map(|d| tokio::time::Instant::now() + d);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut broken = false;
+    let emit = |e: Event, counters: &mut metrics::Counters, report: &mut dyn FnMut(Report)| {
+        counters.events += 1;
+        if let Some(n) = &notifier
+            && !n.send(&e)
+        {
+            counters.on_change_skipped += 1;
+        }
+        report(Report::Event(e));
+    };
+    let diagnose = |tx: tokio::sync::mpsc::Sender<Diagnosis>| {
+        let mut p = profile.clone();
+        tokio::spawn(async move {
+            p.start_clock();
+            let _ = tx.send(crate::diagnose::run(&p).await).await;
+        });
+    };
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            Some(d) = diag_rx.recv() => {
+                diagnosing = false;
+                if let Some(e) = new_root_cause(&d, &mut last_cause) {
+                    history.record_events(std::slice::from_ref(&e))?;
+                    emit(e, &mut counters, report);
+                }
+                continue;
+            }
+            _ = full.tick() => {
+                if !diagnosing {
+                    diagnosing = true;
+                    diagnose(diag_tx.clone());
+                }
+                continue;
+            }
+            _ = tokio::signal::ctrl_c() => break,
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => break,
+            _ = async { match end { Some(e) => tokio::time::sleep_until(e).await, None => std::future::pending().await } } => break,
+        }
+        let snap = poller.poll().await;
+        counters.polls += 1;
+        for (i, (_, st)) in snap.sides().iter().enumerate() {
+            counters.poll_errors[i] += u64::from(!st.reachable);
+        }
+        let events = tracker.update(&snap, &profile.thresholds);
+        history.record(&snap, &events)?;
+        broken = is_broken(&snap);
+        let bad = events::turned_bad(&events) || (counters.polls == 1 && broken);
+        for e in events {
+            emit(e, &mut counters, report);
+        }
+        *page.lock().unwrap_or_else(|p| p.into_inner()) = metrics::render(&snap, &counters);
+        if bad && !diagnosing {
+            diagnosing = true;
+            diagnose(diag_tx.clone());
+        }
+        if o.polls.is_some_and(|n| counters.polls >= n) {
+            break;
+        }
+    }
+    // A diagnosis under way when the watch ends still gets said.
+    if diagnosing
+        && let Ok(Some(d)) = tokio::time::timeout(Duration::from_secs(30), diag_rx.recv()).await
+        && let Some(e) = new_root_cause(&d, &mut last_cause)
+    {
+        history.record_events(std::slice::from_ref(&e))?;
+        emit(e, &mut counters, report);
+    }
+    if let Some(s) = server {
+        s.abort();
+    }
+    // Queued `--on-change` runs still happen, for a while.
+    if let Some(n) = notifier {
+        n.finish(o.on_change_limit * 4).await;
+    }
+    Ok(Summary { polls: counters.polls, events: counters.events, broken })
+}
+
+/// A side that does not answer, a link not CONNECTED, or both sides PRIMARY.
+fn is_broken(s: &poll::Snapshot) -> bool {
+    let both_primary =
+        s.sql_server.role.as_deref() == Some("PRIMARY") && s.managed_instance.role.as_deref() == Some("PRIMARY");
+    both_primary || s.sides().iter().any(|(_, st)| !st.reachable || st.connected.as_deref() == Some("DISCONNECTED"))
+}
+
+/// The diagnosis as an event, when its root cause is not the one said last.
+fn new_root_cause(d: &Diagnosis, last: &mut Option<String>) -> Option<Event> {
+    let cause = d.root_cause.as_ref().map(|rc| rc.id.to_string()).unwrap_or_else(|| "none".into());
+    if last.as_ref() == Some(&cause) {
+        return None;
+    }
+    let before = last.replace(cause);
+    Some(root_cause_event(d, before))
+}
+
+fn root_cause_event(d: &Diagnosis, before: Option<String>) -> Event {
+    let at = events::stamp(time::OffsetDateTime::now_utc());
+    let (to, severity, detail) = match &d.root_cause {
+        None => ("none".to_string(), "ok", "the link is connected and healthy".to_string()),
+        Some(rc) => {
+            let mut text = format!("{} Evidence: {}. Fix: {}", rc.summary, rc.evidence.join("; "), rc.remedy);
+            if !rc.missing_evidence.is_empty() {
+                text.push_str(&format!(" Missing: {}.", rc.missing_evidence.join("; ")));
+            }
+            (rc.id.to_string(), "fail", text)
+        }
+    };
+    Event {
+        at,
+        side: "link".into(),
+        kind: "root_cause".into(),
+        subject: None,
+        from: before,
+        to,
+        severity: severity.into(),
+        detail: Some(detail),
+    }
+}
