@@ -28,7 +28,7 @@ fn peak_rss_mb() -> f64 {
 async fn measure(scenario: &Scenario, out: &Path, runs: usize) -> (Duration, u64) {
     let lab = Lab::start(scenario).await.unwrap();
     let profile = lab.profile(scenario);
-    let options = bundle::Options { redact_identities: false, command_line: vec!["bench".into()] };
+    let options = bundle::Options { redact_identities: false, history: None, command_line: vec!["bench".into()] };
     let mut times = Vec::new();
     for _ in 0..runs {
         let mut p = profile.clone();

@@ -180,7 +180,42 @@ fn finding_row(f: &Finding) -> String {
     )
 }
 
-pub fn page(d: &Diagnosis, p: &Profile) -> String {
+/// The watch history's changes (not the starting values), oldest first, the last 200.
+fn timeline(events: &[crate::watch::events::Event]) -> String {
+    // The first poll's events are the starting picture, not changes.
+    let start = events.first().map(|e| e.at.as_str());
+    let changes: Vec<_> = events.iter().filter(|e| Some(e.at.as_str()) != start || e.kind == "root_cause").collect();
+    if changes.is_empty() {
+        return String::new();
+    }
+    let rows: String = changes[changes.len().saturating_sub(200)..]
+        .iter()
+        .map(|e| {
+            let sev = match e.severity.as_str() {
+                "ok" => "pass",
+                other => other,
+            };
+            let what = match &e.subject {
+                Some(s) => format!("{} {s}", e.kind),
+                None => e.kind.clone(),
+            };
+            let change = format!("{} &rarr; {}", esc(e.from.as_deref().unwrap_or("")), esc(&e.to));
+            format!(
+                "<tr><td>{}</td><td><span class='sev {sev}'>{}</span></td><td>{}</td><td>{}</td><td>{change}<div class=ev>{}</div></td></tr>",
+                esc(&e.at.replace('T', " ").chars().take(19).collect::<String>()),
+                esc(&e.severity),
+                esc(&e.side),
+                esc(&what),
+                esc(&short_blobs(e.detail.as_deref().unwrap_or("")))
+            )
+        })
+        .collect();
+    format!(
+        "<h2>Timeline (milink watch)</h2><table class=tl><thead><tr><th>when (UTC)</th><th></th><th>side</th><th>what</th><th>change</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+}
+
+pub fn page(d: &Diagnosis, p: &Profile, history: &[crate::watch::events::Event]) -> String {
     let root = match &d.root_cause {
         None => "<section class='root ok'><h2>Root cause</h2><p>None: the link is connected and healthy.</p></section>"
             .to_string(),
@@ -217,10 +252,11 @@ svg{{width:100%;height:auto;margin:18px 0;background:#fff;border:1px solid #e1e6
 table{{border-collapse:collapse;width:100%;margin-bottom:18px;font-size:13px}} th,td{{text-align:left;padding:6px 8px;border-bottom:1px solid #e1e6ec;vertical-align:top}}
 .sev{{display:inline-block;padding:1px 8px;border-radius:9px;color:#fff;font-size:11px;text-transform:uppercase}}
 .sev.pass{{background:#2e7d32}} .sev.warn{{background:#ef8f00}} .sev.fail{{background:#c62828}} .sev.error{{background:#7b1fa2}} .sev.skip,.sev.info{{background:#9e9e9e}}
-.found{{color:#1f2d3d;font-weight:600}} .ev{{color:#5d6d7e;word-break:break-word}} .fix{{color:#1f2d3d;margin-top:4px}}
-</style></head><body><h1>milink report</h1><p class=sub>{}</p>{root}{}<h2>Findings</h2>{tables}</body></html>
+.tl td:first-child{{white-space:nowrap}} .found{{color:#1f2d3d;font-weight:600}} .ev{{color:#5d6d7e;word-break:break-word}} .fix{{color:#1f2d3d;margin-top:4px}}
+</style></head><body><h1>milink report</h1><p class=sub>{}</p>{root}{}{}<h2>Findings</h2>{tables}</body></html>
 "#,
         esc(&d.report.one_line()),
-        diagram(d, p)
+        diagram(d, p),
+        timeline(history)
     )
 }

@@ -35,6 +35,9 @@ pub struct Bundle {
 
 pub struct Options {
     pub redact_identities: bool,
+    /// A watch history: its last day of events go in (`evidence/history.json`
+    /// and the page's timeline).
+    pub history: Option<std::path::PathBuf>,
     /// The command line as typed (secrets never come from it; flags are kept).
     pub command_line: Vec<String>,
 }
@@ -45,11 +48,15 @@ pub async fn build(p: &Profile, o: &Options) -> Bundle {
     let now = time::OffsetDateTime::now_utc();
     let ev = collect::collect(p).await;
     let diagnosis = diagnose::evaluate(&ev, p);
+    let history = o.history.as_deref().map(watch_history).unwrap_or_default();
     let mut entries = vec![
         text("report.json", serde_json::to_string_pretty(&diagnosis).expect("a diagnosis serialises")),
         text("report.md", crate::report::markdown(&diagnosis.report, Some(&diagnosis.root_cause_markdown()))),
-        text("report.html", html::page(&diagnosis, p)),
+        text("report.html", html::page(&diagnosis, p, &history)),
     ];
+    if !history.is_empty() {
+        entries.push(text("evidence/history.json", serde_json::to_string_pretty(&history).expect("json")));
+    }
     entries.extend(evidence::files(&ev, p, !o.redact_identities));
     entries.push(text(
         "environment.json",
@@ -76,6 +83,18 @@ pub async fn build(p: &Profile, o: &Options) -> Bundle {
     };
     entries.push(manifest(&entries));
     Bundle { entries, diagnosis, aliases }
+}
+
+/// The last day of a watch history's events (none when it cannot be read).
+fn watch_history(path: &Path) -> Vec<crate::watch::events::Event> {
+    let since = crate::watch::events::stamp(time::OffsetDateTime::now_utc() - time::Duration::days(1));
+    match crate::watch::history::History::open(path).and_then(|h| h.events_since(&since)) {
+        Ok(events) => events,
+        Err(e) => {
+            tracing::warn!(error = %e, "the watch history is left out");
+            Vec::new()
+        }
+    }
 }
 
 fn text(path: &str, s: String) -> Entry {

@@ -24,6 +24,10 @@ pub struct BundleArgs {
     /// stable aliases; the alias map goes beside the zip, not in it.
     #[arg(long, value_enum)]
     redact: Option<Redact>,
+    /// A `milink watch` history whose last day of events goes in, as a timeline
+    /// (default: milink-history.db here, when there is one).
+    #[arg(long, value_name = "FILE")]
+    history: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -41,8 +45,16 @@ pub fn run(args: BundleArgs) -> anyhow::Result<ExitCode> {
     if let Some(BundleCommand::Verify { file }) = &args.command {
         return verify(file);
     }
+    let history = args.history.clone().or_else(|| {
+        let here = PathBuf::from("milink-history.db");
+        here.is_file().then_some(here)
+    });
+    if let Some(h) = history.as_ref().filter(|h| !h.is_file()) {
+        anyhow::bail!("no watch history at {}", h.display());
+    }
     let options = bundle::Options {
         redact_identities: args.redact == Some(Redact::Identities),
+        history,
         command_line: std::env::args().collect(),
     };
     let (b, name) = with_profile(&args.target, move |mut profile| async move {

@@ -172,7 +172,7 @@ impl Tracker {
 /// Whether the link went from fine to broken: the moment to diagnose.
 pub fn turned_bad(events: &[Event]) -> bool {
     events.iter().any(|e| {
-        e.from.is_some()
+        (e.from.is_some() || matches!(e.kind.as_str(), "last_connect_error" | "seeding" | "split_brain"))
             && e.severity == "fail"
             && matches!(
                 e.kind.as_str(),

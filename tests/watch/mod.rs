@@ -77,6 +77,31 @@ fn run_one(file: &Path, dir: &Path) -> Result<(), String> {
     if h.status.code() != Some(0) || lines(&h.stdout) != events {
         return Err(format!("{name}: history differs: {}", String::from_utf8_lossy(&h.stderr)));
     }
+    // And a support bundle shows it as a timeline.
+    if name == "watch-firewall-flap" {
+        let zip = dir.join("flap.zip");
+        let b = milink()
+            .args(["bundle", "--history"])
+            .arg(&history)
+            .arg("-o")
+            .arg(&zip)
+            .arg("--lab")
+            .arg(file)
+            .output()
+            .unwrap();
+        let mut z = zip::ZipArchive::new(std::fs::File::open(&zip).map_err(|e| format!("{e}: {b:?}"))?).unwrap();
+        let mut html = String::new();
+        z.by_name("report.html").unwrap().read_to_string(&mut html).unwrap();
+        if !html.contains("Timeline (milink watch)") || !html.contains("sql-inbound-5022-blocked") {
+            return Err(format!("{name}: the bundle's page has no timeline"));
+        }
+        let mut kept = String::new();
+        z.by_name("evidence/history.json").unwrap().read_to_string(&mut kept).unwrap();
+        let kept: Vec<Value> = serde_json::from_str(&kept).unwrap();
+        if kept != events {
+            return Err(format!("{name}: evidence/history.json is not the watch's events"));
+        }
+    }
     Ok(())
 }
 
