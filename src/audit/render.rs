@@ -157,24 +157,13 @@ pub fn markdown(r: &AuditReport) -> String {
     out
 }
 
-/// A label value: `\`, `"` and newlines escaped (exposition format 0.0.4).
-fn label(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
-
 /// Modelled on x509-certificate-exporter (`x509_cert_not_after`,
 /// `x509_cert_expired`, `x509_read_errors`) and ssl_exporter.
 pub fn prometheus(r: &AuditReport) -> String {
+    use crate::report::prometheus::label;
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, rows: Vec<(String, f64)>| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, v) in rows {
-            if labels.is_empty() {
-                let _ = writeln!(out, "{name} {v}");
-            } else {
-                let _ = writeln!(out, "{name}{{{labels}}} {v}");
-            }
-        }
+        crate::report::prometheus::family(&mut out, name, kind, help, &rows)
     };
     let cert_labels = |c: &super::judge::CertRow| {
         format!(
@@ -258,14 +247,4 @@ pub fn prometheus(r: &AuditReport) -> String {
         vec![(String::new(), now as f64)],
     );
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn labels_escape() {
-        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-    }
 }

@@ -3,6 +3,7 @@
 
 mod json;
 mod markdown;
+pub mod prometheus;
 mod table;
 
 use std::collections::BTreeMap;

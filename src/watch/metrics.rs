@@ -1,7 +1,6 @@
 //! Prometheus metrics of the last poll, in the text exposition format, served
 //! over plain HTTP at `/metrics` while watching.
 
-use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,6 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use super::poll::{SideState, Snapshot};
+use crate::report::prometheus::{family, label};
 
 /// Counters that outlive one poll.
 #[derive(Default)]
@@ -21,28 +21,12 @@ pub struct Counters {
     pub on_change_skipped: u64,
 }
 
-fn family(out: &mut String, kind: &str, name: &str, help: &str, samples: &[(String, f64)]) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    for (labels, v) in samples {
-        if labels.is_empty() {
-            let _ = writeln!(out, "{name} {v}");
-        } else {
-            let _ = writeln!(out, "{name}{{{labels}}} {v}");
-        }
-    }
-}
-
 fn gauge(out: &mut String, name: &str, help: &str, samples: &[(String, f64)]) {
-    family(out, "gauge", name, help, samples)
+    family(out, name, "gauge", help, samples)
 }
 
 fn counter(out: &mut String, name: &str, help: &str, samples: &[(String, f64)]) {
-    family(out, "counter", name, help, samples)
-}
-
-/// A label value with `\`, `"` and newlines escaped.
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    family(out, name, "counter", help, samples)
 }
 
 pub fn render(s: &Snapshot, c: &Counters) -> String {

@@ -2,9 +2,8 @@
 //! (scenarios/fleets/fleet.toml): statuses per group, links, exit codes,
 //! formats, and instances that cannot be read.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use milink::lab::fleet::Fleet;
 use serde_json::Value;
@@ -115,17 +114,7 @@ fn fleet_audit_concludes_what_each_group_expects() {
 fn prometheus_output_parses_with_prometheus_client() {
     let out = audit(&["--lab", FLEET, "--format", "prometheus", "--timeout", "1s"]);
     assert_eq!(out.status.code(), Some(2));
-    let mut py = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/parse_metrics.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    py.stdin.take().unwrap().write_all(&out.stdout).unwrap();
-    let parsed = py.wait_with_output().unwrap();
-    assert!(parsed.status.success(), "prometheus_client: {}", String::from_utf8_lossy(&parsed.stderr));
-    let samples: Vec<Value> = serde_json::from_slice(&parsed.stdout).unwrap();
+    let samples = prometheus_samples(&String::from_utf8_lossy(&out.stdout));
     let find = |name: &str, label: &str, value: &str| {
         samples.iter().filter(|s| s["name"] == name && s["labels"][label] == value).cloned().collect::<Vec<_>>()
     };

@@ -273,3 +273,20 @@ pub fn python(script: &str, args: &[&str], modules: &str, needs: &str, input: &s
     all.extend(args);
     client(&python, &all, input, needs)
 }
+
+/// Samples of Prometheus text as Prometheus's own Python parser reads them:
+/// `[{"name", "labels", "value", "type"}]`.
+pub fn prometheus_samples(text: &str) -> Vec<serde_json::Value> {
+    use std::io::Write;
+    let mut py = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/parse_metrics.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    py.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = py.wait_with_output().unwrap();
+    assert!(out.status.success(), "prometheus_client: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}

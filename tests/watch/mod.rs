@@ -134,21 +134,6 @@ fn scrape(url: &str) -> String {
     body.to_string()
 }
 
-/// Samples as Prometheus's own Python parser reads them.
-fn parse(text: &str) -> Vec<Value> {
-    let mut py = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/parse_metrics.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    py.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = py.wait_with_output().unwrap();
-    assert!(out.status.success(), "prometheus_client: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn sample(samples: &[Value], name: &str, side: &str) -> Option<f64> {
     samples.iter().find(|s| s["name"] == name && s["labels"]["side"] == side).and_then(|s| s["value"].as_f64())
 }
@@ -175,7 +160,7 @@ fn metrics_parse_with_prometheus_own_parser_and_follow_the_firewall_flap() {
     let mut seen = Vec::new();
     for t in [1.0, 4.0, 8.0] {
         at(t);
-        let samples = parse(&scrape(&url));
+        let samples = prometheus_samples(&scrape(&url));
         for name in [
             "milink_side_reachable",
             "milink_log_send_queue_kb",
