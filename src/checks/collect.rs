@@ -374,25 +374,42 @@ pub async fn open_side(p: &Profile, is_sql: bool, addr: SocketAddr) -> Opened {
         };
         (m.fqdn.clone(), m.ca_cert.clone(), m.trust_server_certificate, auth, m.port.unwrap_or(1433))
     };
-    let mut tls_outcome = tls::capture(addr, &name, t).await;
+    let target = |strict: bool| {
+        auth.clone().map(|auth| Target {
+            name: name.clone(),
+            addr,
+            auth,
+            ca_cert: ca.clone(),
+            trust_server_certificate: trust,
+            strict,
+        })
+    };
+    // The TLS capture and the login do not wait for each other: a server that
+    // stalls costs one timeout, not two. The login verifies the certificate
+    // itself, so no credential goes to a server the capture would not trust.
+    let (mut tls_outcome, first) = tokio::join!(tls::capture(addr, &name, t), async {
+        match target(false) {
+            Some(tg) => Some(sql::login(&tg, t).await),
+            None => None,
+        }
+    });
     let strict = matches!(&tls_outcome, tls::Outcome::Captured(c) if c.mode == "tds8-strict");
     if let tls::Outcome::Captured(c) = &mut tls_outcome {
         tls::judge(c, &name, &roots(ca.as_deref()));
     }
     let tls_id = if is_sql { "tls-sql-certificate" } else { "tls-mi-certificate" };
     let trusted = matches!(&tls_outcome, tls::Outcome::Captured(c) if c.verdict == tls::Verdict::Trusted);
-    let session = match auth {
-        None => Err(Sql::Skipped("no password or token was given (environment, file or prompt)".into())),
-        Some(_) if !trusted && !trust => Err(Sql::Skipped(match &tls_outcome {
+    let session = match (first, target(strict)) {
+        (_, None) => Err(Sql::Skipped("no password or token was given (environment, file or prompt)".into())),
+        _ if !trusted && !trust => Err(Sql::Skipped(match &tls_outcome {
             tls::Outcome::Captured(_) => format!(
                 "the TLS certificate did not verify ({tls_id}); set trust_server_certificate = true in the profile to log in anyway"
             ),
             _ => format!("no TLS session could be set up ({tls_id})"),
         })),
-        Some(auth) => {
-            let target = Target { name, addr, auth, ca_cert: ca, trust_server_certificate: trust, strict };
-            sql::login(&target, t).await.map_err(Sql::Failed)
-        }
+        // A server that wants TLS first (TDS 8.0 strict) is logged in to again, that way.
+        (Some(r), Some(_)) if !strict => r.map_err(Sql::Failed),
+        (_, Some(tg)) => sql::login(&tg, t).await.map_err(Sql::Failed),
     };
     Opened { tds_port, tls: tls_outcome, session }
 }
