@@ -56,6 +56,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
                     };
                     out.push(
                         F::new("cert-sql-endpoint", s, Severity::Fail)
+                            .found(why.split(" (").next().unwrap_or(why))
                             .ev("reason", why)
                             .remedy("USE [master]; CREATE CERTIFICATE [Cert_<server>_endpoint] WITH SUBJECT = N'Certificate for <server>', EXPIRY_DATE = N'<date>'; then ALTER ENDPOINT … AUTHENTICATION = CERTIFICATE [Cert_<server>_endpoint]")
                             .done(),
@@ -69,6 +70,16 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
                     let name = c.str("name").unwrap_or("");
                     let pvt = c.str("pvt_key_encryption_type").unwrap_or("");
                     let mut f = F::new("cert-sql-endpoint", s, Severity::Pass)
+                        .found(format!(
+                            "{name}, {}",
+                            match pvt {
+                                "MK" => "private key under the master key",
+                                "PW" => "private key under a password",
+                                "SK" => "private key under the service master key",
+                                "NA" => "no private key",
+                                other => other,
+                            }
+                        ))
                         .ev("name", name)
                         .ev("pvt_key_encryption_type", pvt)
                         .ev("subject", c.str("subject").unwrap_or(""));
@@ -127,13 +138,14 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
                 .map(|d| format!("USE [master]; CREATE CERTIFICATE {} FROM BINARY = {};", ident(fqdn), binary(d)));
             let f = F::new("cert-mi-imported", Side::Link, Severity::Pass).ev("expected_name", fqdn.clone());
             match (exact.or(loose), &theirs) {
-                (None, _) => f.severity(Severity::Fail).remedy(create.unwrap_or_else(|| "Import the managed instance's certificate (EXEC sp_get_endpoint_certificate 4 on the managed instance) under its FQDN.".into())),
+                (None, _) => f.severity(Severity::Fail).found(format!("nothing under {fqdn}")).remedy(create.unwrap_or_else(|| "Import the managed instance's certificate (EXEC sp_get_endpoint_certificate 4 on the managed instance) under its FQDN.".into())),
                 (Some(c), Some(t)) if der(c).as_ref() != Some(t) => f
                     .severity(Severity::Fail)
+                    .found("an older certificate: not what the managed instance presents now")
                     .ev("imported_expiry", c.str("expiry_date").unwrap_or(""))
                     .remedy(format!("The imported certificate differs from what the managed instance presents now (rotated?): DROP CERTIFICATE {}; then {}", ident(c.str("name").unwrap_or(fqdn)), create.unwrap_or_default())),
-                (Some(c), _) if exact.is_none() => f.severity(Severity::Warn).ev("imported_as", c.str("name").unwrap_or("")).remedy("The certificate's name must be exactly the managed instance's FQDN (same case)."),
-                (Some(_), _) => f.ev("byte_equal", theirs.is_some()),
+                (Some(c), _) if exact.is_none() => f.severity(Severity::Warn).found(format!("imported as {}", c.str("name").unwrap_or(""))).ev("imported_as", c.str("name").unwrap_or("")).remedy("The certificate's name must be exactly the managed instance's FQDN (same case)."),
+                (Some(_), _) => f.found("imported, the same bytes").ev("byte_equal", theirs.is_some()),
             }
             .done()
         }
@@ -168,9 +180,10 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
                     || (t.str("subject").is_some() && t.str("subject") == c.str("subject"))
             };
             match (found, theirs.iter().find(same)) {
-                (true, _) => f,
+                (true, _) => f.found(format!("{name} is there")),
                 (false, Some(old)) => f
                     .severity(Severity::Fail)
+                    .found(format!("an older one is trusted instead ({})", old.str("name").unwrap_or("")))
                     .ev("trusted_instead", old.str("name").unwrap_or(""))
                     .ev("trusted_expiry", old.str("expiry_date").unwrap_or(""))
                     .ev("current_expiry", c.str("expiry_date").unwrap_or(""))
@@ -178,7 +191,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
                         "The managed instance trusts an older certificate of SQL Server's: it was replaced on SQL Server and the new one never uploaded. Remove the old trust first (it holds the name): Remove-AzSqlInstanceServerTrustCertificate -ResourceGroupName <rg> -InstanceName <mi> -Name {}; then: {upload}",
                         old.str("name").unwrap_or(name)
                     )),
-                (false, None) => f.severity(Severity::Fail).remedy(upload),
+                (false, None) => f.severity(Severity::Fail).found(format!("{name} is not there")).remedy(upload),
             }
             .done()
         }
@@ -202,9 +215,9 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
             let f = F::new("cert-azure-roots", s, Severity::Pass)
                 .ev("note", "whether sp_certificate_add_issuer ran cannot be read from sys.certificates (UNCONFIRMED)");
             if missing.is_empty() {
-                f
+                f.found("both imported")
             } else {
-                f.severity(Severity::Warn).ev("missing", missing.join(", ")).remedy(
+                f.severity(Severity::Warn).found(format!("missing: {}", missing.join(", "))).ev("missing", missing.join(", ")).remedy(
                     missing
                         .iter()
                         .map(|n| format!("CREATE CERTIFICATE {} FROM FILE = N'<path to {n}.crt>'; EXEC sp_certificate_add_issuer CERT_ID({}), N'*.database.windows.net';", ident(n), nstring(n)))

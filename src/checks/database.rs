@@ -53,6 +53,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
             push(
                 out,
                 F::new("database-exists", s, Severity::Fail)
+                    .found("no database of that name")
                     .remedy("No database of that name on SQL Server: check the profile's databases."),
             );
             for id in &ALL[1..] {
@@ -65,12 +66,16 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
             push(
                 out,
                 F::new("database-exists", s, Severity::Fail)
+                    .found(format!("a system database (database_id {id})"))
                     .ev("database_id", id)
                     .remedy("System databases cannot be replicated by the link: script their objects instead."),
             );
             continue;
         }
-        push(out, F::new("database-exists", s, Severity::Pass).ev("database_id", id));
+        push(
+            out,
+            F::new("database-exists", s, Severity::Pass).found(format!("database_id {id}")).ev("database_id", id),
+        );
         let facts = f.as_ref().expect("rows came from facts");
         one(facts, db, id, row, &mut |f| push(out, f));
         against_mi(facts, &mi, db, id, row, &mut |f| push(out, f));
@@ -80,7 +85,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
 fn one(facts: &Facts, db: &str, id: i64, row: &Record, emit: &mut dyn FnMut(F)) {
     let s = Side::SqlServer;
     let state = row.str("state_desc").unwrap_or("");
-    let f = F::new("database-online", s, Severity::Pass).ev("state", state);
+    let f = F::new("database-online", s, Severity::Pass).found(state).ev("state", state);
     emit(if state == "ONLINE" {
         f
     } else {
@@ -113,8 +118,11 @@ fn one(facts: &Facts, db: &str, id: i64, row: &Record, emit: &mut dyn FnMut(F)) 
             let full = of("D", false);
             let f = F::new("database-full-backup", s, Severity::Pass);
             emit(match &full {
-                Some(t) => f.ev("last_full_backup", t.clone()),
-                None => f.severity(Severity::Fail).ev("copy_only_full_backups", of("D", true).is_some()).remedy(format!(
+                Some(t) => f.found(format!("last full backup {}", t.get(..16).unwrap_or(t))).ev("last_full_backup", t.clone()),
+                None => f
+                    .severity(Severity::Fail)
+                    .found(if of("D", true).is_some() { "only COPY_ONLY full backups" } else { "no full backup" })
+                    .ev("copy_only_full_backups", of("D", true).is_some()).remedy(format!(
                     "Take a full backup that is not COPY_ONLY (without one, link creation fails with error 1475): BACKUP DATABASE {} TO DISK = N'<path>' WITH CHECKSUM;",
                     ident(db)
                 )),
@@ -122,9 +130,9 @@ fn one(facts: &Facts, db: &str, id: i64, row: &Record, emit: &mut dyn FnMut(F)) 
             let log = of("L", false);
             let f = F::new("database-log-backup", s, Severity::Pass);
             emit(match log.as_deref().and_then(|t| hours_since(t).map(|h| (t, h))) {
-                Some((t, h)) if h <= 24 => f.ev("last_log_backup", t).ev("hours_ago", h),
-                Some((t, h)) => f.severity(Severity::Warn).ev("last_log_backup", t).ev("hours_ago", h).remedy("Schedule regular log backups: while the link replicates, the log cannot be truncated until records reach the managed instance, and it grows."),
-                None => f.severity(Severity::Warn).ev("last_log_backup", "none").remedy("Schedule regular log backups (after seeding completes) so the log does not grow until it is full."),
+                Some((t, h)) if h <= 24 => f.found(format!("last log backup {h} h ago")).ev("last_log_backup", t).ev("hours_ago", h),
+                Some((t, h)) => f.severity(Severity::Warn).found(format!("last log backup {h} h ago")).ev("last_log_backup", t).ev("hours_ago", h).remedy("Schedule regular log backups: while the link replicates, the log cannot be truncated until records reach the managed instance, and it grows."),
+                None => f.severity(Severity::Warn).found("no log backup").ev("last_log_backup", "none").remedy("Schedule regular log backups (after seeding completes) so the log does not grow until it is full."),
             });
         }
     }
@@ -134,7 +142,9 @@ fn one(facts: &Facts, db: &str, id: i64, row: &Record, emit: &mut dyn FnMut(F)) 
         Ok(files) => {
             let logs =
                 files.iter().filter(|r| r.int("database_id") == Some(id) && r.str("type_desc") == Some("LOG")).count();
-            let f = F::new("database-log-files", s, Severity::Pass).ev("log_files", logs);
+            let f = F::new("database-log-files", s, Severity::Pass)
+                .found(if logs == 1 { "one log file".to_string() } else { format!("{logs} log files") })
+                .ev("log_files", logs);
             emit(if logs == 1 {
                 f
             } else {
@@ -197,7 +207,13 @@ fn against_mi(
         }
         Ok(groups) => {
             let fs = filegroups(groups, "FD");
-            let f = F::new("database-filestream", s, Severity::Pass).ev("filestream_filegroups", fs.clone());
+            let f = F::new("database-filestream", s, Severity::Pass)
+                .found(if fs.is_empty() {
+                    "none".to_string()
+                } else {
+                    format!("FILESTREAM filegroups: {}", fs.join(", "))
+                })
+                .ev("filestream_filegroups", fs.clone());
             emit(if fs.is_empty() {
                 f
             } else {
@@ -215,14 +231,15 @@ fn in_memory(xtp: Vec<&str>, tier: Rows<'_>) -> F {
     let f =
         F::new("database-in-memory", Side::SqlServer, Severity::Pass).ev("memory_optimized_filegroups", xtp.clone());
     if xtp.is_empty() {
-        return f;
+        return f.found("none");
     }
+    let f = f.found(format!("memory-optimized filegroup {}", xtp.join(", ")));
     let sku = tier.as_ref().ok().and_then(|r| r.first()).and_then(|r| r.str("sku")).map(str::to_string);
     let f = f.ev("managed_instance_tier", sku.clone().unwrap_or_else(|| "unknown".into()));
     let need = "A database with a memory-optimized filegroup (In-Memory OLTP) can only be replicated to a Business Critical managed instance";
     match sku.as_deref() {
         Some("Business Critical") => f,
-        Some(_) => f.severity(Severity::Fail).remedy(format!(
+        Some(other) => f.severity(Severity::Fail).found(format!("memory-optimized data, and the instance is {other}")).remedy(format!(
             "{need}: change the instance to Business Critical, or move the memory-optimized tables to disk-based ones and remove the filegroup first."
         )),
         None => f
@@ -238,8 +255,9 @@ fn tde(facts: &Facts, id: i64, row: &Record, mi_certs: Rows<'_>) -> F {
     let encrypted = row.flag("is_encrypted").unwrap_or(false);
     let f = F::new("database-tde", Side::SqlServer, Severity::Pass).ev("is_encrypted", encrypted);
     if !encrypted {
-        return f;
+        return f.found("not encrypted");
     }
+    let f = f.found("encrypted (TDE)");
     let keys = match rows(facts, "encryption_keys", "login-sql-permissions") {
         Err(why) => return f.severity(why.0).ev("reason", why.1),
         Ok(k) => k,
@@ -262,9 +280,12 @@ fn tde(facts: &Facts, id: i64, row: &Record, mi_certs: Rows<'_>) -> F {
             "The managed instance's certificates could not be read: make sure the TDE certificate is there before creating the link.",
         ),
         Ok(certs) => match certs.iter().find(|c| c.str("thumbprint").is_some_and(|t| t.eq_ignore_ascii_case(&thumbprint))) {
-            Some(c) => f.ev("on_managed_instance_as", c.str("name").unwrap_or("")),
+            Some(c) => f
+                .found(format!("encrypted; its certificate {name} is on the managed instance"))
+                .ev("on_managed_instance_as", c.str("name").unwrap_or("")),
             None => f
                 .severity(Severity::Fail)
+                .found(format!("encrypted; its certificate {name} is not on the managed instance"))
                 .ev("note", "compared by thumbprint with the managed instance's sys.certificates (that an uploaded TDE certificate shows there is UNCONFIRMED)")
                 .remedy(format!(
                     "Seeding cannot decrypt the database until its TDE certificate is on the managed instance. On SQL Server: BACKUP CERTIFICATE {q} TO FILE = N'<path>.cer' WITH PRIVATE KEY (FILE = N'<path>.pvk', ENCRYPTION BY PASSWORD = N'<password>'); make a .pfx of the pair (pvk2pfx), then Add-AzSqlManagedInstanceTransparentDataEncryptionCertificate -ResourceGroupName <rg> -ManagedInstanceName <mi> -PrivateBlob <base64 of the pfx> -Password <pfx password>.",
@@ -282,12 +303,15 @@ fn name_free(db: &str, mi_dbs: Rows<'_>) -> F {
     };
     let f = F::new("database-mi-name-free", s, Severity::Pass);
     match dbs.iter().find(|r| r.str("name").is_some_and(|n| n.eq_ignore_ascii_case(db))) {
-        None => f,
+        None => f.found("no database of that name there"),
         // Already the link's copy: replicated, not in the way.
         Some(r) if r.get("group_database_id").is_some_and(|v| !v.is_null()) => {
-            f.ev("note", "the managed instance's database of this name is in an availability group (the link's replica)")
+            f.found("the link's own replica").ev(
+                "note",
+                "the managed instance's database of this name is in an availability group (the link's replica)",
+            )
         }
-        Some(r) => f.severity(Severity::Fail).ev("state", r.str("state_desc").unwrap_or("")).remedy(format!(
+        Some(r) => f.severity(Severity::Fail).found(format!("a database of that name exists ({})", r.str("state_desc").unwrap_or(""))).ev("state", r.str("state_desc").unwrap_or("")).remedy(format!(
             "A database named {q} already exists on the managed instance, so seeding fails (error 1801). Drop or rename it there once you know nothing in it is needed, or link the database under another name.",
             q = ident(db)
         )),

@@ -98,6 +98,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
         F::skip("dns-resolvers-agree", Side::Host, "no DNS servers in the profile to compare with")
     } else if !p.dns.os_resolver {
         F::new("dns-resolvers-agree", Side::Host, Severity::Info)
+            .found("not compared: the OS resolver is off in the profile")
             .ev("note", "os_resolver = false in the profile: the first DNS server is used")
     } else {
         let mut f = F::new("dns-resolvers-agree", Side::Host, Severity::Pass);
@@ -112,7 +113,12 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
                 }
             }
         }
-        f
+        let agreed = f.current() == Severity::Pass;
+        f.found(if agreed {
+            "the OS resolver and the DNS servers agree"
+        } else {
+            "the OS resolver and a DNS server disagree"
+        })
     };
     out.push(agree.done());
 
@@ -121,14 +127,18 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
         Some(h) if h.parse::<IpAddr>().is_err() => {
             let here = ev.endpoint_name.as_ref().unwrap_or(&ev.sql_name);
             F::new("dns-sql-host-from-mi", Side::Link, Severity::Warn)
+                .found(format!("the endpoint URL names `{h}`, which the managed instance must resolve"))
                 .ev("endpoint_host", h)
                 .ev("resolves_here_to", here.primary().map(|a| a.describe()).unwrap_or_default())
                 .remedy(format!(
                     "The endpoint URL names SQL Server as `{h}`: the managed instance resolves it from its VNet, which needs custom DNS there, and milink cannot ask that DNS from here. Use SQL Server's IP address in the endpoint URL (TCP://<ip>:5022) to remove the dependency."
                 ))
         }
-        Some(ip) => F::new("dns-sql-host-from-mi", Side::Link, Severity::Pass).ev("endpoint_host", ip),
+        Some(ip) => F::new("dns-sql-host-from-mi", Side::Link, Severity::Pass)
+            .found(format!("the endpoint URL names {ip}: nothing to resolve"))
+            .ev("endpoint_host", ip),
         None => F::new("dns-sql-host-from-mi", Side::Link, Severity::Pass)
+            .found("the endpoint URL will use SQL Server's address")
             .ev("endpoint_host", ev.sql_name.chosen.map(|a| a.to_string()).unwrap_or_default())
             .ev("note", "the endpoint URL will use SQL Server's address"),
     };

@@ -22,6 +22,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
         Ok([]) => {
             out.push(
                 F::new("endpoint-sql-present", s, Severity::Fail)
+                    .found("no DATABASE_MIRRORING endpoint")
                     .remedy("CREATE ENDPOINT [database_mirroring_endpoint] STATE = STARTED AS TCP (LISTENER_PORT = 5022, LISTENER_IP = ALL) FOR DATABASE_MIRRORING (ROLE = ALL, AUTHENTICATION = CERTIFICATE [<certificate>], ENCRYPTION = REQUIRED ALGORITHM AES);")
                     .done(),
             );
@@ -33,10 +34,13 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
         Ok([ep, ..]) => ep,
     };
     let name = ep.str("name").unwrap_or("");
-    out.push(F::new("endpoint-sql-present", s, Severity::Pass).ev("name", name).done());
+    out.push(F::new("endpoint-sql-present", s, Severity::Pass).found(name).ev("name", name).done());
 
     let (state, role) = (ep.str("state_desc").unwrap_or(""), ep.str("role_desc").unwrap_or(""));
-    let f = F::new("endpoint-sql-started", s, Severity::Pass).ev("state", state).ev("role", role);
+    let f = F::new("endpoint-sql-started", s, Severity::Pass)
+        .found(format!("{state}, role {role}"))
+        .ev("state", state)
+        .ev("role", role);
     out.push(
         if state == "STARTED" && role == "ALL" {
             f
@@ -49,7 +53,14 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
 
     let port = ep.int("port").unwrap_or(0);
     let probed = p.sql_server.endpoint_port.unwrap_or(5022) as i64;
-    let f = F::new("endpoint-sql-port", s, Severity::Pass).ev("listener_port", port).ev("probed_port", probed);
+    let f = F::new("endpoint-sql-port", s, Severity::Pass)
+        .found(if port == probed {
+            format!("listens on {port}")
+        } else {
+            format!("listens on {port}, not on {probed}")
+        })
+        .ev("listener_port", port)
+        .ev("probed_port", probed);
     out.push(
         if port == probed {
             f
@@ -75,7 +86,10 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
 
     let (on, algo) =
         (ep.flag("is_encryption_enabled").unwrap_or(false), ep.str("encryption_algorithm_desc").unwrap_or(""));
-    let f = F::new("endpoint-sql-encryption", s, Severity::Pass).ev("encryption_enabled", on).ev("algorithm", algo);
+    let f = F::new("endpoint-sql-encryption", s, Severity::Pass)
+        .found(if on { format!("encryption {algo}") } else { "encryption off".to_string() })
+        .ev("encryption_enabled", on)
+        .ev("algorithm", algo);
     out.push(
         if on && algo.contains("AES") {
             f

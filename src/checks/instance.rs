@@ -28,6 +28,8 @@ fn props<'a>(f: &Result<&'a Facts, (Severity, String)>, id: &str) -> Result<&'a 
     rows(f, "props", id)?.first().ok_or((Severity::Error, "SERVERPROPERTY returned no row".into()))
 }
 
+const HADR_FIX: &str = "Enable Always On availability groups (Configuration Manager, or Enable-SqlAlwaysOn; on Linux: mssql-conf set hadr.hadrenabled 1) and restart SQL Server.";
+
 pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
     let sql = facts(&ev.sql, "login-sql");
     let mi = facts(&ev.mi, "login-mi");
@@ -43,7 +45,9 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
         }
         Ok(r) => {
             let v = r.str("version").unwrap_or("");
+            let level = r.str("update_level").map(|l| format!(" {l}")).unwrap_or_default();
             let mut f = F::new("instance-sql-version", s, Severity::Pass)
+                .found(format!("{v}{level}"))
                 .ev("version", v)
                 .ev("update_level", r.str("update_level").unwrap_or(""));
             match version(v) {
@@ -67,6 +71,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
             let edition = r.str("edition").unwrap_or("");
             let ok = ["Enterprise", "Developer", "Standard"].iter().any(|e| edition.contains(e));
             let f = F::new("instance-sql-edition", s, if ok { Severity::Pass } else { Severity::Fail })
+                .found(edition)
                 .ev("edition", edition);
             out.push(if ok { f } else { f.remedy("The link needs Enterprise, Developer or Standard edition.") }.done());
 
@@ -84,6 +89,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
             };
             let major = version(v).map(|x| x.0).unwrap_or(0);
             let f = F::new("instance-sql-host-os", s, Severity::Pass)
+                .found(if distribution.is_empty() { platform.clone() } else { distribution.clone() })
                 .ev("platform", platform.clone())
                 .ev("distribution", distribution.clone());
             let f = if platform.eq_ignore_ascii_case("Linux") && major < 14 {
@@ -103,9 +109,11 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
                 F::new("instance-sql-hadr", s, Severity::Pass).ev("IsHadrEnabled", hadr).ev("HadrManagerStatus", mgr);
             out.push(
                 if hadr == 1 && mgr == 1 {
-                    f
+                    f.found("Always On enabled, HADR manager running")
+                } else if hadr != 1 {
+                    f.severity(Severity::Fail).found("Always On is not enabled").remedy(HADR_FIX)
                 } else {
-                    f.severity(Severity::Fail).remedy("Enable Always On availability groups (Configuration Manager, or Enable-SqlAlwaysOn; on Linux: mssql-conf set hadr.hadrenabled 1) and restart SQL Server.")
+                    f.severity(Severity::Fail).found(format!("HADR manager status {mgr}, not running")).remedy(HADR_FIX)
                 }
                 .done(),
             );
@@ -115,9 +123,10 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
     let f = match sql.clone().and_then(|f| rows(f, "master_key", "login-sql-permissions")) {
         Err(why) => blocked("instance-sql-master-key", s, why),
         Ok([]) => F::new("instance-sql-master-key", s, Severity::Fail)
+            .found("no database master key in master")
             .remedy("USE [master]; CREATE MASTER KEY ENCRYPTION BY PASSWORD = N'<strong password>';")
             .done(),
-        Ok(_) => F::new("instance-sql-master-key", s, Severity::Pass).done(),
+        Ok(_) => F::new("instance-sql-master-key", s, Severity::Pass).found("present in master").done(),
     };
     out.push(f);
 
@@ -126,7 +135,9 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
         Ok(flags) => {
             let on: Vec<i64> =
                 flags.iter().filter(|r| r.flag("global").unwrap_or(true)).filter_map(|r| r.int("traceflag")).collect();
+            let list = on.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ");
             let mut f = F::new("instance-sql-trace-flags", s, Severity::Pass)
+                .found(if list.is_empty() { "no global trace flags".to_string() } else { format!("enabled: {list}") })
                 .ev("enabled", on.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","));
             let mut advice = Vec::new();
             if !on.contains(&1800) {
@@ -153,9 +164,9 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
                 .ev("sql_server", ca)
                 .ev("managed_instance", cb);
             if ca.eq_ignore_ascii_case(cb) {
-                f
+                f.found(format!("both {ca}"))
             } else {
-                f.severity(Severity::Warn).remedy("The collations differ: server-name casing and comparisons can break the link. Use the same instance collation on both sides (the managed instance's is chosen at creation).")
+                f.severity(Severity::Warn).found(format!("SQL Server {ca}, managed instance {cb}")).remedy("The collations differ: server-name casing and comparisons can break the link. Use the same instance collation on both sides (the managed instance's is chosen at creation).")
             }
             .done()
         }
@@ -167,7 +178,13 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
         Err(why) => blocked("instance-mi-update-policy", Side::ManagedInstance, why.clone()),
         Ok(r) => {
             let t = r.str("update_type").unwrap_or("");
+            let policy = match t {
+                "CU" => "SQL Server 2022/2025 update policy (CU)",
+                "Continuous" => "Always-up-to-date",
+                _ => "not reported",
+            };
             let f = F::new("instance-mi-update-policy", Side::ManagedInstance, Severity::Pass)
+                .found(policy)
                 .ev("ProductUpdateType", t)
                 .ev("failback", p.managed_instance.failback);
             match t {

@@ -33,8 +33,10 @@ fn login(id: &'static str, side: Side, s: &SideEvidence) -> Finding {
         Sql::Facts(fx) => {
             let f = F::new(id, side, Severity::Pass);
             match &fx.routed_to {
-                Some((h, port)) => f.ev("redirected_to", format!("{h}:{port}")),
-                None => f,
+                Some((h, port)) => {
+                    f.found(format!("logged in, redirected to {h}:{port}")).ev("redirected_to", format!("{h}:{port}"))
+                }
+                None => f.found("logged in"),
             }
             .done()
         }
@@ -62,6 +64,12 @@ pub fn evaluate(ev: &Evidence, _: &Profile, out: &mut Vec<Finding>) {
         if needs_sysadmin {
             f = f.ev("sysadmin", sysadmin);
         }
+        f = f.found(match (vss, needs_sysadmin, sysadmin) {
+            (false, _, _) => "no VIEW SERVER STATE",
+            (true, true, false) => "VIEW SERVER STATE, not sysadmin",
+            (true, true, true) => "sysadmin",
+            (true, false, _) => "VIEW SERVER STATE",
+        });
         if !vss {
             f = f
                 .severity(Severity::Warn)

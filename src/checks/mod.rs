@@ -179,7 +179,13 @@ impl F {
         F::new(id, side, Severity::Skip).ev("reason", reason.into())
     }
 
-    pub fn done(self) -> Finding {
+    /// The finding; an error that says nothing of what it found says why.
+    pub fn done(mut self) -> Finding {
+        if self.0.found.is_none() && self.0.severity == Severity::Error {
+            let why =
+                ["reason", "error", "note"].iter().find_map(|k| self.0.evidence.get(*k)?.as_str().map(str::to_string));
+            self.0.found = why.map(|w| crate::input::shorten(&w, 100));
+        }
         self.0
     }
 }

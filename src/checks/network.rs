@@ -88,6 +88,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
             }
         }
         (Sql::Facts(_), None) => F::new("network-mi-redirect", Side::ManagedInstance, Severity::Pass)
+            .found("no redirect: proxy connection policy")
             .ev("note", "the managed instance did not redirect the login (proxy policy)"),
         _ => F::skip(
             "network-mi-redirect",
@@ -164,13 +165,20 @@ fn job(
                 .ev("job", j.job.clone())
                 .ev("waited_ms", j.waited_ms as u64);
             match j.succeeded {
-                Some(true) => f,
-                Some(false) => f.severity(Severity::Fail).ev("TcpTestSucceeded", false).remedy(remedy),
-                None => f.severity(Severity::Error).ev("output", j.output.clone()),
+                Some(true) => f.found(format!("reached {}:{}", j.target, j.port)),
+                Some(false) => f
+                    .severity(Severity::Fail)
+                    .found(format!("could not reach {}:{}", j.target, j.port))
+                    .ev("TcpTestSucceeded", false)
+                    .remedy(remedy),
+                None => {
+                    f.severity(Severity::Error).found("the job said nothing readable").ev("output", j.output.clone())
+                }
             }
             .done()
         }
         Err(ProbeError::NoPowerShell) => F::new(id, Side::Link, Severity::Info)
+            .found("not probed: no PowerShell job steps on Linux")
             .ev(
                 "note",
                 format!(
@@ -178,8 +186,12 @@ fn job(
                 ),
             )
             .done(),
-        Err(ProbeError::Sql(e)) => F::new(id, Side::Link, Severity::Error).ev("error", e.message.clone()).done(),
+        Err(ProbeError::Sql(e)) => F::new(id, Side::Link, Severity::Error)
+            .found("the probe job could not be made")
+            .ev("error", e.message.clone())
+            .done(),
         Err(ProbeError::TimedOut { job, waited }) => F::new(id, Side::Link, Severity::Error)
+            .found("the probe job did not finish")
             .ev("job", job.clone())
             .ev("note", format!("the job did not finish within {waited:?}; it was deleted"))
             .done(),

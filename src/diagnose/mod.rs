@@ -152,6 +152,7 @@ fn link_findings(link: &Link<'_>, seen: &[Seen], out: &mut Vec<Finding>) {
     if !link.exists() {
         out.push(
             F::new("link-present", Side::Link, Severity::Warn)
+                .found("no distributed availability group on either side")
                 .ev("note", "no distributed availability group on either side: there is no link to diagnose yet (see milink check)")
                 .done(),
         );
@@ -161,7 +162,12 @@ fn link_findings(link: &Link<'_>, seen: &[Seen], out: &mut Vec<Finding>) {
         .into_iter()
         .filter_map(|s| link.local(s).and_then(|r| r.str("ag_name")).map(|n| format!("{}: {n}", s.as_str())))
         .collect();
-    out.push(F::new("link-present", Side::Link, Severity::Pass).ev("distributed_ag", names.join(", ")).done());
+    out.push(
+        F::new("link-present", Side::Link, Severity::Pass)
+            .found(names.join("; "))
+            .ev("distributed_ag", names.join(", "))
+            .done(),
+    );
 
     for side in [Side::SqlServer, Side::ManagedInstance] {
         if link.side(side).is_none() {
@@ -206,8 +212,14 @@ fn link_findings(link: &Link<'_>, seen: &[Seen], out: &mut Vec<Finding>) {
         );
     }
     out.push(
-        if unhealthy.is_empty() { f } else { f.severity(Severity::Fail).ev("not_healthy", unhealthy.join("; ")) }
-            .done(),
+        if unhealthy.is_empty() {
+            f.found("HEALTHY")
+        } else {
+            f.severity(Severity::Fail)
+                .found(format!("NOT_HEALTHY ({})", unhealthy.join("; ")))
+                .ev("not_healthy", unhealthy.join("; "))
+        }
+        .done(),
     );
 
     out.push(lag(link).done());
@@ -221,11 +233,15 @@ fn link_findings(link: &Link<'_>, seen: &[Seen], out: &mut Vec<Finding>) {
         .ev("managed_instance_role", roles[1].unwrap_or("unknown"));
     out.push(
         if roles.iter().all(|r| *r == Some("PRIMARY")) {
-            f.severity(Severity::Fail).remedy(
+            f.severity(Severity::Fail).found("both sides PRIMARY").remedy(
                 "Split brain after a forced failover: back up the old primary first (tail-log backup if it was SQL Server, copy-only full if it was the MI), then on it: ALTER AVAILABILITY GROUP [<DAG>] SET (ROLE = SECONDARY);",
             )
         } else {
-            f
+            f.found(format!(
+                "SQL Server {}, managed instance {}",
+                roles[0].unwrap_or("unknown"),
+                roles[1].unwrap_or("unknown")
+            ))
         }
         .done(),
     );
@@ -234,10 +250,11 @@ fn link_findings(link: &Link<'_>, seen: &[Seen], out: &mut Vec<Finding>) {
     let f = F::new("link-seeding", Side::Link, Severity::Pass);
     out.push(
         match seeding.first() {
-            None => f,
+            None => f.found("no seeding failure"),
             Some(e) => {
                 let fixes: Vec<&str> = kb::explain(e.number, &e.text).iter().map(|k| k.fix).collect();
                 f.severity(Severity::Fail)
+                    .found(format!("failed on {} (error {})", e.side.as_str(), e.number.unwrap_or(0)))
                     .ev("side", e.side.as_str())
                     .ev("error", e.number.unwrap_or(0))
                     .ev("message", e.text.clone())
@@ -254,7 +271,16 @@ fn link_findings(link: &Link<'_>, seen: &[Seen], out: &mut Vec<Finding>) {
     let lines: Vec<String> =
         seen.iter().filter(|e| e.source == "errorlog").map(|e| format!("{}: {}", e.side.as_str(), e.text)).collect();
     let f = F::new("link-errorlog", Side::Link, Severity::Pass);
-    out.push(if lines.is_empty() { f } else { f.severity(Severity::Warn).ev("lines", lines.join(" | ")) }.done());
+    out.push(
+        if lines.is_empty() {
+            f.found("no endpoint errors")
+        } else {
+            f.severity(Severity::Warn)
+                .found(format!("{} endpoint error lines", lines.len()))
+                .ev("lines", lines.join(" | "))
+        }
+        .done(),
+    );
 }
 
 /// Lag past these is a warning, then a failure: minutes behind is a slow
@@ -273,7 +299,11 @@ fn lag(link: &Link<'_>) -> F {
         send_kb = send_kb.max(r.int("log_send_queue_size").unwrap_or(0));
         redo_kb = redo_kb.max(r.int("redo_queue_size").unwrap_or(0));
     }
-    f = f.ev("secondary_lag_seconds", lag_s).ev("log_send_queue_kb", send_kb).ev("redo_queue_kb", redo_kb);
+    f = f
+        .found(format!("{} behind; send queue {send_kb} KB, redo queue {redo_kb} KB", human_seconds(lag_s)))
+        .ev("secondary_lag_seconds", lag_s)
+        .ev("log_send_queue_kb", send_kb)
+        .ev("redo_queue_kb", redo_kb);
     let severity = if lag_s >= LAG_FAIL_S || send_kb.max(redo_kb) >= QUEUE_FAIL_KB {
         Severity::Fail
     } else if lag_s >= LAG_WARN_S || send_kb.max(redo_kb) >= QUEUE_WARN_KB {
