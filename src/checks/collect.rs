@@ -387,12 +387,17 @@ pub async fn open_side(p: &Profile, is_sql: bool, addr: SocketAddr) -> Opened {
     // The TLS capture and the login do not wait for each other: a server that
     // stalls costs one timeout, not two. The login verifies the certificate
     // itself, so no credential goes to a server the capture would not trust.
-    let (mut tls_outcome, first) = tokio::join!(tls::capture(addr, &name, t), async {
-        match target(false) {
-            Some(tg) => Some(sql::login(&tg, t).await),
-            None => None,
-        }
-    });
+    // Boxed: both futures side by side would make every caller's future (and
+    // the stack of a thread that blocks on it) as big as the two together.
+    let (mut tls_outcome, first) = tokio::join!(
+        Box::pin(tls::capture(addr, &name, t)),
+        Box::pin(async {
+            match target(false) {
+                Some(tg) => Some(sql::login(&tg, t).await),
+                None => None,
+            }
+        })
+    );
     let strict = matches!(&tls_outcome, tls::Outcome::Captured(c) if c.mode == "tds8-strict");
     if let tls::Outcome::Captured(c) = &mut tls_outcome {
         tls::judge(c, &name, &roots(ca.as_deref()));

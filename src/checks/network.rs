@@ -33,7 +33,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
             continue;
         };
         let found = match pr.outcome {
-            Outcome::Open => format!("open ({} ms)", pr.rtt_ms),
+            Outcome::Open => format!("open ({:.1} ms)", pr.rtt_ms),
             Outcome::ClosedByPeer => "accepted, then closed at once".into(),
             Outcome::Refused => "refused (nothing listens)".into(),
             Outcome::Filtered => "no answer (filtered)".into(),

@@ -267,14 +267,16 @@ impl Lab {
                 user: side.login.user.clone(),
                 password: side.login.password.clone(),
                 accept_access_token: side.login.aad_token.unwrap_or(side.is_managed_instance()),
-                refusal: side.login.refuse.as_ref().map(|e| e.to_sql(14)).or(side.login.disabled.then(|| {
-                    sql::SqlError::new(
-                        18470,
-                        14,
-                        1,
-                        format!("Login failed for user '{}'. Reason: The account is disabled.", side.login.user),
-                    )
-                })),
+                refusal: side.login.refuse.as_ref().map(|e| replay::sql_error(e, 14)).or(side.login.disabled.then(
+                    || {
+                        sql::SqlError::new(
+                            18470,
+                            14,
+                            1,
+                            format!("Login failed for user '{}'. Reason: The account is disabled.", side.login.user),
+                        )
+                    },
+                )),
                 replay: replay.clone(),
                 redirect,
                 fault: side.tds.fault,
@@ -546,7 +548,9 @@ impl Lab {
     {
         let path = self.net.topology.as_ref().map(|t| t.path(netns::Place::Host));
         let (tx, rx) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
+        // A thread of its own, named, with room for a whole run's future.
+        let thread = std::thread::Builder::new().name("milink-host".into()).stack_size(16 << 20);
+        thread.spawn(move || {
             let run = || -> io::Result<R> {
                 if let Some(p) = &path {
                     netns::enter(p)?;
@@ -555,7 +559,7 @@ impl Lab {
                 Ok(rt.block_on(f()))
             };
             let _ = tx.send(run());
-        });
+        })?;
         rx.await.map_err(|_| io::Error::other("host thread panicked"))?
     }
 

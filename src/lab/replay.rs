@@ -6,52 +6,14 @@
 
 use std::collections::HashMap;
 
-use rusqlite::types::Value;
-use serde::{Deserialize, Serialize};
-
 use crate::lab::sql::{ResultSet, SqlError, SqlType};
+use rusqlite::types::Value;
 
-/// One statement as the bundle recorded it.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Recorded {
-    pub query: String,
-    /// `[name, type]` in the server's order (`["expiry_date", "datetime"]`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub columns: Vec<[String; 2]>,
-    /// One table per row; a column it leaves out is NULL (TOML has no null).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub rows: Vec<toml::Table>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<RecordedError>,
-    /// What the client got instead of an answer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fault: Option<AnswerFault>,
-}
+pub use crate::lab::scenario::recorded::{AnswerFault, Recorded, RecordedError};
 
-/// A server error: number and text as SQL Server sent them.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RecordedError {
-    pub number: i32,
-    pub message: String,
-}
-
-impl RecordedError {
-    pub fn to_sql(&self, class: u8) -> SqlError {
-        SqlError::new(self.number, class, 1, self.message.clone())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AnswerFault {
-    /// No answer at all: the client's timeout ends it.
-    Silence,
-    /// Rows without end.
-    Endless,
-    /// The server closes the connection.
-    HangUp,
+/// A recorded error as the server sends it, at `class` (16 for a statement, 14 for a login).
+pub fn sql_error(e: &RecordedError, class: u8) -> SqlError {
+    SqlError::new(e.number, class, 1, e.message.clone())
 }
 
 #[derive(Debug, Clone)]
@@ -72,7 +34,7 @@ impl Answers {
         for (i, r) in recorded.iter().enumerate() {
             let answer = match (&r.fault, &r.error) {
                 (Some(f), _) => Answer::Fault(*f),
-                (None, Some(e)) => Answer::Error(e.to_sql(16)),
+                (None, Some(e)) => Answer::Error(sql_error(e, 16)),
                 (None, None) => Answer::Rows(rows(r, shift).map_err(|e| format!("replay[{i}]: {e}"))?),
             };
             out.insert(key(&r.query), answer);

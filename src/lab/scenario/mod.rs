@@ -4,6 +4,9 @@
 //! materialised into catalog rows by `catalog::build`; `rows` gives raw rows for
 //! oddities. Dates are relative to lab start (`"-3d"`, `"+400d"`) so files never rot.
 
+pub mod recorded;
+pub mod timeline;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -46,7 +49,7 @@ pub struct Scenario {
     pub replay: Option<Replay>,
     /// Changes to the running lab at times after it starts.
     #[serde(default)]
-    pub timeline: Vec<crate::lab::timeline::Step>,
+    pub timeline: Vec<timeline::Step>,
 }
 
 /// Where a replayed scenario came from.
@@ -133,7 +136,7 @@ pub struct Side {
     pub rows: BTreeMap<String, Vec<toml::Table>>,
     /// Statements answered as a support bundle recorded them, before the catalog.
     #[serde(default)]
-    pub recorded: Vec<crate::lab::replay::Recorded>,
+    pub recorded: Vec<recorded::Recorded>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -172,7 +175,7 @@ pub struct Login {
     pub aad_token: Option<bool>,
     /// Every login is refused with this error (a replayed failure).
     #[serde(default)]
-    pub refuse: Option<crate::lab::replay::RecordedError>,
+    pub refuse: Option<recorded::RecordedError>,
 }
 
 impl Default for Login {
