@@ -72,14 +72,15 @@ fn values(s: &SideState, t: &Thresholds, now: i64) -> Vec<Value> {
         v.push(("seeding", None, "failed".into(), "fail", Some(f.clone())));
     }
     for (name, not_after) in &s.certificates {
-        let days = (not_after - now).div_euclid(86_400);
+        let (secs, days) = (not_after - now, (not_after - now) / 86_400);
         let (value, sev) = match days {
-            d if d < 0 => ("expired", "fail"),
+            _ if secs < 0 => ("expired", "fail"),
             d if d < t.crit_days => ("expires within the critical days", "fail"),
             d if d < t.warn_days => ("expires within the warning days", "warn"),
             _ => ("valid", "ok"),
         };
-        v.push(("certificate", Some(name.clone()), value.into(), sev, Some(format!("{days} days left"))));
+        let detail = if secs < 0 { format!("expired {} days ago", -days) } else { format!("{days} days left") };
+        v.push(("certificate", Some(name.clone()), value.into(), sev, Some(detail)));
     }
     for (db, used) in &s.log_used {
         let (value, sev) = match used {

@@ -23,9 +23,10 @@ fn lines(out: &[u8]) -> Vec<Value> {
         .collect()
 }
 
-/// `side kind value…` of an event, as the scenarios' `[expect.watch]` write it.
+/// `side kind [subject] value…` of an event, as the scenarios' `[expect.watch]` write it.
 fn said(e: &Value) -> String {
-    format!("{} {} {}", e["side"].as_str().unwrap(), e["kind"].as_str().unwrap(), e["to"].as_str().unwrap())
+    let subject = e["subject"].as_str().map(|s| format!(" {s}")).unwrap_or_default();
+    format!("{} {}{subject} {}", e["side"].as_str().unwrap(), e["kind"].as_str().unwrap(), e["to"].as_str().unwrap())
 }
 
 /// Where `want` stops being found in order in `events`, if it does.

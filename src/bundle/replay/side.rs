@@ -1,0 +1,283 @@
+//! One side of a replayed bundle: what its catalog needs to start, how its
+//! TDS port broke (login errors, TLS failures, redirects), and its recorded
+//! answers.
+
+use serde_json::Value;
+use toml::{Table, Value as T};
+
+use super::{Derivation, Files, network, table};
+
+/// A side: what the catalog needs to start (name, version, edition from the
+/// recorded properties), how its TDS port behaved, and its recorded answers.
+pub(super) fn side(
+    d: &mut Derivation,
+    label: &str,
+    short: &str,
+    host: &str,
+    user: Option<String>,
+) -> anyhow::Result<Table> {
+    let (f, tcp) = (d.files, d.tcp);
+    let dir = format!("evidence/{label}");
+    let mut side = Table::new();
+    let recorded = recorded(f, &dir, &mut d.redacted)?;
+    let props = first_row(&recorded, "SERVERPROPERTY('ProductVersion')");
+    let mi = label == "managed_instance";
+    let text = |k: &str| props.and_then(|p| p.get(k)).and_then(|v| v.as_str()).map(str::to_string);
+    let fqdn = if host.parse::<std::net::IpAddr>().is_ok() { format!("{short}.replay.lab") } else { host.to_string() };
+    side.insert(
+        "name".into(),
+        T::from(text("server_name").unwrap_or_else(|| fqdn.split('.').next().unwrap_or("server").to_string())),
+    );
+    side.insert("fqdn".into(), T::from(fqdn));
+    let version = text("version").filter(|v| crate::lab::scenario::parse_version(v).is_some());
+    side.insert(
+        "version".into(),
+        T::from(version.unwrap_or_else(|| if mi { "16.0.9250.10".into() } else { "16.0.4135.4".into() })),
+    );
+    side.insert(
+        "edition".into(),
+        T::from(
+            text("edition")
+                .unwrap_or_else(|| if mi { "SQL Azure".into() } else { "Enterprise Edition (64-bit)".into() }),
+        ),
+    );
+    if mi {
+        side.insert("engine_edition".into(), T::Integer(8));
+    }
+    if let Some(c) = text("collation") {
+        side.insert("collation".into(), T::from(c));
+    }
+    if let Some(h) = first_row(&recorded, "sys.dm_os_host_info") {
+        let get = |k: &str| h.get(k).cloned().unwrap_or_else(|| T::from(""));
+        side.insert(
+            "host".into(),
+            table([
+                ("platform", get("host_platform")),
+                ("distribution", get("host_distribution")),
+                ("release", get("host_release")),
+            ]),
+        );
+    }
+    if let Some(fabric) = fabric(&recorded) {
+        side.insert("fabric".into(), fabric);
+    }
+    let session = f.json(&format!("{dir}/session.json"))?.unwrap_or(Value::Null);
+    let tls = f.json(&format!("{dir}/tls.json"))?.map(|t| t["capture"].clone()).unwrap_or(Value::Null);
+    let mut login = Table::new();
+    if let Some(u) = user {
+        login.insert("user".into(), T::from(u));
+    }
+    let mut tds = Table::new();
+    tls_behaviour(&tls, &mut tds);
+    if tls["result"] == "failed" {
+        let closed = tcp["probes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["check"] == format!("network-{short}-1433") && p["probe"]["outcome"] == "closed_by_peer");
+        tds.insert("fault".into(), T::from(tls_fault(tls["message"].as_str().unwrap_or_default(), closed)));
+    }
+    if let Some(failed) = session.get("login_failed") {
+        login_failure(failed, &mut login, &mut tds);
+    }
+    if let Some(port) = session["routed_to"].get(1).and_then(Value::as_u64) {
+        tds.insert("redirect_port".into(), T::Integer(port as i64));
+    }
+    side.insert("login".into(), T::Table(login));
+    side.insert("tds".into(), T::Table(tds));
+    side.insert("endpoint".into(), T::Table(network::endpoint(label, short, &recorded, tcp, &mut d.net)));
+    side.insert("recorded".into(), T::Array(recorded.into_iter().map(T::Table).collect()));
+    Ok(side)
+}
+
+/// Every `queries/*.json` of a side as a `recorded` entry.
+/// `redacted` counts binary values the bundle's redaction shortened.
+fn recorded(f: &Files, dir: &str, redacted: &mut usize) -> anyhow::Result<Vec<Table>> {
+    let mut out = Vec::new();
+    let prefix = format!("{dir}/queries/");
+    for name in f.0.keys().filter(|k| k.starts_with(&prefix)) {
+        let q = f.need(name)?;
+        let Some(query) = q["query"].as_str() else { continue };
+        let mut r = Table::new();
+        r.insert("query".into(), T::from(query));
+        if let Some(e) = q.get("error") {
+            match (e["code"].as_i64(), e["timed_out"].as_bool().unwrap_or(false)) {
+                (_, true) => {
+                    r.insert("fault".into(), T::from("silence"));
+                }
+                (Some(code), _) => {
+                    let message = e["message"].as_str().unwrap_or_default();
+                    r.insert("error".into(), table([("number", T::Integer(code)), ("message", T::from(message))]));
+                }
+                (None, _) => {
+                    let endless = e["message"].as_str().unwrap_or_default().contains("goes on past");
+                    r.insert("fault".into(), T::from(if endless { "endless" } else { "hang_up" }));
+                }
+            }
+            out.push(r);
+            continue;
+        }
+        let rows = q["rows"].as_array().cloned().unwrap_or_default();
+        let mut columns: Vec<[String; 2]> = q["columns"]
+            .as_array()
+            .map(|c| {
+                c.iter()
+                    .filter_map(|c| Some([c["name"].as_str()?.to_string(), c["type"].as_str()?.to_string()]))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if columns.is_empty()
+            && let Some(Value::Object(first)) = rows.first()
+        {
+            // Column names only: the types follow from the values.
+            columns = first.iter().map(|(k, v)| [k.clone(), guess_type(v).into()]).collect();
+        }
+        r.insert(
+            "columns".into(),
+            T::Array(columns.iter().map(|c| T::Array(c.iter().map(|s| T::from(s.as_str())).collect())).collect()),
+        );
+        let binary: Vec<&str> =
+            columns.iter().filter(|[_, t]| t.starts_with("varbinary")).map(|[n, _]| n.as_str()).collect();
+        let rows: Vec<T> = rows
+            .iter()
+            .filter_map(Value::as_object)
+            .map(|row| {
+                let kept = row.iter().filter(|(k, v)| {
+                    // What redaction shortened (`0x…(20 bytes left out…`) is not the value: NULL.
+                    let cut = binary.contains(&k.as_str())
+                        && v.as_str().is_some_and(|s| crate::probe::sql::unhex(s).is_none());
+                    *redacted += cut as usize;
+                    !cut
+                });
+                T::Table(kept.filter_map(|(k, v)| Some((k.clone(), toml_value(v)?))).collect())
+            })
+            .collect();
+        r.insert("rows".into(), T::Array(rows));
+        out.push(r);
+    }
+    Ok(out)
+}
+
+fn guess_type(v: &Value) -> &'static str {
+    match v {
+        Value::Bool(_) => "bit",
+        Value::Number(n) if n.is_i64() => "bigint",
+        Value::Number(_) => "float",
+        _ => "nvarchar",
+    }
+}
+
+/// JSON to TOML; `null` has no TOML form and stays out (the column reads NULL).
+fn toml_value(v: &Value) -> Option<T> {
+    Some(match v {
+        Value::Null => return None,
+        Value::Bool(b) => T::Boolean(*b),
+        Value::Number(n) => n.as_i64().map(T::Integer).unwrap_or_else(|| T::Float(n.as_f64().unwrap_or_default())),
+        Value::String(s) => T::from(s.as_str()),
+        other => T::from(other.to_string()),
+    })
+}
+
+/// The first row of the recorded statement whose text contains `marker`.
+pub(super) fn first_row<'a>(recorded: &'a [Table], marker: &str) -> Option<&'a Table> {
+    let r = recorded.iter().find(|r| r.get("query").and_then(T::as_str).is_some_and(|q| q.contains(marker)))?;
+    r.get("rows")?.as_array()?.first()?.as_table()
+}
+
+/// The managed instance's node and HADR port, from its fabric parameters.
+fn fabric(recorded: &[Table]) -> Option<T> {
+    let r =
+        recorded.iter().find(|r| r.get("query").and_then(T::as_str).is_some_and(|q| q.contains("fabric_config")))?;
+    let rows = r.get("rows")?.as_array()?;
+    let param = |name: &str| {
+        rows.iter()
+            .filter_map(T::as_table)
+            .find(|t| t.get("parameter_name").and_then(T::as_str) == Some(name))?
+            .get("value")?
+            .as_str()
+            .map(str::to_string)
+    };
+    let port: i64 = param("HadrPort")?.trim().parse().ok()?;
+    Some(table([("node", T::from(param("ClusterName")?)), ("hadr_port", T::Integer(port))]))
+}
+
+/// The TDS certificate and encryption that give the recorded capture.
+fn tls_behaviour(capture: &Value, tds: &mut Table) {
+    match capture["result"].as_str() {
+        Some("no_tls") => {
+            tds.insert("encryption".into(), T::from("not_supported"));
+        }
+        Some("captured") => {
+            if capture["mode"] == "tds8-strict" {
+                tds.insert("encryption".into(), T::from("strict"));
+            }
+            let kind = match capture["verdict"].as_str() {
+                Some("expired") => "expired",
+                Some("not_yet_valid") => "not_yet_valid",
+                Some("wrong_name") => "wrong_host",
+                Some("untrusted") => "self_signed",
+                Some("invalid_validity") => "inverted_validity",
+                _ => "valid",
+            };
+            tds.insert("certificate".into(), T::from(kind));
+            if let Some(days) = capture["chain"][0]["days_left"].as_i64()
+                && days > 0
+            {
+                tds.insert("valid_days".into(), T::Integer(days));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A login that failed: the server's error as it was, or the way the
+/// connection broke down.
+fn login_failure(failed: &Value, login: &mut Table, tds: &mut Table) {
+    let message = failed["message"].as_str().unwrap_or_default();
+    if let Some(code) = failed["code"].as_i64() {
+        login.insert("refuse".into(), table([("number", T::Integer(code)), ("message", T::from(message))]));
+    } else if let Some(port) = redirect_loop_port(message) {
+        tds.insert("redirect_port".into(), T::Integer(port));
+        tds.insert("redirect_loop".into(), T::Boolean(true));
+    } else if message.contains("pre-login packet during the TLS handshake") {
+        // The server framed TLS in TDS packets where the client expected it bare.
+        tds.insert("legacy_tls_framing".into(), T::Boolean(true));
+    } else if failed["timed_out"].as_bool() == Some(true) && !tds.contains_key("fault") {
+        tds.insert("fault".into(), T::from("silent"));
+    }
+}
+
+/// The server behaviour that breaks milink's own TLS exchange the way it broke:
+/// `closed_by_peer` is what the TCP probe saw on the TDS port.
+fn tls_fault(message: &str, closed_by_peer: bool) -> &'static str {
+    if closed_by_peer {
+        "accept_close"
+    } else if message.contains("no answer within") {
+        "silent"
+    } else if message.contains("packet type") {
+        "wrong_packet_type"
+    } else {
+        "tls_garbage"
+    }
+}
+
+/// `redirect loop: … routes to host:11002, …` → 11002.
+fn redirect_loop_port(message: &str) -> Option<i64> {
+    let rest = message.strip_prefix("redirect loop")?;
+    let (_, after) = rest.split_once(" (").or_else(|| rest.split_once("routes to "))?;
+    let hostport = after.split([',', ')', ' ']).next()?;
+    hostport.rsplit_once(':')?.1.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redirect_loop_names_its_port() {
+        let m = "redirect loop: the server at 127.0.0.3:1433 routes the login to itself (127.0.0.3:11002)";
+        assert_eq!(redirect_loop_port(m), Some(11002));
+        let m = "redirect loop: 127.0.0.3:1433 routes to 127.0.0.3:11002, which routes again to 127.0.0.3:1433";
+        assert_eq!(redirect_loop_port(m), Some(11002));
+    }
+}
