@@ -67,7 +67,10 @@ pub async fn run(profile: Profile, o: Options, report: &mut dyn FnMut(Report)) -
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut full = tokio::time::interval_at(tokio::time::Instant::now() + o.full_every, o.full_every);
     let end = o.run_for.map(|d| tokio::time::Instant::now() + d);
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    // Made once, before the loop: a signal that comes during a poll is kept for the next select.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut int = signal(SignalKind::interrupt()).ok();
     let mut broken = false;
     let emit = |e: Event, counters: &mut metrics::Counters, report: &mut dyn FnMut(Report)| {
         counters.events += 1;
@@ -103,8 +106,8 @@ pub async fn run(profile: Profile, o: Options, report: &mut dyn FnMut(Report)) -
                 }
                 continue;
             }
-            _ = tokio::signal::ctrl_c() => break,
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => break,
+            _ = stopped(&mut int) => break,
+            _ = stopped(&mut term) => break,
             _ = async { match end { Some(e) => tokio::time::sleep_until(e).await, None => std::future::pending().await } } => break,
         }
         let snap = poller.poll().await;
@@ -144,6 +147,16 @@ pub async fn run(profile: Profile, o: Options, report: &mut dyn FnMut(Report)) -
         n.finish(o.on_change_limit * 4).await;
     }
     Ok(Summary { polls: counters.polls, events: counters.events, broken })
+}
+
+/// Resolves when the signal comes (never, without a handler).
+async fn stopped(s: &mut Option<tokio::signal::unix::Signal>) {
+    match s.as_mut() {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// A side that does not answer, a link not CONNECTED, or both sides PRIMARY.

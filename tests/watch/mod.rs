@@ -272,3 +272,33 @@ fn a_watch_killed_mid_write_leaves_a_history_the_next_watch_and_history_open() {
     assert_eq!(again.status.code(), Some(0), "{}", String::from_utf8_lossy(&again.stderr));
     assert_eq!(count(&db), before + 5);
 }
+
+#[test]
+fn sigterm_and_ctrl_c_stop_a_watch_cleanly_even_mid_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    for (n, signal) in [(0, "-TERM"), (1, "-INT")] {
+        let mut child = milink()
+            .args(["watch", "--interval", "10ms", "--history"])
+            .arg(dir.path().join(format!("{n}.db")))
+            .arg("--lab")
+            .arg(scenario_path("link-healthy.toml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "{signal}: still running");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut err = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        assert_eq!(status.code(), Some(0), "{signal}: {err}");
+        assert!(err.contains(" polls, ") && err.contains("history in"), "{signal}: the summary says it stopped: {err}");
+    }
+}
