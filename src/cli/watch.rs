@@ -73,11 +73,23 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
     let format = args.format;
     let summary = with_profile(&args.target, move |profile| async move {
         let mut out = std::io::stdout();
+        // For a person, the first poll's values that are fine are one line per side.
+        let mut start: Option<Vec<Event>> = (format == LineFormat::Table).then(Vec::new);
         watch::run(profile, options, &mut |r| {
             match r {
                 Report::Serving(url) => eprintln!("metrics: {url}"),
-                Report::Event(e) => {
-                    let _ = writeln!(out, "{}", line(&e, format));
+                Report::Event(e) => match start.as_mut() {
+                    Some(first) => first.push(e),
+                    None => {
+                        let _ = writeln!(out, "{}", line(&e, format));
+                    }
+                },
+                Report::Polled => {
+                    if let Some(first) = start.take() {
+                        for l in starting_lines(&first) {
+                            let _ = writeln!(out, "{l}");
+                        }
+                    }
                 }
             }
             let _ = out.flush();
@@ -108,6 +120,39 @@ fn line(e: &Event, format: LineFormat) -> String {
             let detail = e.detail.as_ref().map(|d| format!("  ({d})")).unwrap_or_default();
             format!("{}  {mark:<4}  {:<16}  {what}: {change}{detail}", &e.at[..19.min(e.at.len())], e.side)
         }
+    }
+}
+
+/// The first poll for a person: what needs attention as lines of their own,
+/// worst first, then one line per side of what is fine.
+fn starting_lines(first: &[Event]) -> Vec<String> {
+    let mut bad: Vec<&Event> = first.iter().filter(|e| e.severity != "ok").collect();
+    bad.sort_by_key(|e| if e.severity == "fail" { 0 } else { 1 });
+    let mut out: Vec<String> = bad.iter().map(|e| line(e, LineFormat::Table)).collect();
+    for side in ["sql_server", "managed_instance", "link"] {
+        let fine: Vec<&Event> = first.iter().filter(|e| e.side == side && e.severity == "ok").collect();
+        let Some(at) = fine.first().map(|e| e.at.get(..19).unwrap_or(&e.at).to_string()) else { continue };
+        let count = |kind: &str| fine.iter().filter(|e| e.kind == kind).count();
+        let grouped = |e: &&&Event| matches!(e.kind.as_str(), "certificate" | "log_space");
+        let mut parts: Vec<String> = fine.iter().filter(|e| !grouped(e)).map(|e| short(e)).collect();
+        if count("log_space") > 0 {
+            parts.push(format!("log space fine in {} databases", count("log_space")));
+        }
+        if count("certificate") > 0 {
+            parts.push(format!("{} certificates valid", count("certificate")));
+        }
+        out.push(format!("{at}  ok    {side:<16}  {}", parts.join(" · ")));
+    }
+    out
+}
+
+/// `connected` → `CONNECTED`, `queue` → `queue keeping up`.
+fn short(e: &Event) -> String {
+    match (e.kind.as_str(), &e.subject) {
+        ("connected" | "role" | "health", _) => e.to.clone(),
+        ("reachable", _) => e.to.clone(),
+        (kind, Some(s)) => format!("{} {s}: {}", kind.replace('_', " "), e.to),
+        (kind, None) => format!("{} {}", kind.replace('_', " "), e.to),
     }
 }
 

@@ -62,12 +62,15 @@ fn values(s: &SideState, t: &Thresholds, now: i64) -> Vec<Value> {
         x if x >= warn => ("behind", "warn"),
         _ => ("keeping up", "ok"),
     };
-    let queue = s.send_queue_kb.max(s.redo_queue_kb);
-    let (q, qs) = level(queue, QUEUE_WARN_KB, QUEUE_FAIL_KB);
-    let detail = format!("send queue {} KB, redo queue {} KB", s.send_queue_kb, s.redo_queue_kb);
-    v.push(("queue", None, q.into(), qs, Some(detail)));
-    let (l, ls) = level(s.lag_s, LAG_WARN_S, LAG_FAIL_S);
-    v.push(("lag", None, l.into(), ls, Some(format!("{} s behind", s.lag_s))));
+    // Queues and lag only mean something where the link has a replica.
+    if s.role.is_some() {
+        let queue = s.send_queue_kb.max(s.redo_queue_kb);
+        let (q, qs) = level(queue, QUEUE_WARN_KB, QUEUE_FAIL_KB);
+        let detail = format!("send queue {} KB, redo queue {} KB", s.send_queue_kb, s.redo_queue_kb);
+        v.push(("queue", None, q.into(), qs, Some(detail)));
+        let (l, ls) = level(s.lag_s, LAG_WARN_S, LAG_FAIL_S);
+        v.push(("lag", None, l.into(), ls, Some(format!("{} s behind", s.lag_s))));
+    }
     if let Some(f) = &s.seeding_failure {
         v.push(("seeding", None, "failed".into(), "fail", Some(f.clone())));
     }
@@ -79,7 +82,8 @@ fn values(s: &SideState, t: &Thresholds, now: i64) -> Vec<Value> {
             d if d < t.warn_days => ("expires within the warning days", "warn"),
             _ => ("valid", "ok"),
         };
-        let detail = if secs < 0 { format!("expired {} days ago", -days) } else { format!("{days} days left") };
+        let n = |d: i64| if d == 1 { "1 day".to_string() } else { format!("{d} days") };
+        let detail = if secs < 0 { format!("expired {} ago", n(-days)) } else { format!("{} left", n(days)) };
         v.push(("certificate", Some(name.clone()), value.into(), sev, Some(detail)));
     }
     for (db, used) in &s.log_used {

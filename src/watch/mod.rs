@@ -38,6 +38,8 @@ pub enum Report {
     /// The metrics endpoint is up at this URL.
     Serving(String),
     Event(Event),
+    /// A poll's events have all been given.
+    Polled,
 }
 
 pub struct Summary {
@@ -122,6 +124,7 @@ pub async fn run(profile: Profile, o: Options, report: &mut dyn FnMut(Report)) -
         for e in events {
             emit(e, &mut counters, report);
         }
+        report(Report::Polled);
         *page.lock().unwrap_or_else(|p| p.into_inner()) = metrics::render(&snap, &counters);
         if bad && !diagnosing {
             diagnosing = true;

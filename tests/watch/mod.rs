@@ -302,3 +302,34 @@ fn sigterm_and_ctrl_c_stop_a_watch_cleanly_even_mid_poll() {
         assert!(err.contains(" polls, ") && err.contains("history in"), "{signal}: the summary says it stopped: {err}");
     }
 }
+
+#[test]
+fn a_person_sees_what_needs_attention_first_and_one_line_per_side_for_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = milink()
+        .args(["watch", "--interval", "20ms", "--polls", "3", "--history"])
+        .arg(dir.path().join("t.db"))
+        .arg("--lab")
+        .arg(scenario_path("databases-not-ready.toml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let printed: Vec<&str> = text.lines().collect();
+    let sides: Vec<&&str> = printed.iter().filter(|l| l.contains("  ok    ")).collect();
+    assert_eq!(sides.len(), 2, "{text}");
+    assert!(sides[0].contains("sql_server") && sides[0].contains("certificates valid"), "{text}");
+    assert!(printed[0].contains("FAIL") && printed[0].contains("log_space FullLog"), "the worst first: {text}");
+    assert!(
+        !printed.iter().any(|l| l.contains("  ok  ") && l.contains("certificate ")),
+        "no line per good certificate: {text}"
+    );
+    // JSON keeps every starting value as its own event.
+    let json = milink()
+        .args(["watch", "--interval", "20ms", "--polls", "1", "--format", "json", "--history"])
+        .arg(dir.path().join("j.db"))
+        .arg("--lab")
+        .arg(scenario_path("databases-not-ready.toml"))
+        .output()
+        .unwrap();
+    assert!(lines(&json.stdout).iter().filter(|e| e["kind"] == "certificate").count() >= 4);
+}
