@@ -61,6 +61,16 @@ pub fn parse_timeout(s: &str) -> Result<Duration, String> {
     check_timeout("the duration", d)
 }
 
+/// clap's parser for intervals and run lengths (`watch --interval`, `--for`,
+/// `history --since`): 10 ms to 7 days.
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{}: {e}", shorten(s, 40)))?;
+    if d < Duration::from_millis(10) || d > Duration::from_secs(7 * 86_400) {
+        return Err(format!("`{s}`: give 10ms to 7 days"));
+    }
+    Ok(d)
+}
+
 /// At most `max` characters of `s`, with the full size named when cut.
 pub fn shorten(s: &str, max: usize) -> String {
     if s.chars().count() <= max {

@@ -331,7 +331,11 @@ async fn sweep_redirect(ip: IpAddr, limit: Limit) -> Vec<Probe> {
 
 /// The MI's current node and HADR port, from sys.dm_hadr_fabric_config_parameters.
 fn fabric(f: &Facts) -> Option<(String, u16)> {
-    let rows = f.rows("fabric")?.as_ref().ok()?;
+    fabric_node(f.rows("fabric")?.as_ref().ok()?)
+}
+
+/// (ClusterName, HadrPort) out of the fabric parameters' rows.
+pub fn fabric_node(rows: &[Record]) -> Option<(String, u16)> {
     let get = |name: &str| rows.iter().find(|r| r.str("parameter_name") == Some(name)).and_then(|r| r.str("value"));
     Some((get("ClusterName")?.to_string(), get("HadrPort")?.parse().ok()?))
 }
@@ -417,6 +421,15 @@ pub async fn open_side(p: &Profile, is_sql: bool, addr: SocketAddr) -> Opened {
         (_, Some(tg)) => sql::login(&tg, t).await.map_err(Sql::Failed),
     };
     Opened { tds_port, tls: tls_outcome, session }
+}
+
+/// Resolves a side and logs in (TLS judged first, as `open_side`): for
+/// commands that need a session, not the evidence around it.
+pub async fn log_in(p: &Profile, is_sql: bool) -> Result<sql::Session, Sql> {
+    match address(p, is_sql).await {
+        Some(addr) => open_side(p, is_sql, addr).await.session,
+        None => Err(Sql::Skipped("the name does not resolve".into())),
+    }
 }
 
 /// A side's address as the checks resolve it (the profile's DNS servers, a pin).

@@ -10,6 +10,10 @@ use crate::profile::Profile;
 use crate::report::{Finding, Severity, Side};
 use crate::tsql::ident;
 
+/// Log space used past these is a warning, then a failure (replication stops at 100%).
+pub const LOG_FILLING_PERCENT: f64 = 70.0;
+pub const LOG_FULL_PERCENT: f64 = 90.0;
+
 const ALL: [&str; 11] = [
     "database-exists",
     "database-online",
@@ -165,12 +169,12 @@ fn one(facts: &Facts, db: &str, id: i64, row: &Record, emit: &mut dyn FnMut(F)) 
                 .ev("log_reuse_wait", row.str("log_reuse_wait_desc").unwrap_or(""));
             emit(match used {
                 None => f.severity(Severity::Error).ev("note", "not in DBCC SQLPERF(LOGSPACE)"),
-                Some(u) if u >= 90.0 => {
+                Some(u) if u >= LOG_FULL_PERCENT => {
                     f.found(format!("log {u:.0}% used")).ev("used_percent", u).severity(Severity::Fail).remedy(
                         "The log is nearly full: at 100% replication stops. Back up the log, or grow the log file.",
                     )
                 }
-                Some(u) if u >= 70.0 => f
+                Some(u) if u >= LOG_FILLING_PERCENT => f
                     .found(format!("log {u:.0}% used"))
                     .ev("used_percent", u)
                     .severity(Severity::Warn)

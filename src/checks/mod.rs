@@ -5,6 +5,7 @@
 mod certificates;
 pub mod collect;
 mod database;
+pub use database::{LOG_FILLING_PERCENT, LOG_FULL_PERCENT};
 mod dns;
 mod endpoint;
 mod instance;

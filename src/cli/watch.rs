@@ -24,10 +24,10 @@ pub struct WatchArgs {
     #[command(flatten)]
     target: Box<TargetArgs>,
     /// How often to poll both sides, e.g. 30s or 50ms.
-    #[arg(long, default_value = "30s", value_parser = parse_interval)]
+    #[arg(long, default_value = "30s", value_parser = crate::input::parse_interval)]
     interval: Duration,
     /// How often to run the full diagnosis besides the polls.
-    #[arg(long, default_value = "10m", value_parser = parse_interval)]
+    #[arg(long, default_value = "10m", value_parser = crate::input::parse_interval)]
     full_every: Duration,
     /// The SQLite file of polls and events.
     #[arg(long, default_value = "milink-history.db")]
@@ -39,24 +39,16 @@ pub struct WatchArgs {
     #[arg(long, value_name = "CMD")]
     on_change: Option<String>,
     /// How long --on-change may run before it is stopped.
-    #[arg(long, default_value = "10s", value_parser = parse_interval)]
+    #[arg(long, default_value = "10s", value_parser = crate::input::parse_interval)]
     on_change_timeout: Duration,
     /// Stop after this long (default: until Ctrl-C or SIGTERM).
-    #[arg(long = "for", value_parser = parse_interval)]
+    #[arg(long = "for", value_parser = crate::input::parse_interval)]
     run_for: Option<Duration>,
     /// Stop after this many polls.
     #[arg(long)]
     polls: Option<u64>,
     #[arg(long, value_enum, default_value = "table")]
     format: LineFormat,
-}
-
-fn parse_interval(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e}"))?;
-    if d < Duration::from_millis(10) || d > Duration::from_secs(7 * 86_400) {
-        return Err(format!("`{s}`: give 10ms to 7 days"));
-    }
-    Ok(d)
 }
 
 pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
@@ -161,7 +153,7 @@ pub struct HistoryArgs {
     #[arg(long, default_value = "milink-history.db")]
     history: PathBuf,
     /// Events from this long ago on, e.g. 24h or 15m.
-    #[arg(long, default_value = "24h", value_parser = parse_interval)]
+    #[arg(long, default_value = "24h", value_parser = crate::input::parse_interval)]
     since: Duration,
     #[arg(long, value_enum, default_value = "table")]
     format: LineFormat,

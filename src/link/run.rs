@@ -27,10 +27,7 @@ pub struct Session {
 
 async fn login(p: &Profile, is_sql: bool) -> Result<sql::Session, LinkError> {
     let side = if is_sql { "SQL Server" } else { "the managed instance" };
-    let addr = collect::address(p, is_sql)
-        .await
-        .ok_or_else(|| LinkError::Login { side, why: "the name does not resolve".into() })?;
-    match collect::open_side(p, is_sql, addr).await.session {
+    match collect::log_in(p, is_sql).await {
         Ok(s) => Ok(s),
         Err(collect::Sql::Failed(f)) => Err(LinkError::Login { side, why: f.message }),
         Err(collect::Sql::Skipped(why)) => Err(LinkError::Login { side, why }),

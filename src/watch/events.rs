@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::poll::{SideState, Snapshot};
+use crate::checks::{LOG_FILLING_PERCENT, LOG_FULL_PERCENT};
 use crate::diagnose::{LAG_FAIL_S, LAG_WARN_S, QUEUE_FAIL_KB, QUEUE_WARN_KB};
 use crate::profile::Thresholds;
 
@@ -88,8 +89,8 @@ fn values(s: &SideState, t: &Thresholds, now: i64) -> Vec<Value> {
     }
     for (db, used) in &s.log_used {
         let (value, sev) = match used {
-            u if *u >= 90.0 => ("nearly full", "fail"),
-            u if *u >= 70.0 => ("filling", "warn"),
+            u if *u >= LOG_FULL_PERCENT => ("nearly full", "fail"),
+            u if *u >= LOG_FILLING_PERCENT => ("filling", "warn"),
             _ => ("room", "ok"),
         };
         v.push(("log_space", Some(db.clone()), value.into(), sev, Some(format!("{used:.0}% used"))));

@@ -143,10 +143,7 @@ async fn side(p: &Profile, is_sql: bool, link: &mut Link) -> SideState {
 }
 
 async fn login(p: &Profile, is_sql: bool) -> Result<Session, String> {
-    let Some(addr) = collect::address(p, is_sql).await else {
-        return Err("the name does not resolve".into());
-    };
-    match collect::open_side(p, is_sql, addr).await.session {
+    match collect::log_in(p, is_sql).await {
         Ok(s) => Ok(s),
         Err(collect::Sql::Failed(f)) => Err(format!("login failed: {}", f.message)),
         Err(collect::Sql::Skipped(why)) => Err(why),

@@ -58,7 +58,7 @@ pub(super) fn side(
             ]),
         );
     }
-    if let Some(fabric) = fabric(&recorded) {
+    if let Some(fabric) = fabric(f, &dir)? {
         side.insert("fabric".into(), fabric);
     }
     let session = f.json(&format!("{dir}/session.json"))?.unwrap_or(Value::Null);
@@ -184,21 +184,13 @@ pub(super) fn first_row<'a>(recorded: &'a [Table], marker: &str) -> Option<&'a T
     r.get("rows")?.as_array()?.first()?.as_table()
 }
 
-/// The managed instance's node and HADR port, from its fabric parameters.
-fn fabric(recorded: &[Table]) -> Option<T> {
-    let r =
-        recorded.iter().find(|r| r.get("query").and_then(T::as_str).is_some_and(|q| q.contains("fabric_config")))?;
-    let rows = r.get("rows")?.as_array()?;
-    let param = |name: &str| {
-        rows.iter()
-            .filter_map(T::as_table)
-            .find(|t| t.get("parameter_name").and_then(T::as_str) == Some(name))?
-            .get("value")?
-            .as_str()
-            .map(str::to_string)
-    };
-    let port: i64 = param("HadrPort")?.trim().parse().ok()?;
-    Some(table([("node", T::from(param("ClusterName")?)), ("hadr_port", T::Integer(port))]))
+/// The managed instance's node and HADR port, read from its recorded fabric
+/// parameters as the checks read them.
+fn fabric(f: &Files, dir: &str) -> anyhow::Result<Option<T>> {
+    let Some(q) = f.json(&format!("{dir}/queries/fabric.json"))? else { return Ok(None) };
+    let rows: Vec<crate::probe::sql::Record> = serde_json::from_value(q["rows"].clone()).unwrap_or_default();
+    Ok(crate::checks::collect::fabric_node(&rows)
+        .map(|(node, port)| table([("node", T::from(node)), ("hadr_port", T::Integer(port.into()))])))
 }
 
 /// The TDS certificate and encryption that give the recorded capture.
