@@ -16,4 +16,5 @@ pub mod profile;
 pub mod report;
 pub mod tds;
 pub mod tsql;
+pub mod update_policy;
 pub mod watch;

@@ -12,6 +12,7 @@
 //! | `POST /advance-seeding` | every seeding in progress completes |
 //! | `POST /force-failover` | the managed instance becomes PRIMARY too (split brain) |
 //! | `POST /fill-log` `{database,percent}` | SQL Server's log of that database fills |
+//! | `POST /workload` `{tps}` | the application writes that many transactions a second (0 stops it) |
 //! | `GET /msi/token` | a managed identity's token endpoint (App Service style) giving the ARM token |
 
 use std::net::{IpAddr, SocketAddr};
@@ -23,6 +24,7 @@ use serde_json::{Value, json};
 use crate::lab::arm::server::{self, Req, Resp};
 use crate::lab::catalog::Catalog;
 use crate::lab::certs;
+use crate::lab::link::roles;
 use crate::lab::netns::{Place, Topology};
 use crate::lab::ports::Ports;
 use crate::lab::scenario::Fault;
@@ -106,15 +108,28 @@ impl Control {
     pub fn force_failover(&self) -> Result<(), String> {
         {
             let mut w = self.world();
-            let Some(l) = w.links.first_mut() else { return Err("there is no link to fail over".into()) };
-            l.pinned = true;
-            l.status.mi_role = "PRIMARY".into();
-            l.status.sql_role = "PRIMARY".into();
-            l.status.connected = false;
-            l.status.health = "NOT_HEALTHY".into();
-            l.status.sync_state = "NOT SYNCHRONIZING".into();
-            let dag = l.dag.clone();
-            w.mutated(SideId::Mi, "forced failover", dag);
+            let Some(dag) = w.links.first().map(|l| l.dag.clone()) else {
+                return Err("there is no link to fail over".into());
+            };
+            roles::forced(&mut w, &dag, SideId::Mi, time::OffsetDateTime::now_utc())
+                .map_err(|e| format!("{dag}: {e:?}"))?;
+        }
+        self.changed();
+        Ok(())
+    }
+
+    /// The application writes `tps` transactions a second from now on (0 stops it).
+    pub fn set_workload(&self, tps: f64) -> Result<(), String> {
+        if !(0.0..=100_000.0).contains(&tps) {
+            return Err(format!("tps {tps} is outside 0..100000"));
+        }
+        {
+            let mut w = self.world();
+            let now = time::OffsetDateTime::now_utc();
+            crate::lab::link::log::advance(&mut w, now);
+            w.workload.tps = tps;
+            w.workload.stop_at = None;
+            w.changed.notify_one();
         }
         self.changed();
         Ok(())
@@ -240,11 +255,28 @@ impl Control {
                     "synchronization_state": s.sync_state,
                     "error": s.error.as_ref().map(|e| json!({"side": e.side.map(SideId::label), "number": e.number, "description": e.description})),
                     "seeding": s.seeding.as_ref().map(|x| json!({"state": x.current_state, "transferred_bytes": x.transferred_bytes, "size_bytes": x.size_bytes, "attempts": x.attempts})),
+                    "roles": { "sql_server": s.sql_role, "managed_instance": s.mi_role },
+                    // Transactions in each side's copy of the database.
+                    "log": { "sql_server": s.log.sql, "managed_instance": s.log.mi },
+                    "writer": l.writer.label(),
                 })
             })
             .collect();
         let faults = self.faults.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        json!({ "links": links, "faults": faults, "record": w.record })
+        let backups = |side: SideId| -> Vec<Value> {
+            w.server(side)
+                .backups
+                .iter()
+                .map(|b| json!({"database": b.database, "type": b.kind.to_string(), "copy_only": b.copy_only, "first": b.first, "last": b.last, "device": b.device}))
+                .collect()
+        };
+        json!({
+            "links": links,
+            "faults": faults,
+            "record": w.record,
+            "workload": { "tps": w.workload.tps, "writing": w.workload.writing(time::OffsetDateTime::now_utc()) },
+            "backups": { "sql_server": backups(SideId::Sql), "managed_instance": backups(SideId::Mi) },
+        })
     }
 
     /// Serves the API on loopback; returns its URL and the serving task.
@@ -318,6 +350,16 @@ impl Control {
                         Err(e) => bad(e),
                     },
                     _ => bad("give {database, percent}"),
+                }
+            }
+            (&Method::POST, "/workload") => {
+                let v: Value = serde_json::from_slice(&req.body).unwrap_or_default();
+                match v["tps"].as_f64() {
+                    Some(tps) => match self.set_workload(tps) {
+                        Ok(()) => ok(),
+                        Err(e) => bad(e),
+                    },
+                    None => bad("give {tps}"),
                 }
             }
             (&Method::POST, "/advance-seeding") => {

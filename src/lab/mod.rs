@@ -22,6 +22,11 @@ pub mod state;
 pub mod tds;
 pub mod timeline;
 
+mod profile;
+mod start;
+
+use start::{Stage, ranges_refuse_at_once, zone_of};
+
 use time::OffsetDateTime;
 
 use catalog::{BuildInput, Catalog, CatalogError};
@@ -48,7 +53,7 @@ pub fn build_catalogs(
 }
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -56,10 +61,6 @@ use serde::Serialize;
 use tokio::task::JoinHandle;
 
 use net::Net;
-
-use crate::profile::{DnsSection, ManagedInstanceSection, ProbesSection, Profile, Secret, SqlServerSection};
-use scenario::Side;
-use tds::server::TdsConfig;
 
 /// What a client needs to reach one side; the first line of `lab up --json`.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -74,6 +75,9 @@ pub struct SideInfo {
     pub fqdn: String,
     pub endpoint: Option<EndpointInfo>,
     pub redirect_port: Option<u16>,
+    /// SQL Server: the folder `BACKUP … TO DISK` may write to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_dir: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -197,20 +201,11 @@ impl Lab {
         std::fs::write(&ca_path, &ca.pem)?;
 
         let world = Arc::new(Mutex::new(state::build(scenario, now, &net.sql.to_string())?));
-        // The sides' names, and the managed instance's current node (its HADR listener).
-        let mut names: Vec<(&str, IpAddr)> =
-            vec![(&scenario.sql_server.fqdn, net.sql), (&scenario.managed_instance.fqdn, net.mi)];
-        if let Some(f) = &scenario.managed_instance.fabric {
-            names.push((&f.node, net.mi));
-        }
-        let zone = Arc::new(
-            dns::Zone::new(
-                &names,
-                &scenario.dns.records,
-                vec![(net.sql, dns::View::SqlServer), (net.mi, dns::View::ManagedInstance)],
-            )
-            .map_err(LabError::Dns)?,
-        );
+        // SQL Server's disk, where BACKUP … TO DISK writes.
+        let backups = dir.join("sql_server-backups");
+        std::fs::create_dir_all(&backups)?;
+        world.lock().unwrap_or_else(|p| p.into_inner()).sql.backup_dir = Some(backups.clone());
+        let zone = zone_of(scenario, &net)?;
         let ports = ports::Ports::new(net.topology.clone(), tokio::runtime::Handle::current());
         let mut tasks = Vec::new();
         let mut infos = Vec::new();
@@ -224,132 +219,23 @@ impl Lab {
             Some(r) => r.shift(now)?,
             None => time::Duration::ZERO,
         };
+        let stage = Stage {
+            scenario,
+            now,
+            mode,
+            ca: &ca,
+            ca_path: &ca_path,
+            world: &world,
+            zone: &zone,
+            ports: &ports,
+            topology: net.topology.clone(),
+            shift,
+        };
         for (side_id, side, ip, place) in sides {
-            let label = side_id.label();
-            let replay = Arc::new(
-                replay::Answers::build(&side.recorded, shift)
-                    .map_err(|e| LabError::Replay(format!("{label}.recorded: {e}")))?,
-            );
-            let catalog = catalog::build(BuildInput { side_id, scenario, side, world: world.clone(), now })?;
-            sql::functions::register(&catalog).map_err(CatalogError::from)?;
-            let catalog = Arc::new(Mutex::new(catalog));
-            let identity = ca.server_identity(&side.fqdn, side.tds.certificate, side.tds.valid_days)?;
-            let (tls_prelogin, tls_strict) = tds::tls_configs(&identity)?;
-            let view = if place == netns::Place::SqlServer { dns::View::SqlServer } else { dns::View::ManagedInstance };
-            let names = zone.clone();
-            let side_net = net::SideNet {
-                from: ip,
-                place,
-                topology: net.topology.clone(),
-                resolve: Arc::new(move |name: &str| names.resolve(view, name)),
-                handle: tokio::runtime::Handle::current(),
-            };
-            side_nets.push(side_net.clone());
-            let ep = side.endpoint.as_ref();
-            let agent = Arc::new(agent::Agent {
-                catalog: Arc::downgrade(&catalog),
-                net: side_net,
-                server: side.name.clone(),
-                ports: ports.clone(),
-                endpoint: Mutex::new(None),
-                endpoint_behaviour: (ep.map(|e| e.listener).unwrap_or_default(), ep.map(|e| e.slow_ms).unwrap_or(0)),
-            });
-            catalog.lock().unwrap_or_else(|p| p.into_inner()).host = Some(agent.clone());
-            let (major, minor, build, _) = side.version_parts();
-            let cfg = |redirect: Option<(String, u16)>| TdsConfig {
-                server_name: side.name.clone(),
-                version: (major, minor, build),
-                catalog: catalog.clone(),
-                encryption: side.tds.encryption,
-                tls_prelogin: tls_prelogin.clone(),
-                tls_strict: tls_strict.clone(),
-                legacy_framing: side.tds.legacy_tls_framing,
-                user: side.login.user.clone(),
-                password: side.login.password.clone(),
-                accept_access_token: side.login.aad_token.unwrap_or(side.is_managed_instance()),
-                refusal: side.login.refuse.as_ref().map(|e| replay::sql_error(e, 14)).or(side.login.disabled.then(
-                    || {
-                        sql::SqlError::new(
-                            18470,
-                            14,
-                            1,
-                            format!("Login failed for user '{}'. Reason: The account is disabled.", side.login.user),
-                        )
-                    },
-                )),
-                replay: replay.clone(),
-                redirect,
-                fault: side.tds.fault,
-                delay: side.tds.delay,
-            };
-            // In loopback mode a network fault is a property of the target port.
-            let loopback_fault = |port: u16| -> Option<scenario::Listener> {
-                if mode == Mode::Topology {
-                    return None;
-                }
-                scenario::Fault::listener_at(&scenario.network.faults, label, port)
-            };
-            let bind_err = |what: &str, addr: SocketAddr| {
-                let what = what.to_string();
-                move |source| LabError::Bind { what, addr, source }
-            };
-            let redirect = side.tds.redirect_port.map(|p| (ip.to_string(), p));
-            let mut tds_ports = vec![(1433, redirect.clone())];
-            if let Some((_, p)) = &redirect {
-                let back = side.tds.redirect_loop.then(|| (ip.to_string(), 1433));
-                tds_ports.push((*p, back));
-            }
-            for (port, redirect) in tds_ports {
-                let addr = SocketAddr::new(ip, port);
-                ports
-                    .serve(place, addr, ports::Service::Tds(Arc::new(cfg(redirect))))
-                    .map_err(bind_err("TDS", addr))?;
-                if let Some(f) = loopback_fault(port) {
-                    ports.fault(place, addr, Some(f)).map_err(bind_err("TDS", addr))?;
-                }
-            }
-            // The mirroring endpoint listens while it is STARTED; CREATE/ALTER/DROP
-            // ENDPOINT change that at run time.
-            let started = world
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .server(side_id)
-                .endpoint
-                .as_ref()
-                .filter(|e| e.state == state::objects::EndpointState::Started)
-                .map(|e| e.port);
-            if !catalog::Host::endpoint_port(agent.as_ref(), started) {
-                let addr = SocketAddr::new(ip, started.unwrap_or(5022));
-                return Err(LabError::Bind {
-                    what: "mirroring endpoint".into(),
-                    addr,
-                    source: io::ErrorKind::AddrInUse.into(),
-                });
-            }
-            let mut endpoint = None;
-            if let Some(ep) = side.endpoint.as_ref() {
-                let addr = SocketAddr::new(ip, ep.port);
-                if let Some(f) = loopback_fault(ep.port) {
-                    ports.fault(place, addr, Some(f)).map_err(bind_err("mirroring endpoint", addr))?;
-                }
-                if ep.present || loopback_fault(ep.port).is_some() {
-                    endpoint = Some(EndpointInfo { host: ip.to_string(), port: ep.port });
-                }
-            }
-            // The node's HADR port answers like the endpoint (unless the redirect
-            // target already listens there).
-            if let (Some(f), Some(ep)) = (&side.fabric, &side.endpoint)
-                && Some(f.hadr_port) != side.tds.redirect_port
-            {
-                let addr = SocketAddr::new(ip, f.hadr_port);
-                let own = if ep.present { ep.listener } else { scenario::Listener::Refused };
-                let behaviour = loopback_fault(f.hadr_port).unwrap_or(own);
-                ports
-                    .serve(place, addr, ports::Service::Endpoint { behaviour, slow_ms: ep.slow_ms })
-                    .map_err(bind_err("HADR port", addr))?;
-            }
-            infos.push(side_info(side, ip, &ca_path, endpoint));
+            let (info, catalog, side_net) = stage.serve_side(side_id, side, ip, place)?;
+            infos.push(info);
             catalogs.push(catalog);
+            side_nets.push(side_net);
         }
 
         let dns_addr = net.dns;
@@ -361,7 +247,8 @@ impl Lab {
             Mode::Loopback => DnsInfo { host: dns.addr.ip().to_string(), port: dns.addr.port() },
         };
         let managed_instance = infos.pop().expect("two sides");
-        let sql_server = infos.pop().expect("two sides");
+        let mut sql_server = infos.pop().expect("two sides");
+        sql_server.backup_dir = Some(backups.display().to_string());
         let mi_catalog = catalogs.pop().expect("two sides");
         let sql_catalog = catalogs.pop().expect("two sides");
         let mi_net = side_nets.pop().expect("two sides");
@@ -379,7 +266,11 @@ impl Lab {
         tasks.push(tokio::spawn(machine.run()));
 
         // The managed instance's ARM, on its own address (inside its namespace).
-        let token = format!("{:016x}{:016x}", net::random(), net::random().rotate_left(23));
+        let mut key = [0u8; 32];
+        for (i, chunk) in key.chunks_mut(8).enumerate() {
+            chunk.copy_from_slice(&net::random().rotate_left(i as u32 * 13).to_le_bytes());
+        }
+        let token = arm::token::issue(&key, &uuid_from(net::random(), net::random()));
         let arm = arm::Arm::new(scenario, token, world.clone(), mi_catalog.clone(), mi_net_for_arm);
         let arm_tls = arm::server::tls_config(&ca.web_identity(net.mi)?)?;
         let arm_addr = SocketAddr::new(net.mi, 443);
@@ -401,14 +292,7 @@ impl Lab {
             scenario_faults: scenario.network.faults.len(),
             arm_token: arm_info.token.clone(),
         });
-        // In loopback mode a port range's faults need sockets on ports nothing serves.
-        if mode == Mode::Loopback && scenario.network.faults.iter().any(|f| f.port_to.is_some()) {
-            control.apply_faults().map_err(|source| LabError::Bind {
-                what: "faulted ports".into(),
-                addr: SocketAddr::new(net.mi, 0),
-                source,
-            })?;
-        }
+        ranges_refuse_at_once(scenario, &control, &net)?;
         let (control_url, control_task) = control.start()?;
         tasks.push(control_task);
         if !scenario.timeline.is_empty() {
@@ -435,88 +319,6 @@ impl Lab {
             _dns: dns,
             net,
         })
-    }
-
-    /// A profile for a running lab, as a DBA would write it for those servers.
-    pub fn profile(&self, scenario: &Scenario) -> Profile {
-        let (s, m) = (&self.info.sql_server, &self.info.managed_instance);
-        Profile {
-            sql_server: SqlServerSection {
-                host: s.fqdn.clone(),
-                user: Some(s.user.clone()),
-                endpoint_host: scenario.sql_server.endpoint.as_ref().and_then(|e| e.url_host.clone()),
-                endpoint_port: scenario.plan.endpoint_port.or(scenario.sql_server.endpoint.as_ref().map(|e| e.port)),
-                ca_cert: Some(s.ca_cert.clone().into()),
-                trust_server_certificate: scenario.plan.trust_server_certificate,
-                ..Default::default()
-            },
-            managed_instance: ManagedInstanceSection {
-                fqdn: m.fqdn.clone(),
-                user: Some(m.user.clone()),
-                ca_cert: Some(m.ca_cert.clone().into()),
-                failback: scenario.plan.failback,
-                trust_server_certificate: scenario.plan.trust_server_certificate,
-                ..Default::default()
-            },
-            databases: scenario
-                .plan
-                .databases
-                .clone()
-                .unwrap_or_else(|| scenario.sql_server.databases.iter().map(|d| d.name.clone()).collect()),
-            thresholds: scenario.plan.thresholds.clone().unwrap_or_default(),
-            probes: ProbesSection {
-                agent_jobs: scenario.plan.job_probes,
-                temp_endpoint: scenario.plan.temp_endpoint,
-                ..Default::default()
-            },
-            dns: DnsSection {
-                servers: vec![format!("{}:{}", self.info.dns.host, self.info.dns.port)],
-                // The lab's names exist only in its own DNS server.
-                os_resolver: false,
-            },
-            arm: crate::profile::ArmSection {
-                base_url: self.info.arm.base_url.clone(),
-                subscription_id: Some(self.info.arm.subscription_id.clone()),
-                resource_group: Some(self.info.arm.resource_group.clone()),
-                managed_instance: Some(self.info.arm.managed_instance.clone()),
-                auth: crate::profile::ArmAuth::Token,
-                ca_cert: Some(self.info.arm.ca_cert.clone().into()),
-                ..Default::default()
-            },
-            sql_password: Some(Secret::new(s.password.clone())),
-            mi_password: Some(Secret::new(m.password.clone())),
-            link: crate::profile::LinkSection {
-                journal: Some(self.dir.join("link.journal.jsonl")),
-                ..Default::default()
-            },
-            arm_token: Some(Secret::new(self.info.arm.token.clone())),
-            master_key_password: Some(Secret::new(LAB_MASTER_KEY_PASSWORD)),
-            ..Default::default()
-        }
-    }
-
-    /// Writes a ready link profile for this lab (`link.toml`, its secrets in
-    /// `link.secrets.toml` beside it, mode 0600), so `milink … --profile` works
-    /// against the running lab as against production.
-    pub fn write_profile(&self, scenario: &Scenario) -> io::Result<PathBuf> {
-        let mut p = self.profile(scenario);
-        let secrets = crate::profile::Secrets {
-            sql_password: p.sql_password.take().map(|s| s.expose().to_string()),
-            mi_password: p.mi_password.take().map(|s| s.expose().to_string()),
-            mi_token: None,
-            arm_token: p.arm_token.take().map(|s| s.expose().to_string()),
-            master_key_password: p.master_key_password.take().map(|s| s.expose().to_string()),
-        };
-        let secrets_path = self.dir.join("link.secrets.toml");
-        secrets.write(&secrets_path)?;
-        p.secrets_file = Some("link.secrets.toml".into());
-        let path = self.dir.join("link.toml");
-        let text = toml::to_string(&p).map_err(io::Error::other)?;
-        std::fs::write(
-            &path,
-            format!("# A link profile for the running milink lab ({}).\n{text}", scenario.description),
-        )?;
-        Ok(path)
     }
 
     /// A TCP connection made from inside a side (its address, its namespace), as
@@ -569,16 +371,14 @@ impl Lab {
     }
 }
 
-fn side_info(side: &Side, ip: IpAddr, ca: &std::path::Path, endpoint: Option<EndpointInfo>) -> SideInfo {
-    SideInfo {
-        host: ip.to_string(),
-        port: 1433,
-        user: side.login.user.clone(),
-        password: side.login.password.clone(),
-        ca_cert: ca.display().to_string(),
-        name: side.name.clone(),
-        fqdn: side.fqdn.clone(),
-        endpoint,
-        redirect_port: side.tds.redirect_port,
-    }
+/// A UUID-shaped identifier from two random numbers (the lab's identity's object ID).
+fn uuid_from(a: u64, b: u64) -> String {
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        0x8000 | (b >> 50),
+        b & 0xffff_ffff_ffff
+    )
 }

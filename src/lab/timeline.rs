@@ -31,6 +31,9 @@ fn apply(step: &Step, c: &Control) -> Result<(), String> {
     if let Some(l) = &step.fill_log {
         return c.fill_log(&l.database, l.percent);
     }
+    if let Some(w) = &step.workload {
+        return c.set_workload(w.tps);
+    }
     Ok(())
 }
 

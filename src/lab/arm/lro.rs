@@ -42,8 +42,7 @@ impl Arm {
             let object = target.split_once('/').map(|(_, n)| n.to_string()).unwrap_or_default();
             w.mutated(SideId::Mi, format!("{} {kind}", req.method), object);
         }
-        let fault =
-            self.operation_fault(if kind == "serverTrustCertificates" { "trust" } else { "dag" }, req.method.as_str());
+        let fault = self.operation_fault(change.fault_resource(), req.method.as_str());
         if fault.is_none_or(|f| f.kind == ArmFaultKind::OperationFails) {
             let fail = fault.map(|f| {
                 (
@@ -112,7 +111,8 @@ impl Arm {
                 let w = self.world();
                 let body = match &op.change {
                     Change::PutTrust { name, cert } => Some(views::trust(&n, name, &cert.der)),
-                    Change::PutDag(_) | Change::PatchDag { .. } => w
+                    Change::PatchInstance { .. } => Some(self.instance_view(&w)),
+                    Change::PutDag(_) | Change::PatchDag { .. } | Change::Role { .. } => w
                         .arm
                         .dags
                         .iter()
@@ -132,8 +132,9 @@ impl Arm {
 fn dag_name(c: &Change) -> &str {
     match c {
         Change::PutDag(d) => &d.name,
-        Change::PatchDag { name, .. } | Change::DeleteDag { name } => name,
+        Change::PatchDag { name, .. } | Change::DeleteDag { name } | Change::Role { name, .. } => name,
         Change::PutTrust { name, .. } | Change::DeleteTrust { name } => name,
+        Change::PatchInstance { .. } => "",
     }
 }
 

@@ -5,13 +5,17 @@
 //! lab's state, so the instance's T-SQL catalog shows them.
 
 mod body;
+mod cloud;
 mod dag;
 mod faults;
 mod gate;
+mod instance;
 mod lro;
 pub mod ops;
+mod roles;
 mod route;
 pub mod server;
+pub mod token;
 mod trust;
 mod views;
 
@@ -136,11 +140,26 @@ impl Arm {
         }
     }
 
+    /// The instance as ARM returns it.
+    fn instance_view(&self, w: &World) -> Value {
+        let v = views::Instance {
+            tier: &self.tier,
+            proxy: self.proxy,
+            format: self.database_format,
+            admin: &self.admin,
+            collation: &self.collation,
+        };
+        views::instance(&self.names(), w, &v)
+    }
+
     fn world(&self) -> std::sync::MutexGuard<'_, World> {
         self.world.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn handle(self: Arc<Self>, req: Req) -> Resp {
+        if let Some(r) = self.cloud(&req) {
+            return r;
+        }
         let (route, api) = match self.admit(&req) {
             Ok(admitted) => admitted,
             Err(refused) => return refused,
@@ -155,21 +174,8 @@ impl Arm {
         let n = self.names();
         let new_schema = views::is_new_schema(api);
         match (&req.method, route) {
-            (&Method::GET, Route::Instance) => {
-                let w = self.world();
-                reply(
-                    StatusCode::OK,
-                    &views::instance(
-                        &n,
-                        &w,
-                        &self.tier,
-                        self.proxy,
-                        self.database_format,
-                        &self.admin,
-                        &self.collation,
-                    ),
-                )
-            }
+            (&Method::GET, Route::Instance) => reply(StatusCode::OK, &self.instance_view(&self.world())),
+            (&Method::PATCH, Route::Instance) => self.patch_instance(req, api),
             (&Method::GET, Route::TrustList) => {
                 let items: Vec<Value> =
                     views::trust_list(&self.world()).iter().map(|(name, der)| views::trust(&n, name, der)).collect();
@@ -245,11 +251,7 @@ impl Arm {
                 }
                 self.accept(req, Change::DeleteDag { name }, api)
             }
-            (&Method::POST, Route::DagAction(_, action)) => error(
-                StatusCode::BAD_REQUEST,
-                "OperationNotSupportedByLab",
-                format!("'{action}' is not supported by the milink lab yet."),
-            ),
+            (&Method::POST, Route::DagAction(name, action)) => self.dag_action(req, &name, &action, api),
             (&Method::GET, Route::OperationStatus(id)) => self.operation_status(&id),
             (&Method::GET, Route::OperationResult(id)) => self.operation_result(req, &id, api),
             (m, _) => error(

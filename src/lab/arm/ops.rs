@@ -9,17 +9,51 @@ use time::OffsetDateTime;
 
 use crate::lab::catalog::Catalog;
 use crate::lab::certs::EndpointCert;
+use crate::lab::link::roles::{self, RoleError};
 use crate::lab::state::objects::{AvailabilityGroup, AvailabilityMode, Certificate, Origin, PrivateKey, Replica};
-use crate::lab::state::{ArmDag, World};
+use crate::lab::state::{ArmDag, SideId, World};
 
 /// What an operation changes once it ends.
 #[derive(Debug, Clone)]
 pub enum Change {
-    PutTrust { name: String, cert: EndpointCert },
-    DeleteTrust { name: String },
+    PutTrust {
+        name: String,
+        cert: EndpointCert,
+    },
+    DeleteTrust {
+        name: String,
+    },
     PutDag(ArmDag),
-    PatchDag { name: String, replication_mode: String },
-    DeleteDag { name: String },
+    PatchDag {
+        name: String,
+        replication_mode: String,
+    },
+    DeleteDag {
+        name: String,
+    },
+    /// `POST …/failover` (`failoverType`) or `…/setRole` (`instanceRole`,
+    /// `roleChangeType`): a role change of the managed instance.
+    Role {
+        name: String,
+        change: RoleChange,
+    },
+    /// `PATCH` of the instance: `hybridSecondaryUsage`.
+    PatchInstance {
+        hybrid_secondary_usage: String,
+    },
+}
+
+/// What a role change asks of the managed instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleChange {
+    /// Failover Planned: the instance becomes primary, nothing lost.
+    PlannedToInstance,
+    /// setRole Secondary, Planned: SQL Server becomes primary, nothing lost.
+    PlannedToPartner,
+    /// Failover ForcedAllowDataLoss, or setRole Primary, Forced.
+    ForcedToInstance,
+    /// setRole Secondary, Forced: the instance gives up the role (split brain).
+    ForcedSecondary,
 }
 
 impl Change {
@@ -28,7 +62,10 @@ impl Change {
         match self {
             Change::PutTrust { name, .. } | Change::DeleteTrust { name } => format!("trust/{}", name.to_lowercase()),
             Change::PutDag(d) => format!("dag/{}", d.name.to_lowercase()),
-            Change::PatchDag { name, .. } | Change::DeleteDag { name } => format!("dag/{}", name.to_lowercase()),
+            Change::PatchDag { name, .. } | Change::DeleteDag { name } | Change::Role { name, .. } => {
+                format!("dag/{}", name.to_lowercase())
+            }
+            Change::PatchInstance { .. } => "instance".into(),
         }
     }
 
@@ -37,7 +74,17 @@ impl Change {
     pub fn kind(&self) -> &'static str {
         match self {
             Change::PutTrust { .. } | Change::DeleteTrust { .. } => "serverTrustCertificates",
+            Change::PatchInstance { .. } => "managedInstances",
             _ => "distributedAvailabilityGroups",
+        }
+    }
+
+    /// How the scenario's faults name its resource (`trust.put`, `dag.post`, `instance.patch`).
+    pub fn fault_resource(&self) -> &'static str {
+        match self {
+            Change::PutTrust { .. } | Change::DeleteTrust { .. } => "trust",
+            Change::PatchInstance { .. } => "instance",
+            _ => "dag",
         }
     }
 
@@ -98,14 +145,21 @@ pub fn finish(
     };
     let c = mi_catalog.lock().unwrap_or_else(|p| p.into_inner());
     let mut w = world.lock().unwrap_or_else(|p| p.into_inner());
-    apply(&mut w, change);
+    if let Err((code, message)) = apply(&mut w, change) {
+        let mut ops = ops.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(op) = ops.iter_mut().find(|o| o.id == id) {
+            op.status = Status::Failed { code, message };
+        }
+    }
     w.changed.notify_one();
     if let Err(e) = c.show(&w) {
         tracing::warn!(error = %e, "lab catalog could not show an ARM change");
     }
 }
 
-fn apply(w: &mut World, change: Change) {
+/// The change lands; a role change that cannot happen any more fails the
+/// operation with ARM's code.
+fn apply(w: &mut World, change: Change) -> Result<(), (String, String)> {
     let now = OffsetDateTime::now_utc();
     match change {
         Change::PutTrust { name, cert } => {
@@ -183,17 +237,25 @@ fn apply(w: &mut World, change: Change) {
             } else {
                 AvailabilityMode::Asynchronous
             };
-            if let Some(d) = w.arm.dags.iter_mut().find(|d| d.name.eq_ignore_ascii_case(&name)) {
-                d.replication_mode = replication_mode;
+            roles::set_mode(w, &name, SideId::Mi, mode);
+        }
+        Change::Role { name, change } => {
+            if let Some(l) = w.links.iter_mut().find(|l| l.dag.eq_ignore_ascii_case(&name)) {
+                l.status.failing_over = false;
             }
-            if let Some(a) = w.mi.ags.iter_mut().find(|a| a.distributed && a.name.eq_ignore_ascii_case(&name)) {
-                for r in &mut a.replicas {
-                    r.mode = mode;
-                }
-            }
+            let done = match change {
+                RoleChange::PlannedToInstance => roles::planned(w, &name, SideId::Mi, roles::Planned::CatchUp, now),
+                RoleChange::PlannedToPartner => roles::planned(w, &name, SideId::Sql, roles::Planned::CatchUp, now),
+                RoleChange::ForcedToInstance => roles::forced(w, &name, SideId::Mi, now),
+                RoleChange::ForcedSecondary => roles::set_secondary(w, &name, SideId::Mi),
+            };
+            done.map_err(|e| role_error(&e))?;
+        }
+        Change::PatchInstance { hybrid_secondary_usage } => {
+            w.arm.hybrid_secondary_usage = hybrid_secondary_usage;
         }
         Change::DeleteDag { name } => {
-            let Some(i) = w.arm.dags.iter().position(|d| d.name.eq_ignore_ascii_case(&name)) else { return };
+            let Some(i) = w.arm.dags.iter().position(|d| d.name.eq_ignore_ascii_case(&name)) else { return Ok(()) };
             let d = w.arm.dags.remove(i);
             w.mi.ags.retain(|a| !(a.distributed && a.name.eq_ignore_ascii_case(&name)));
             // Breaking the link keeps the database on the instance, now its own.
@@ -205,4 +267,34 @@ fn apply(w: &mut World, change: Change) {
             }
         }
     }
+    Ok(())
+}
+
+/// ARM's code and message for a role change that cannot be carried out
+/// (2025-01-01 spec; the message texts are the lab's, UNCONFIRMED).
+pub fn role_error(e: &RoleError) -> (String, String) {
+    let (code, message) = match e {
+        RoleError::NoLink => ("ResourceNotFound", "The distributed availability group does not exist.".to_string()),
+        RoleError::Seeding => (
+            "OperationCanNotStartDueToMiLink",
+            "The operation cannot start: a database is still being created through the link (41964).".to_string(),
+        ),
+        RoleError::NotConnected | RoleError::NotSynchronousCommit => (
+            "DistributedAvailabilityGroupFailoverSecondariesNotSynchronizing",
+            "The secondary replicas are not synchronizing: the link is not connected.".to_string(),
+        ),
+        RoleError::Behind(n) => (
+            "DistributedAvailabilityGroupFailoverLogSendQueueSizeTooBig",
+            format!("The log send queue is too big for a planned failover ({n} transactions behind)."),
+        ),
+        RoleError::AlreadyIn(role) => (
+            "DistributedAvailabilityGroupSetRoleInstanceAlreadyInRequestedRole",
+            format!("The managed instance is already {}.", role.to_ascii_lowercase()),
+        ),
+        RoleError::SplitBrain => (
+            "DistributedAvailabilityGroupSetRoleFailed",
+            "Both replicas are primary: set one of them to secondary first.".to_string(),
+        ),
+    };
+    (code.to_string(), message)
 }

@@ -56,16 +56,21 @@ fn iso(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
-pub fn instance(
-    n: &Names<'_>,
-    w: &World,
-    tier: &str,
-    proxy: &str,
-    format: &str,
-    admin: &str,
-    collation: &str,
-) -> Value {
-    let (sku, tier_name, gpv2) = match tier {
+/// What the instance's resource says that the scenario fixes.
+pub struct Instance<'a> {
+    pub tier: &'a str,
+    pub proxy: &'a str,
+    /// `databaseFormat`: the update policy.
+    pub format: &'a str,
+    pub admin: &'a str,
+    pub collation: &'a str,
+}
+
+pub fn instance(n: &Names<'_>, w: &World, i: &Instance<'_>) -> Value {
+    let (proxy, format, admin, collation) = (i.proxy, i.format, i.admin, i.collation);
+    // Passive use is what the instance qualifies for while it is primary of no link.
+    let detected = if w.links.iter().any(|l| l.status.mi_role == "PRIMARY") { "Active" } else { "Passive" };
+    let (sku, tier_name, gpv2) = match i.tier {
         "BusinessCritical" => ("BC_Gen5", "BusinessCritical", false),
         "NextGenGeneralPurpose" => ("GP_Gen5", "GeneralPurpose", true),
         _ => ("GP_Gen5", "GeneralPurpose", false),
@@ -82,6 +87,8 @@ pub fn instance(
             "subnetId": format!("/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/virtualNetworks/vnet-mi/subnets/ManagedInstance", n.subscription, n.resource_group),
             "state": "Ready",
             "licenseType": "LicenseIncluded",
+            "hybridSecondaryUsage": w.arm.hybrid_secondary_usage,
+            "hybridSecondaryUsageDetected": detected,
             "vCores": 8,
             "storageSizeInGB": 256,
             "collation": collation,
@@ -132,6 +139,9 @@ pub fn endpoint_cert(n: &Names<'_>, kind: &str, der: &[u8]) -> Value {
 fn replica_state(link: Option<&Link>) -> (&'static str, Option<String>) {
     let Some(l) = link else { return ("CreatingLink", None) };
     let st = &l.status;
+    if st.failing_over {
+        return ("LinkFailoverInProgress", None);
+    }
     if let Some(e) = &st.error {
         return ("LinkInitError", Some(e.number.to_string()));
     }
@@ -149,7 +159,16 @@ pub fn dag(n: &Names<'_>, w: &World, d: &ArmDag, new_schema: bool) -> Value {
     let instance_replica = mi_dag.and_then(|a| a.replicas.first()).map(|r| r.id.clone());
     let partner_replica = mi_dag.and_then(|a| a.replicas.get(1)).map(|r| r.id.clone());
     let id = format!("{}/distributedAvailabilityGroups/{}", n.instance_id(), d.name);
-    let lsn = "39000000030400001";
+    // The instance's own copy: what it hardened (only equality means anything).
+    let lsn = crate::lab::state::lsn(link.map(|l| l.status.log.mi).unwrap_or(0)).to_string();
+    let lsn = lsn.as_str();
+    let role = |r: Option<&str>, default: &'static str| match r {
+        Some("PRIMARY") => "Primary",
+        Some("SECONDARY") => "Secondary",
+        _ => default,
+    };
+    let instance_role = role(link.map(|l| l.status.mi_role.as_str()), "Secondary");
+    let partner_role = role(link.map(|l| l.status.sql_role.as_str()), "Primary");
     let (state, error) = replica_state(link);
     let connected = link.is_some_and(|l| l.status.connected);
     let health = link.map(|l| l.status.health.clone()).unwrap_or_else(|| "NOT_HEALTHY".into());
@@ -206,7 +225,7 @@ pub fn dag(n: &Names<'_>, w: &World, d: &ArmDag, new_schema: bool) -> Value {
                 "lastSentTime": connected.then(|| now.clone()),
                 "lastCommitLsn": connected.then_some(lsn),
                 "lastCommitTime": connected.then(|| now.clone()),
-                "lastHardenedLsn": connected.then_some(lsn),
+                "lastHardenedLsn": link.map(|_| lsn),
                 "lastHardenedTime": connected.then(|| now.clone()),
                 "lastBackupLsn": lsn,
                 "lastBackupTime": now,
@@ -223,10 +242,10 @@ pub fn dag(n: &Names<'_>, w: &World, d: &ArmDag, new_schema: bool) -> Value {
             "distributedAvailabilityGroupName": d.name,
             "distributedAvailabilityGroupId": d.id,
             "replicationMode": d.replication_mode,
-            "partnerLinkRole": "Primary",
+            "partnerLinkRole": partner_role,
             "partnerAvailabilityGroupName": d.partner_ag,
             "partnerEndpoint": d.partner_endpoint,
-            "instanceLinkRole": d.instance_role,
+            "instanceLinkRole": instance_role,
             "instanceAvailabilityGroupName": d.instance_ag,
             "failoverMode": d.failover_mode,
             "seedingMode": d.seeding_mode,

@@ -155,8 +155,7 @@ pub fn build(input: BuildInput<'_>) -> Result<Catalog, CatalogError> {
         }
     }
     let label = input.side_id.label();
-    let mut b = Builder { db: &db, now: input.now, guid_n: 0, extra: Vec::new() };
-    b.backups(side)?;
+    let mut b = Builder { db: &db, now: input.now, extra: Vec::new() };
     b.host(side, mi, major)?;
     b.fabric(side)?;
     if mi {
@@ -288,52 +287,16 @@ fn facts(side: &Side) -> Facts {
 struct Builder<'a> {
     db: &'a Connection,
     now: OffsetDateTime,
-    guid_n: u32,
     extra: Vec<(&'static str, Vec<(&'static str, Value)>)>,
 }
 
 impl Builder<'_> {
-    fn guid(&mut self) -> Value {
-        self.guid_n += 1;
-        text(format!("{:08X}-4C41-4200-8000-{:012X}", 0x4241u32, self.guid_n))
-    }
-
     fn when(&self, t: OffsetDateTime) -> Value {
         text(datetime_text(t))
     }
 
     fn insert(&self, table: &str, row: &[(&str, Value)]) -> Result<(), CatalogError> {
         insert(self.db, table, row)
-    }
-
-    fn backups(&mut self, side: &Side) -> Result<(), CatalogError> {
-        for (i, b) in side.backups.iter().enumerate() {
-            let finished = b.finished.at(self.now);
-            let guid = self.guid();
-            let lsn = 39_000_000_030_400_001i64 + i as i64 * 1_000_000;
-            self.insert(
-                "msdb.dbo.backupset",
-                &[
-                    ("backup_set_id", int(i as i64 + 1)),
-                    ("backup_set_uuid", guid),
-                    ("name", Value::Null),
-                    ("database_name", text(&b.database)),
-                    ("server_name", text(&side.name)),
-                    ("type", text(b.kind.to_ascii_uppercase())),
-                    ("is_copy_only", bit(b.copy_only)),
-                    ("backup_start_date", self.when(finished - time::Duration::minutes(5))),
-                    ("backup_finish_date", self.when(finished)),
-                    ("first_lsn", int(lsn)),
-                    ("last_lsn", int(lsn + 500)),
-                    ("database_backup_lsn", int(lsn)),
-                    ("recovery_model", text("FULL")),
-                    ("begins_log_chain", bit(b.kind.eq_ignore_ascii_case("D") && !b.copy_only)),
-                    ("has_backup_checksums", bit(true)),
-                    ("backup_size", int(104_857_600)),
-                ],
-            )?;
-        }
-        Ok(())
     }
 
     /// The last minute of 15-second samples, each naming the service tier.

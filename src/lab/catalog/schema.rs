@@ -402,6 +402,19 @@ pub static TABLES: &[Table] = &[
             ("begins_log_chain", "bit"),
             ("has_backup_checksums", "bit"),
             ("backup_size", "numeric(20,0)"),
+            ("media_set_id", "int"),
+        ],
+    },
+    Table {
+        name: "msdb.dbo.backupmediafamily",
+        columns: &[
+            ("media_set_id", "int"),
+            ("family_sequence_number", "tinyint"),
+            ("media_family_id", "uniqueidentifier"),
+            ("logical_device_name", "nvarchar(128)"),
+            ("physical_device_name", "nvarchar(260)"),
+            ("device_type", "tinyint"),
+            ("physical_block_size", "int"),
         ],
     },
     Table {

@@ -55,6 +55,8 @@ pub enum Verdict {
     Fail { side: SideId, number: i32, description: String, log: Option<(SideId, String)> },
     /// Both halves are gone.
     Gone,
+    /// Both sides are PRIMARY after a forced failover: they do not connect.
+    SplitBrain,
 }
 
 fn fail(side: SideId, number: i32, description: impl Into<String>) -> Verdict {
@@ -70,6 +72,9 @@ pub fn decide(world: &World, dag: &str, mi_dial: Option<&Dial>, sql_dial: Option
         (Some(_), None) => return Verdict::Waiting,
         (sql, Some(mi)) => (sql, mi),
     };
+    if world.link(dag).is_some_and(|l| l.status.split_brain()) {
+        return Verdict::SplitBrain;
+    }
     let sql_ag_name = sql_dag.and_then(|d| d.replicas.first()).map(|r| r.name.clone()).unwrap_or_default();
     let sql_url = mi_dag.partner_endpoint.clone();
 

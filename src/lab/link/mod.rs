@@ -5,6 +5,8 @@
 //! timer while anything is in progress.
 
 pub mod decide;
+pub mod log;
+pub mod roles;
 mod texts;
 
 use std::sync::{Arc, Mutex};
@@ -16,7 +18,7 @@ use tokio::io::AsyncReadExt;
 use crate::lab::catalog::Catalog;
 use crate::lab::net::{Dialed, SideNet};
 use crate::lab::scenario::Replication;
-use crate::lab::state::objects::{AvailabilityMode, Database};
+use crate::lab::state::objects::Database;
 use crate::lab::state::{ConnectError, Link, LinkStatus, Seeding, SideId, World};
 use decide::{Dial, Verdict};
 
@@ -55,19 +57,28 @@ impl Machine {
 
     /// Decides every link once; returns how soon to look again.
     pub async fn step(&self) -> Duration {
-        let (todo, growing): (Vec<(String, decide::Dials)>, bool) = {
+        let (todo, growing, moving): (Vec<(String, decide::Dials)>, bool, bool) = {
             let mut w = self.lock();
+            let now = OffsetDateTime::now_utc();
             adopt_arm_halves(&mut w);
-            let growing = grow(&mut w, OffsetDateTime::now_utc());
+            let growing = grow(&mut w, now) | log::advance(&mut w, now);
             (
                 w.links.iter().filter(|l| !l.pinned).map(|l| (l.dag.clone(), decide::dials(&w, &l.dag))).collect(),
                 growing,
+                log::moving(&w, now),
             )
         };
         if growing {
             self.show();
         }
-        let idle = if growing { Duration::from_secs(1) } else { Duration::from_secs(5) };
+        // Writes and a secondary catching up are shown as they happen.
+        let idle = if moving {
+            Duration::from_millis(50)
+        } else if growing {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(5)
+        };
         if todo.is_empty() {
             return idle;
         }
@@ -156,7 +167,7 @@ fn adopt_arm_halves(w: &mut World) {
         .map(|d| (d.name.clone(), d.databases.first().cloned().unwrap_or_default()))
         .collect();
     for (dag, database) in missing {
-        w.links.push(Link { dag, database, pinned: false, status: LinkStatus::waiting(), since: None, growth: None });
+        w.links.push(Link::new(&dag, &database));
     }
 }
 
@@ -176,8 +187,16 @@ fn apply(w: &mut World, dag: &str, v: Verdict, p: &Replication, now: OffsetDateT
         }
         Verdict::Waiting => {
             let l = &mut w.links[i];
-            l.status = LinkStatus::waiting();
+            l.status = LinkStatus { log: l.status.log, ..LinkStatus::waiting() };
             l.since = None;
+        }
+        Verdict::SplitBrain => {
+            // Two primaries do not talk: each keeps its own transactions.
+            let st = &mut w.links[i].status;
+            st.connected = false;
+            st.health = "NOT_HEALTHY".into();
+            st.sync_state = "NOT SYNCHRONIZING".into();
+            w.links[i].since = None;
         }
         Verdict::Fail { side, number, description, log: line } => {
             let l = &mut w.links[i];
@@ -194,6 +213,9 @@ fn apply(w: &mut World, dag: &str, v: Verdict, p: &Replication, now: OffsetDateT
                 health: "NOT_HEALTHY".into(),
                 sync_state: "NOT SYNCHRONIZING".into(),
                 seeding,
+                sql_role: l.status.sql_role.clone(),
+                mi_role: l.status.mi_role.clone(),
+                log: l.status.log,
                 ..LinkStatus::waiting()
             };
             l.since = None;
@@ -275,6 +297,7 @@ fn seed(w: &mut World, i: usize, p: &Replication, now: OffsetDateTime) -> Durati
         w.links[i].status.seeding = Some(s);
         add_mi_database(w, &dag, &database, now);
     }
+    let sync = log::synchronous(w, &w.links[i]);
     let status = &mut w.links[i].status;
     let Some(s) = status.seeding.as_mut() else { return p.retry_every };
     if s.failure_state != 0 {
@@ -289,10 +312,9 @@ fn seed(w: &mut World, i: usize, p: &Replication, now: OffsetDateTime) -> Durati
         }
     }
     if s.finished.is_some() {
-        let sync = w.sql.ag(&dag).and_then(|a| a.replicas.get(1)).map(|r| r.mode);
+        let behind = status.primary().map_or(0, |p| status.log.of(p).saturating_sub(status.log.of(p.other())));
         status.health = "HEALTHY".into();
-        status.sync_state =
-            if sync == Some(AvailabilityMode::Synchronous) { "SYNCHRONIZED" } else { "SYNCHRONIZING" }.into();
+        status.sync_state = log::sync_state(sync, behind).into();
         if let Some(db) = w.mi.databases.iter_mut().find(|d| d.name.eq_ignore_ascii_case(&database)) {
             db.state = "ONLINE".into();
         }

@@ -96,17 +96,32 @@ pub struct Replication {
     pub dial_timeout: std::time::Duration,
     #[serde(default = "default_seeding_rate")]
     pub seeding_mb_per_s: f64,
+    /// In asynchronous commit the secondary hardens what the primary had this
+    /// long ago; in synchronous commit at once.
+    #[serde(default = "default_async_lag", with = "humantime_serde")]
+    pub async_lag: std::time::Duration,
+    /// A managed instance takes its first full backup of a database this long
+    /// after the database becomes primary there.
+    #[serde(default = "default_first_backup", with = "humantime_serde")]
+    pub first_backup_after: std::time::Duration,
 }
 
 impl Default for Replication {
     fn default() -> Self {
-        Replication {
-            connect_after: std::time::Duration::ZERO,
-            retry_every: default_retry(),
-            dial_timeout: default_dial_timeout(),
-            seeding_mb_per_s: default_seeding_rate(),
-        }
+        toml::from_str("").expect("every field has a default")
     }
+}
+
+/// The application's writes to the link databases, wherever the primary is.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    /// Transactions per second.
+    pub tps: f64,
+    /// The application stops writing this long after the lab starts (as a DBA
+    /// stops it before a planned failover); without it, it never stops.
+    #[serde(default, with = "humantime_serde")]
+    pub stop_after: Option<std::time::Duration>,
 }
 
 fn default_retry() -> std::time::Duration {
@@ -117,4 +132,10 @@ fn default_dial_timeout() -> std::time::Duration {
 }
 fn default_seeding_rate() -> f64 {
     4096.0
+}
+fn default_async_lag() -> std::time::Duration {
+    std::time::Duration::from_millis(300)
+}
+fn default_first_backup() -> std::time::Duration {
+    std::time::Duration::from_secs(2)
 }

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
 
 pub use arm::{Arm, ArmFault, ArmFaultKind};
-pub use link::{ConnectError, Link, Replication, Seeding};
+pub use link::{ConnectError, Link, Replication, Seeding, Workload};
 pub use load::ScenarioError;
 pub use network::{Dns, DnsRecord, Fault, FaultAction, Network};
 pub use reltime::RelTime;
@@ -56,6 +56,9 @@ pub struct Scenario {
     /// How a link created in the lab behaves: how fast it connects and seeds.
     #[serde(default)]
     pub replication: Replication,
+    /// The application's writes to the link databases.
+    #[serde(default)]
+    pub workload: Option<Workload>,
     /// The managed instance's Azure Resource Manager stand-in.
     #[serde(default)]
     pub arm: Arm,

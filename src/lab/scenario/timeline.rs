@@ -34,6 +34,15 @@ pub struct Step {
     /// The side stops answering on every port for `for`, then comes back.
     #[serde(default)]
     pub restart: Option<Restart>,
+    /// The application's writes change: `{ tps = 0 }` stops them.
+    #[serde(default)]
+    pub workload: Option<WorkloadChange>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadChange {
+    pub tps: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -76,6 +85,7 @@ impl Step {
             self.force_failover,
             self.fill_log.is_some(),
             self.restart.is_some(),
+            self.workload.is_some(),
         ]
         .iter()
         .filter(|b| **b)

@@ -10,7 +10,7 @@ use super::objects::{
     Auth, AvailabilityGroup, AvailabilityMode, Certificate, Cipher, Database, Endpoint, EndpointState, LogLine, Origin,
     PrivateKey, Replica,
 };
-use super::{ArmSide, ConnectError, Link, LinkStatus, Seeding, Server, SideId, World};
+use super::{ArmSide, BackupSet, ConnectError, Link, LinkStatus, Seeding, Server, SideId, Workload, World};
 use crate::lab::certs::{self, CertError, EndpointCert};
 use crate::lab::scenario::{self, Scenario, Side};
 
@@ -25,20 +25,37 @@ pub fn build(scenario: &Scenario, now: OffsetDateTime, sql_endpoint_host: &str) 
     let mut arm = ArmSide::default();
     if let Some(link) = &scenario.link {
         arm.dags.push(scenario_link(scenario, link, &mut sql, &mut mi, sql_endpoint_host, now));
+        let status = pinned_status(link, now);
         links.push(Link {
-            dag: link.name.clone(),
-            database: link.database.clone(),
             pinned: !link.live,
-            status: pinned_status(link, now),
             since: Some(now),
             growth: (link.log_send_queue_growth_kb_per_s > 0).then_some(super::Growth {
                 kb_per_s: link.log_send_queue_growth_kb_per_s,
                 send_kb: link.log_send_queue_kb,
                 lag_s: link.secondary_lag_seconds,
             }),
+            // The application writes where the file says the primary is.
+            writer: if status.sql_role != "PRIMARY" && status.mi_role == "PRIMARY" { SideId::Mi } else { SideId::Sql },
+            status,
+            ..Link::new(&link.name, &link.database)
         });
     }
-    Ok(World { sql, mi, arm, links, record: Vec::new(), changed: Arc::new(tokio::sync::Notify::new()) })
+    let mut workload = Workload::idle(now);
+    if let Some(w) = &scenario.workload {
+        workload.tps = w.tps;
+        workload.stop_at = w.stop_after.map(|d| now + d);
+    }
+    Ok(World {
+        sql,
+        mi,
+        arm,
+        links,
+        record: Vec::new(),
+        workload,
+        pending_backups: Vec::new(),
+        replication: scenario.replication.clone(),
+        changed: Arc::new(tokio::sync::Notify::new()),
+    })
 }
 
 /// The certificates a side makes itself (not copies of the other side's).
@@ -85,6 +102,20 @@ fn server(
             .iter()
             .map(|l| LogLine { at: l.at.at(now), process: l.process.clone(), text: l.text.clone() })
             .collect(),
+        backups: side
+            .backups
+            .iter()
+            .map(|b| BackupSet {
+                database: b.database.clone(),
+                kind: b.kind.to_ascii_uppercase().chars().next().unwrap_or('D'),
+                copy_only: b.copy_only,
+                finished: b.finished.at(now),
+                first: 0,
+                last: 0,
+                device: None,
+            })
+            .collect(),
+        backup_dir: None,
         born: now,
         guid_seed: if id == SideId::Mi { 0x4d49 } else { 0x5351 },
         guid_n: 0,
@@ -329,5 +360,7 @@ fn pinned_status(link: &scenario::Link, now: OffsetDateTime) -> LinkStatus {
             started: now - Duration::hours(1),
             finished: Some(now - Duration::minutes(5)),
         }),
+        log: super::LogPositions::default(),
+        failing_over: false,
     }
 }

@@ -9,6 +9,8 @@
 mod from_scenario;
 pub mod objects;
 
+use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use time::OffsetDateTime;
@@ -53,6 +55,10 @@ pub struct Server {
     pub ags: Vec<AvailabilityGroup>,
     pub databases: Vec<Database>,
     pub errorlog: Vec<LogLine>,
+    /// `msdb.dbo.backupset`: the scenario's, and those taken while the lab runs.
+    pub backups: Vec<BackupSet>,
+    /// Where `BACKUP … TO DISK` writes (the lab's folder for this side); none: no disk.
+    pub backup_dir: Option<PathBuf>,
     /// The side's system objects were made this long ago (dates in rows).
     pub born: OffsetDateTime,
     guid_seed: u32,
@@ -101,6 +107,98 @@ impl Server {
     }
 }
 
+/// One backup set in `msdb.dbo.backupset`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupSet {
+    pub database: String,
+    /// D full, I differential, L log.
+    pub kind: char,
+    pub copy_only: bool,
+    pub finished: OffsetDateTime,
+    /// Transactions in the database's log at the backup's start and end (`lsn`).
+    pub first: u64,
+    pub last: u64,
+    /// The file or URL written (`msdb.dbo.backupmediafamily.physical_device_name`).
+    pub device: Option<String>,
+}
+
+/// The log sequence number the lab shows after `n` transactions: numeric(25,0)
+/// like SQL Server's (`39000000030400001` at the start; only equality means anything).
+pub fn lsn(n: u64) -> i64 {
+    39_000_000_000_000_000 + (304 + n as i64) * 100_000 + 1
+}
+
+/// How far each side's copy of a link's database is: transactions in its log
+/// (the lab's LSNs count them), and when the last one committed there.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LogPositions {
+    pub sql: u64,
+    pub mi: u64,
+    pub sql_commit: Option<OffsetDateTime>,
+    pub mi_commit: Option<OffsetDateTime>,
+}
+
+impl LogPositions {
+    pub fn of(&self, side: SideId) -> u64 {
+        match side {
+            SideId::Sql => self.sql,
+            SideId::Mi => self.mi,
+        }
+    }
+
+    pub fn set(&mut self, side: SideId, n: u64) {
+        match side {
+            SideId::Sql => self.sql = n,
+            SideId::Mi => self.mi = n,
+        }
+    }
+
+    pub fn committed(&self, side: SideId) -> Option<OffsetDateTime> {
+        match side {
+            SideId::Sql => self.sql_commit,
+            SideId::Mi => self.mi_commit,
+        }
+    }
+
+    pub fn commit(&mut self, side: SideId, n: u64, at: OffsetDateTime) {
+        self.set(side, n);
+        match side {
+            SideId::Sql => self.sql_commit = Some(at),
+            SideId::Mi => self.mi_commit = Some(at),
+        }
+    }
+}
+
+/// The application's writes to the link databases, in transactions per second.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    pub tps: f64,
+    /// The application stops writing at this time (a DBA stopping it).
+    pub stop_at: Option<OffsetDateTime>,
+    /// Writes were counted up to here; a fraction of a transaction carries over.
+    pub counted_to: OffsetDateTime,
+    pub carry: f64,
+}
+
+impl Workload {
+    pub fn idle(now: OffsetDateTime) -> Workload {
+        Workload { tps: 0.0, stop_at: None, counted_to: now, carry: 0.0 }
+    }
+
+    pub fn writing(&self, now: OffsetDateTime) -> bool {
+        self.tps > 0.0 && self.stop_at.is_none_or(|t| now < t)
+    }
+}
+
+/// A managed instance takes its first full backup a little after a database
+/// becomes primary there (automated backups).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingBackup {
+    pub side: SideId,
+    pub database: String,
+    pub due: OffsetDateTime,
+}
+
 /// A `last_connect_error_*` as a side's DMV shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectError {
@@ -143,6 +241,10 @@ pub struct LinkStatus {
     pub redo_queue_kb: i64,
     pub lag_seconds: i64,
     pub seeding: Option<Seeding>,
+    /// Each side's copy of the database: how far its log is.
+    pub log: LogPositions,
+    /// A role change ARM is carrying out (`replicaState` LinkFailoverInProgress).
+    pub failing_over: bool,
 }
 
 impl LinkStatus {
@@ -159,7 +261,40 @@ impl LinkStatus {
             redo_queue_kb: 0,
             lag_seconds: 0,
             seeding: None,
+            log: LogPositions::default(),
+            failing_over: false,
         }
+    }
+
+    pub fn role(&self, side: SideId) -> &str {
+        match side {
+            SideId::Sql => &self.sql_role,
+            SideId::Mi => &self.mi_role,
+        }
+    }
+
+    pub fn set_role(&mut self, side: SideId, role: &str) {
+        match side {
+            SideId::Sql => self.sql_role = role.into(),
+            SideId::Mi => self.mi_role = role.into(),
+        }
+    }
+
+    /// The one side that is PRIMARY (none in a split brain or while resolving).
+    pub fn primary(&self) -> Option<SideId> {
+        match (self.sql_role == "PRIMARY", self.mi_role == "PRIMARY") {
+            (true, false) => Some(SideId::Sql),
+            (false, true) => Some(SideId::Mi),
+            _ => None,
+        }
+    }
+
+    pub fn split_brain(&self) -> bool {
+        self.sql_role == "PRIMARY" && self.mi_role == "PRIMARY"
+    }
+
+    pub fn seeded(&self) -> bool {
+        self.seeding.as_ref().is_none_or(|s| s.finished.is_some() && s.failure_state == 0)
     }
 }
 
@@ -176,6 +311,27 @@ pub struct Link {
     pub since: Option<OffsetDateTime>,
     /// A pinned link falling further behind as time passes.
     pub growth: Option<Growth>,
+    /// Where the application writes: the side it was pointed at last.
+    pub writer: SideId,
+    /// (when, transactions) of the writer's log, for a secondary that hardens
+    /// what the primary had a moment ago (asynchronous commit).
+    pub history: VecDeque<(OffsetDateTime, u64)>,
+}
+
+impl Link {
+    /// A link whose halves have not met yet, SQL Server its primary.
+    pub fn new(dag: &str, database: &str) -> Link {
+        Link {
+            dag: dag.into(),
+            database: database.into(),
+            pinned: false,
+            status: LinkStatus::waiting(),
+            since: None,
+            growth: None,
+            writer: SideId::Sql,
+            history: VecDeque::new(),
+        }
+    }
 }
 
 /// A send queue that grows by `kb_per_s` from `send_kb`, and a lag that grows
@@ -200,10 +356,19 @@ pub struct Mutation {
 
 /// A server trust certificate or DAG the managed instance has through ARM lives
 /// in `mi` (certificates, AGs); this holds what only ARM knows.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ArmSide {
     /// DAG name → the ARM properties that are not T-SQL objects.
     pub dags: Vec<ArmDag>,
+    /// The instance's `hybridSecondaryUsage`: Active (the default) or Passive
+    /// (a license-free disaster-recovery secondary).
+    pub hybrid_secondary_usage: String,
+}
+
+impl Default for ArmSide {
+    fn default() -> ArmSide {
+        ArmSide { dags: vec![], hybrid_secondary_usage: "Active".into() }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -226,6 +391,10 @@ pub struct World {
     pub arm: ArmSide,
     pub links: Vec<Link>,
     pub record: Vec<Mutation>,
+    pub workload: Workload,
+    pub pending_backups: Vec<PendingBackup>,
+    /// How links behave here: how fast they connect, seed and harden.
+    pub replication: crate::lab::scenario::Replication,
     /// Woken whenever something changes, so the state machine re-decides at once.
     pub changed: Arc<tokio::sync::Notify>,
 }

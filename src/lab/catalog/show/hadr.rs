@@ -24,6 +24,11 @@ struct DatabaseState<'a> {
     send_kb: i64,
     redo_kb: i64,
     lag_s: i64,
+    /// Transactions in this replica's copy of the log, and the primary's.
+    log: u64,
+    primary_log: u64,
+    /// When the last of them committed.
+    commit: Option<time::OffsetDateTime>,
 }
 
 impl Rows<'_> {
@@ -168,6 +173,9 @@ impl Rows<'_> {
                     send_kb: 0,
                     redo_kb: 0,
                     lag_s: 0,
+                    log: 0,
+                    primary_log: 0,
+                    commit: None,
                 })?;
             }
         }
@@ -218,11 +226,14 @@ impl Rows<'_> {
         };
         let group_db = db.group_database_id.clone().unwrap_or_default();
         let primary = local_role == "PRIMARY";
+        let here = self.server.side;
         for (r, is_local) in [(Some(local), true), (remote, false)] {
             let Some(r) = r else { continue };
             if !is_local && !primary {
                 continue;
             }
+            let side = if is_local { here } else { here.other() };
+            let primary_side = st.primary().unwrap_or(here);
             self.database_state(DatabaseState {
                 db_id: db.id,
                 group: &ag.id,
@@ -236,6 +247,9 @@ impl Rows<'_> {
                 send_kb: st.log_send_queue_kb,
                 redo_kb: st.redo_queue_kb,
                 lag_s: st.lag_seconds,
+                log: st.log.of(side),
+                primary_log: st.log.of(primary_side),
+                commit: st.log.committed(side),
             })?;
         }
         if let Some(s) = &st.seeding {
@@ -253,8 +267,10 @@ impl Rows<'_> {
             .unwrap_or(1) as i64;
         let health_id =
             ["NOT_HEALTHY", "PARTIALLY_HEALTHY", "HEALTHY"].iter().position(|h| *h == d.health).unwrap_or(2) as i64;
-        let lsn = 39_000_000_030_400_001i64;
+        let lsn = crate::lab::state::lsn(d.log);
+        let sent = crate::lab::state::lsn(d.primary_log.max(d.log));
         let now = time::OffsetDateTime::now_utc();
+        let commit = d.commit.unwrap_or(now);
         self.insert(
             "sys.dm_hadr_database_replica_states",
             &[
@@ -276,7 +292,7 @@ impl Rows<'_> {
                 ("suspend_reason_desc", Value::Null),
                 ("recovery_lsn", int(lsn)),
                 ("truncation_lsn", int(lsn)),
-                ("last_sent_lsn", int(lsn)),
+                ("last_sent_lsn", int(if d.local { lsn } else { sent })),
                 ("last_sent_time", when(now)),
                 ("last_received_lsn", int(lsn)),
                 ("last_received_time", when(now)),
@@ -291,7 +307,7 @@ impl Rows<'_> {
                 ("filestream_send_rate", int(0)),
                 ("end_of_log_lsn", int(lsn)),
                 ("last_commit_lsn", int(lsn)),
-                ("last_commit_time", when(now)),
+                ("last_commit_time", when(commit)),
                 ("low_water_mark_for_ghosts", int(1)),
                 ("secondary_lag_seconds", int(d.lag_s)),
             ],

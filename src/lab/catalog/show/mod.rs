@@ -28,6 +28,8 @@ pub const OWNED: &[&str] = &[
     "sys.dm_hadr_database_replica_states",
     "sys.dm_hadr_automatic_seeding",
     "sys.dm_hadr_physical_seeding_stats",
+    "msdb.dbo.backupset",
+    "msdb.dbo.backupmediafamily",
 ];
 
 /// What a database keeps outside its data and log files.
@@ -56,6 +58,7 @@ impl Catalog {
         r.databases()?;
         r.encryption_keys()?;
         r.ags(world)?;
+        r.backups()?;
         for (table, row) in &self.extra_rows {
             insert(&self.db, table, row)?;
         }
@@ -440,6 +443,54 @@ impl Rows<'_> {
                     ("growth", int(8192)),
                 ],
             )?;
+        }
+        Ok(())
+    }
+}
+
+impl Rows<'_> {
+    /// `msdb.dbo.backupset` and the file or URL each backup went to.
+    fn backups(&self) -> Result<(), CatalogError> {
+        for (i, b) in self.server.backups.iter().enumerate() {
+            let id = i as i64 + 1;
+            let (first, last) = (crate::lab::state::lsn(b.first), crate::lab::state::lsn(b.last));
+            self.insert(
+                "msdb.dbo.backupset",
+                &[
+                    ("backup_set_id", int(id)),
+                    ("backup_set_uuid", text(format!("{:08X}-4241-4B00-8000-{:012X}", id, b.last))),
+                    ("name", Value::Null),
+                    ("database_name", text(&b.database)),
+                    ("server_name", text(&self.server.name)),
+                    ("type", text(b.kind.to_string())),
+                    ("is_copy_only", bit(b.copy_only)),
+                    ("backup_start_date", when(b.finished - Duration::minutes(5))),
+                    ("backup_finish_date", when(b.finished)),
+                    ("first_lsn", int(first)),
+                    ("last_lsn", int(last.max(first + 500))),
+                    ("database_backup_lsn", int(first)),
+                    ("recovery_model", text("FULL")),
+                    ("begins_log_chain", bit(b.kind == 'D' && !b.copy_only)),
+                    ("has_backup_checksums", bit(true)),
+                    ("backup_size", int(104_857_600)),
+                    ("media_set_id", int(id)),
+                ],
+            )?;
+            if let Some(device) = &b.device {
+                let url = device.contains("://");
+                self.insert(
+                    "msdb.dbo.backupmediafamily",
+                    &[
+                        ("media_set_id", int(id)),
+                        ("family_sequence_number", int(1)),
+                        ("media_family_id", text(format!("{:08X}-4D46-4100-8000-{:012X}", id, b.last))),
+                        ("logical_device_name", Value::Null),
+                        ("physical_device_name", text(device)),
+                        ("device_type", int(if url { 9 } else { 2 })),
+                        ("physical_block_size", int(512)),
+                    ],
+                )?;
+            }
         }
         Ok(())
     }

@@ -93,6 +93,33 @@ pub enum Ddl {
     DropAvailabilityGroup {
         name: String,
     },
+    AlterAvailabilityGroup {
+        name: String,
+        action: AgAction,
+    },
+    Backup(Backup),
+}
+
+/// What `ALTER AVAILABILITY GROUP` does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgAction {
+    /// `MODIFY AVAILABILITY GROUP ON 'ag' WITH (…), …` (a distributed AG's members)
+    /// or `MODIFY REPLICA ON 'server' WITH (…)`.
+    Modify(Vec<Replica>),
+    Failover,
+    ForceFailoverAllowDataLoss,
+    /// `SET (ROLE = SECONDARY)`
+    SetRole(String),
+}
+
+/// `BACKUP DATABASE|LOG name TO DISK|URL = '…' [, …] [WITH …]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backup {
+    pub log: bool,
+    pub database: String,
+    /// (DISK or URL, where)
+    pub to: Vec<(String, String)>,
+    pub with: Vec<Opt>,
 }
 
 /// Statements that may start a statement in T-SQL: a link DDL statement ends
@@ -139,7 +166,8 @@ pub fn is_head(t: &[Token], at: usize) -> bool {
         ("CREATE", "MASTER", "KEY")
             | ("CREATE" | "DROP", "CERTIFICATE" | "ENDPOINT", _)
             | ("ALTER", "ENDPOINT", _)
-            | ("CREATE" | "DROP", "AVAILABILITY", "GROUP")
+            | ("CREATE" | "DROP" | "ALTER", "AVAILABILITY", "GROUP")
+            | ("BACKUP", "DATABASE" | "LOG", _)
     )
 }
 
@@ -182,17 +210,17 @@ pub fn segments(t: &[Token]) -> Vec<(bool, std::ops::Range<usize>)> {
     out
 }
 
-struct P<'a> {
-    t: &'a [Token],
-    i: usize,
+pub(super) struct P<'a> {
+    pub(super) t: &'a [Token],
+    pub(super) i: usize,
 }
 
 impl<'a> P<'a> {
-    fn peek(&self) -> Option<&'a Token> {
+    pub(super) fn peek(&self) -> Option<&'a Token> {
         self.t.get(self.i)
     }
 
-    fn near(&self) -> SqlError {
+    pub(super) fn near(&self) -> SqlError {
         match self.peek() {
             Some(t) => match &t.tok {
                 Tok::Word(w) | Tok::Quoted(w) | Tok::Num(w) => SqlError::syntax_near(w),
@@ -205,7 +233,7 @@ impl<'a> P<'a> {
         }
     }
 
-    fn eat(&mut self, kw: &str) -> bool {
+    pub(super) fn eat(&mut self, kw: &str) -> bool {
         if self.peek().is_some_and(|t| t.is(kw)) {
             self.i += 1;
             true
@@ -214,7 +242,7 @@ impl<'a> P<'a> {
         }
     }
 
-    fn eat_sym(&mut self, c: char) -> bool {
+    pub(super) fn eat_sym(&mut self, c: char) -> bool {
         if self.peek().is_some_and(|t| t.is_sym(c)) {
             self.i += 1;
             true
@@ -223,15 +251,15 @@ impl<'a> P<'a> {
         }
     }
 
-    fn expect(&mut self, kw: &str) -> Result<(), SqlError> {
+    pub(super) fn expect(&mut self, kw: &str) -> Result<(), SqlError> {
         if self.eat(kw) { Ok(()) } else { Err(self.near()) }
     }
 
-    fn expect_sym(&mut self, c: char) -> Result<(), SqlError> {
+    pub(super) fn expect_sym(&mut self, c: char) -> Result<(), SqlError> {
         if self.eat_sym(c) { Ok(()) } else { Err(self.near()) }
     }
 
-    fn name(&mut self) -> Result<String, SqlError> {
+    pub(super) fn name(&mut self) -> Result<String, SqlError> {
         match self.peek().and_then(|t| t.name()) {
             Some(n) => {
                 self.i += 1;
@@ -241,7 +269,7 @@ impl<'a> P<'a> {
         }
     }
 
-    fn string(&mut self) -> Result<String, SqlError> {
+    pub(super) fn string(&mut self) -> Result<String, SqlError> {
         match self.peek().map(|t| &t.tok) {
             Some(Tok::Str(s)) => {
                 self.i += 1;
@@ -256,7 +284,7 @@ impl<'a> P<'a> {
     }
 
     /// `( name [= value] [, …] )`; a value runs until `,` or `)`.
-    fn options(&mut self) -> Result<Vec<Opt>, SqlError> {
+    pub(super) fn options(&mut self) -> Result<Vec<Opt>, SqlError> {
         self.expect_sym('(')?;
         let mut out = Vec::new();
         loop {
@@ -276,7 +304,7 @@ impl<'a> P<'a> {
         }
     }
 
-    fn value(&mut self) -> Result<Value, SqlError> {
+    pub(super) fn value(&mut self) -> Result<Value, SqlError> {
         match self.peek().map(|t| &t.tok) {
             Some(Tok::Str(s)) => {
                 self.i += 1;
@@ -356,12 +384,17 @@ pub fn parse(t: &[Token]) -> Result<Ddl, SqlError> {
         ("DROP", "ENDPOINT") => Ddl::DropEndpoint { name: p.name()? },
         ("CREATE", "AVAILABILITY") => {
             p.expect("GROUP")?;
-            create_ag(&mut p)?
+            super::parse_ag::create_ag(&mut p)?
         }
         ("DROP", "AVAILABILITY") => {
             p.expect("GROUP")?;
             Ddl::DropAvailabilityGroup { name: p.name()? }
         }
+        ("ALTER", "AVAILABILITY") => {
+            p.expect("GROUP")?;
+            super::parse_ag::alter_ag(&mut p)?
+        }
+        ("BACKUP", "DATABASE" | "LOG") => super::parse_ag::backup(&mut p, what == "LOG")?,
         _ => return Err(p.near()),
     };
     p.done()?;
@@ -471,44 +504,6 @@ fn mirroring_options(p: &mut P<'_>) -> Result<Mirroring, SqlError> {
         }
         p.expect_sym(',')?;
     }
-}
-
-fn create_ag(p: &mut P<'_>) -> Result<Ddl, SqlError> {
-    let name = p.name()?;
-    let with = if p.eat("WITH") { p.options()? } else { vec![] };
-    let distributed = with.iter().any(|o| o.name == "DISTRIBUTED");
-    let mut databases = Vec::new();
-    if p.eat("FOR") && p.eat("DATABASE") {
-        loop {
-            databases.push(p.name()?);
-            if !p.eat_sym(',') {
-                break;
-            }
-        }
-    }
-    if distributed {
-        p.expect("AVAILABILITY")?;
-        p.expect("GROUP")?;
-    } else {
-        p.expect("REPLICA")?;
-    }
-    p.expect("ON")?;
-    let mut replicas = Vec::new();
-    loop {
-        let name = match p.peek().map(|t| &t.tok) {
-            Some(Tok::Str(s)) => {
-                p.i += 1;
-                s.clone()
-            }
-            _ => p.name()?,
-        };
-        p.expect("WITH")?;
-        replicas.push(Replica { name, opts: p.options()? });
-        if !p.eat_sym(',') {
-            break;
-        }
-    }
-    Ok(Ddl::CreateAvailabilityGroup { name, with, databases, replicas, distributed })
 }
 
 #[cfg(test)]
