@@ -73,7 +73,10 @@ pub enum Direction {
 pub enum Verdict {
     Allowed,
     /// Why not, and the policy that would allow it (none: no policy does).
-    Refused { why: String, allowed_by: Option<Policy> },
+    Refused {
+        why: String,
+        allowed_by: Option<Policy>,
+    },
     Unknown(String),
 }
 
@@ -157,15 +160,27 @@ mod tests {
         for p in [SqlServer2022, SqlServer2025, AlwaysUpToDate] {
             assert_eq!(allows(p, 16, ToManagedInstance), Verdict::Allowed, "2022 replicates to any policy");
         }
-        assert!(matches!(allows(SqlServer2022, 17, ToManagedInstance), Verdict::Refused { allowed_by: Some(SqlServer2025), .. }));
+        assert!(matches!(
+            allows(SqlServer2022, 17, ToManagedInstance),
+            Verdict::Refused { allowed_by: Some(SqlServer2025), .. }
+        ));
         assert_eq!(allows(SqlServer2025, 17, ToManagedInstance), Verdict::Allowed);
         assert_eq!(allows(SqlServer2022, 16, ToSqlServer), Verdict::Allowed);
         assert_eq!(allows(SqlServer2025, 17, ToSqlServer), Verdict::Allowed);
-        assert!(matches!(allows(SqlServer2025, 16, ToSqlServer), Verdict::Refused { allowed_by: Some(SqlServer2022), .. }));
-        assert!(matches!(allows(AlwaysUpToDate, 16, ToSqlServer), Verdict::Refused { allowed_by: Some(SqlServer2022), .. }));
+        assert!(matches!(
+            allows(SqlServer2025, 16, ToSqlServer),
+            Verdict::Refused { allowed_by: Some(SqlServer2022), .. }
+        ));
+        assert!(matches!(
+            allows(AlwaysUpToDate, 16, ToSqlServer),
+            Verdict::Refused { allowed_by: Some(SqlServer2022), .. }
+        ));
         assert!(matches!(allows(SqlServer2022, 15, ToSqlServer), Verdict::Refused { allowed_by: None, .. }));
         let e = allows(AlwaysUpToDate, 16, ToSqlServer).explain().unwrap();
-        assert!(e.contains("The SQL Server 2022 update policy would allow it") && e.contains("cannot be undone"), "{e}");
+        assert!(
+            e.contains("The SQL Server 2022 update policy would allow it") && e.contains("cannot be undone"),
+            "{e}"
+        );
         assert_eq!(Policy::from_tsql("Continuous", 16), AlwaysUpToDate);
         assert_eq!(Policy::from_database_format("SQLServer2025"), SqlServer2025);
     }

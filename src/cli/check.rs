@@ -14,7 +14,7 @@ use crate::lab::{Lab, Mode};
 use crate::profile::{ManagedInstanceSection, Profile, SqlServerSection};
 use crate::report;
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Table,
     Json,

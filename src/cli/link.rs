@@ -22,7 +22,7 @@ pub struct Target {
     lab: Option<PathBuf>,
     /// Database to link (repeat for several; default: the profile's).
     #[arg(long = "database")]
-    databases: Vec<String>,
+    pub(super) databases: Vec<String>,
     /// Where the journal is kept (default: beside the profile).
     #[arg(long)]
     journal: Option<PathBuf>,
@@ -63,16 +63,35 @@ pub enum LinkCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// Fails the link over to --to: planned (nothing lost; the default) or
+    /// --forced (the primary is gone). Back to SQL Server is a failback;
+    /// --cleanup removes the link after a migration's cutover.
+    Failover(Box<super::link_life::FailoverArgs>),
+    /// Synchronous or asynchronous commit on both sides, and the instance's
+    /// license-free DR setting (--hybrid-secondary passive).
+    Mode(Box<super::link_life::ModeArgs>),
+    /// After a forced failover left both sides PRIMARY: the other side backs
+    /// up (nothing is lost) and becomes secondary, then the link reconnects.
+    Reconcile(Box<super::link_life::ReconcileArgs>),
 }
 
 pub fn run(cmd: LinkCommand) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
+        let cmd = match cmd {
+            LinkCommand::Failover(a) => return super::link_life::failover(*a).await,
+            LinkCommand::Mode(a) => return super::link_life::mode(*a).await,
+            LinkCommand::Reconcile(a) => return super::link_life::reconcile(*a).await,
+            other => other,
+        };
         let target = match &cmd {
             LinkCommand::Plan { target, .. }
             | LinkCommand::Apply { target, .. }
             | LinkCommand::Remove { target, .. }
             | LinkCommand::Status { target } => target,
+            LinkCommand::Failover(_) | LinkCommand::Mode(_) | LinkCommand::Reconcile(_) => {
+                unreachable!("handled above")
+            }
         };
         // The lab lives as long as the command.
         let (profile, _lab) = profile(target).await?;
@@ -128,6 +147,9 @@ pub fn run(cmd: LinkCommand) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
+            LinkCommand::Failover(_) | LinkCommand::Mode(_) | LinkCommand::Reconcile(_) => {
+                unreachable!("handled above")
+            }
             LinkCommand::Remove { target, yes } => {
                 let mut out = std::io::stdout();
                 match link::remove(&profile, &target.databases, yes, &mut out).await {
@@ -150,7 +172,7 @@ pub fn run(cmd: LinkCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// The profile, from a file (with its secrets) or from an in-process lab.
-async fn profile(t: &Target) -> anyhow::Result<(Profile, Option<Lab>)> {
+pub(super) async fn profile(t: &Target) -> anyhow::Result<(Profile, Option<Lab>)> {
     let (mut p, lab) = match (&t.profile, &t.lab) {
         (Some(path), _) => {
             let mut p = Profile::load(path)?;

@@ -6,6 +6,7 @@ mod bundle;
 mod check;
 mod lab;
 mod link;
+mod link_life;
 mod watch;
 
 use std::process::ExitCode;

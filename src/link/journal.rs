@@ -80,11 +80,23 @@ impl Journal {
             .unwrap_or_default()
     }
 
-    /// The operation ARM accepted for `step` that no later entry ended.
+    /// The last entry for `step`.
+    pub fn last(&self, step: &str) -> Option<Entry> {
+        self.read().into_iter().rev().find(|e| e.step == step)
+    }
+
+    /// The operation ARM accepted for `step` that no later entry ended (a run
+    /// killed while ARM worked, whatever `started` a later run wrote).
     pub fn pending_operation(&self, step: &str) -> Option<String> {
-        let entries = self.read();
-        let last = entries.iter().rev().find(|e| e.step == step)?;
-        (last.event == "accepted").then(|| last.detail.clone()).flatten()
+        let mut pending = None;
+        for e in self.read().into_iter().filter(|e| e.step == step) {
+            match e.event.as_str() {
+                "accepted" => pending = e.detail,
+                "done" | "failed" | "stopped" => pending = None,
+                _ => {}
+            }
+        }
+        pending
     }
 }
 
@@ -100,6 +112,9 @@ mod tests {
         j.write("mi-link:SalesDB", "accepted", None, Some("https://arm/op/1"), None).unwrap();
         std::fs::OpenOptions::new().append(true).open(j.path()).unwrap().write_all(b"{\"at\": \"cut sh").unwrap();
         assert_eq!(j.read().len(), 2);
+        assert_eq!(j.pending_operation("mi-link:SalesDB").as_deref(), Some("https://arm/op/1"));
+        // A resumed run writes `started` first: the operation is still the one to follow.
+        j.write("mi-link:SalesDB", "started", Some("PUT x"), None, None).unwrap();
         assert_eq!(j.pending_operation("mi-link:SalesDB").as_deref(), Some("https://arm/op/1"));
         j.write("mi-link:SalesDB", "done", None, None, Some(3)).unwrap();
         assert_eq!(j.pending_operation("mi-link:SalesDB"), None);

@@ -3,6 +3,8 @@
 //! are read again, so a run stopped by an error, a timeout or a kill continues
 //! where it stopped and never repeats a step.
 
+pub mod exec;
+pub mod failover;
 mod journal;
 pub mod observe;
 pub mod plan;
@@ -13,7 +15,7 @@ pub mod run;
 use std::net::IpAddr;
 
 pub use journal::{Entry, Journal};
-pub use plan::{Action, Blocker, Plan, State, Step, Where};
+pub use plan::{Action, Blocker, Plan, State, Step, Until, Where};
 pub use run::{Outcome, Session, apply, remove};
 
 use crate::azure::arm::ArmError;
@@ -37,6 +39,10 @@ pub enum LinkError {
     Journal(String, std::io::Error),
     #[error("{0}")]
     Usage(String),
+    /// A precondition or a gate did not hold: nothing was changed (or what was
+    /// changed for it was put back).
+    #[error("{what}: {}", refusals.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("; "))]
+    Refused { what: String, refusals: Vec<failover::Refusal> },
 }
 
 /// SQL Server's endpoint host as endpoint URLs will name it: the profile's, or

@@ -4,7 +4,7 @@
 use comfy_table::{ContentArrangement, Table};
 
 use super::journal::Entry;
-use super::plan::{Action, Plan, State, Step, short};
+use super::plan::{Action, Plan, State, Step, Until, short};
 
 fn what(s: &Step, full: bool) -> String {
     match &s.action {
@@ -26,6 +26,16 @@ fn what(s: &Step, full: bool) -> String {
             }
         }
         Action::WaitSeeding { database } => format!("poll sys.dm_hadr_physical_seeding_stats for {database}"),
+        Action::Wait { database, until } => match until {
+            Until::HardenedLsnsEqual => {
+                format!("poll last_hardened_lsn of {database} on both sides until equal and unchanged")
+            }
+            Until::Roles { primary } => format!("poll both sides until {} is PRIMARY and connected", primary.as_str()),
+            Until::FullBackup { side, after } => {
+                format!("poll msdb.dbo.backupset on {} for a full backup of {database} after {after}", side.as_str())
+            }
+            Until::Connected => format!("poll both sides until {database} is CONNECTED and synchronizing"),
+        },
     }
 }
 

@@ -4,14 +4,12 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
-use serde_json::Value;
-
+use super::exec::{self, failure, say};
 use super::journal::Journal;
 use super::observe::{self, Observed};
 use super::plan::{self, Action, Inputs, Plan, State, Step};
 use super::{LinkError, databases, endpoint_host};
-use crate::azure::arm::{Accepted, Arm, ArmError};
+use crate::azure::arm::Arm;
 use crate::checks::{self, collect};
 use crate::probe::sql;
 use crate::profile::Profile;
@@ -107,16 +105,13 @@ pub enum Outcome {
 }
 
 /// The statement or request as the journal and the screen show it.
-fn shown(s: &Step) -> String {
+pub(crate) fn shown(s: &Step) -> String {
     match &s.action {
         Action::Sql { shown, .. } => plan::short(shown),
         Action::Arm { method, url, .. } => format!("{method} {url}"),
         Action::WaitSeeding { database } => format!("wait for seeding of {database}"),
+        Action::Wait { database, until } => format!("wait for {database}: {until:?}"),
     }
-}
-
-fn say(out: &mut dyn Write, line: &str) {
-    let _ = writeln!(out, "{line}");
 }
 
 /// Runs the plan to its end. `out` gets one line per step as it happens.
@@ -136,18 +131,8 @@ pub async fn apply(
         )));
     }
     let todo = first.steps.iter().filter(|s| s.state == State::Todo).count();
-    if todo > 0 && !yes {
-        if !std::io::stdin().is_terminal() {
-            return Err(LinkError::Usage(
-                "apply changes both servers: confirm with --yes (no terminal to ask on)".into(),
-            ));
-        }
-        eprint!("Apply {todo} step(s) to create the link? [y/N] ");
-        let mut answer = String::new();
-        let _ = std::io::stdin().read_line(&mut answer);
-        if !answer.trim().eq_ignore_ascii_case("y") && !answer.trim().eq_ignore_ascii_case("yes") {
-            return Err(LinkError::Usage("not confirmed: nothing was changed".into()));
-        }
+    if todo > 0 {
+        exec::confirm(&format!("Apply {todo} step(s) to create the link?"), yes)?;
     }
     let journal = Journal::at(p.link.journal.as_deref().unwrap_or(std::path::Path::new("milink-link.journal.jsonl")));
     let jerr = |e: std::io::Error| LinkError::Journal(journal.path().display().to_string(), e);
@@ -224,58 +209,11 @@ async fn run_step(
             .map(|()| true)
             .map_err(|f| LinkError::Step { step: step.id.clone(), message: failure(&f) }),
         Action::Arm { method, url, body } => {
-            arm_step(session, step, method, url, body.as_ref(), journal).await.map(|()| true)
+            exec::arm_change(&session.arm, journal, &step.id, method, url, body.as_ref()).await.map(|()| true)
         }
         Action::WaitSeeding { database } => wait_seeding(session, p, database, out).await,
-    }
-}
-
-fn failure(f: &sql::SqlFailure) -> String {
-    match f.code {
-        Some(c) => format!("Msg {c}: {}", f.message),
-        None => f.message.clone(),
-    }
-}
-
-async fn arm_step(
-    session: &mut Session,
-    step: &Step,
-    method: &str,
-    url: &str,
-    body: Option<&Value>,
-    journal: &Journal,
-) -> Result<(), LinkError> {
-    let arm = &session.arm;
-    let (child, api) = url.split_once("?api-version=").unwrap_or((url, observe::NEW_API));
-    // A run killed while ARM worked left the operation's URL: follow it, do not ask again.
-    if let Some(poll) = journal.pending_operation(&step.id) {
-        match arm.wait(&poll, Duration::ZERO).await {
-            Ok(()) => return Ok(()),
-            Err(ArmError::Api { status: 404, .. } | ArmError::Operation { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let method: Method = method.parse().unwrap_or(Method::PUT);
-    let mut api = api.to_string();
-    let mut accepted = arm.change(method.clone(), &arm.url(child, &api), body).await;
-    // An instance that does not know the new schema: the old one, as the plan would have.
-    if matches!(
-        accepted.as_ref().err().and_then(ArmError::code),
-        Some("NoRegisteredProviderFound" | "InvalidApiVersionParameter")
-    ) && api == observe::NEW_API
-    {
-        api = observe::OLD_API.to_string();
-        accepted = arm.change(method, &arm.url(child, &api), body).await;
-    }
-    match accepted? {
-        Accepted::Done(_) => Ok(()),
-        pending @ Accepted::Pending { .. } => {
-            let Accepted::Pending { retry_after, .. } = &pending else { unreachable!() };
-            let poll = pending.poll_url().unwrap_or_default();
-            journal
-                .write(&step.id, "accepted", None, Some(&poll), None)
-                .map_err(|e| LinkError::Journal(journal.path().display().to_string(), e))?;
-            arm.wait(&poll, *retry_after).await.map_err(LinkError::from)
+        Action::Wait { .. } => {
+            Err(LinkError::Step { step: step.id.clone(), message: "not a step of link creation".into() })
         }
     }
 }
@@ -366,7 +304,7 @@ pub async fn remove(p: &Profile, given: &[String], yes: bool, out: &mut dyn Writ
                 resolves: vec![],
             };
             let _ = journal.write(&id, "started", Some(&format!("DELETE {url}")), None, None);
-            arm_step(&mut session, &step, "DELETE", &url, None, &journal).await?;
+            exec::arm_change(&session.arm, &journal, &step.id, "DELETE", &url, None).await?;
             let _ = journal.write(&id, "done", None, None, None);
             say(out, &format!("done  {id:<34} {}", step.title));
         }

@@ -323,7 +323,10 @@ fn cell(data: &ColumnData<'static>) -> Value {
         ColumnData::String(v) => v.as_ref().map(|s| Value::from(s.to_string())).unwrap_or(Value::Null),
         ColumnData::Guid(v) => v.map(|g| Value::from(g.to_string().to_uppercase())).unwrap_or(Value::Null),
         ColumnData::Binary(v) => v.as_ref().map(|b| Value::from(crate::tsql::binary(b))).unwrap_or(Value::Null),
-        ColumnData::Numeric(v) => v.map(|n| Value::from(n.to_string())).unwrap_or(Value::Null),
+        // numeric(25,0) LSNs as SQL Server prints them, without a `.0`.
+        ColumnData::Numeric(v) => v
+            .map(|n| Value::from(if n.scale() == 0 { n.value().to_string() } else { n.to_string() }))
+            .unwrap_or(Value::Null),
         ColumnData::DateTime(_) | ColumnData::SmallDateTime(_) | ColumnData::DateTime2(_) => {
             match time::PrimitiveDateTime::from_sql(data) {
                 Ok(Some(t)) => Value::from(t.format(DATETIME).unwrap_or_default()),

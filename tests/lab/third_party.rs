@@ -47,6 +47,40 @@ fn azure_mgmt_sql_creates_a_dag_and_polls_its_operation() {
 }
 
 #[test]
+fn azure_mgmt_sql_drives_failover_and_set_role() {
+    let lab = LabProcess::start("failover-planned.toml");
+    let out = python("azure_mgmt_failover.py", &[], "azure.mgmt.sql", "azure-mgmt-sql and azure-core", &lab.line);
+    assert!(out.status.success(), "azure-mgmt-sql failed: {}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["update"], serde_json::json!({"status": "Succeeded", "mode": "Sync"}));
+    assert_eq!(r["planned"], serde_json::json!({"status": "Succeeded", "instance": "Primary", "partner": "Secondary"}));
+    assert_eq!(r["primary_planned"], "DistributedAvailabilityGroupSetRolePrimaryPlannedNotSupported");
+    assert_eq!(r["back"], serde_json::json!({"status": "Succeeded", "instance": "Secondary", "partner": "Primary"}));
+    // A forced failover leaves both primary; setRole Secondary Forced mends it.
+    assert_eq!(r["forced"], serde_json::json!({"status": "Succeeded", "instance": "Primary", "partner": "Primary"}));
+    assert_eq!(r["secondary_again"]["instance"], "Secondary");
+    let control = serde_json::from_str::<Value>(&lab.line).unwrap()["control"].as_str().unwrap().to_string();
+    let state = http_json("GET", &format!("{control}/state"), None);
+    let kinds: Vec<&str> = state["record"].as_array().unwrap().iter().map(|m| m["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "PATCH distributedAvailabilityGroups",
+            "POST distributedAvailabilityGroups",
+            "FAILOVER (planned)",
+            "POST distributedAvailabilityGroups",
+            "FAILOVER (planned)",
+            "POST distributedAvailabilityGroups",
+            "FAILOVER (forced, data loss allowed)",
+            "POST distributedAvailabilityGroups",
+            "SET (ROLE = SECONDARY)",
+        ],
+        "each request once; the refused one changed nothing"
+    );
+    assert!(lab.stop().success());
+}
+
+#[test]
 fn python_tds_runs_the_documented_queries_over_tls() {
     let lab = LabProcess::start("link-healthy.toml");
     let info: Value = serde_json::from_str(&lab.line).unwrap();

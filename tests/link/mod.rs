@@ -10,6 +10,8 @@ use serde_json::Value;
 
 use crate::support::*;
 
+mod failover;
+
 struct Running {
     lab: LabProcess,
     info: Value,

@@ -47,6 +47,12 @@ pub fn prop(body: &Value, name: &str) -> Option<String> {
     get(p, name)?.as_str().map(str::to_string)
 }
 
+/// A string field of an action's body (`failover`, `setRole`): at the top, as
+/// the spec defines those bodies.
+pub fn field(body: &Value, name: &str) -> Option<String> {
+    get(body, name)?.as_str().map(str::to_string)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,12 +44,12 @@ impl Arm {
         if !self.world().arm.dags.iter().any(|d| d.name.eq_ignore_ascii_case(name)) {
             return self.not_found("distributedAvailabilityGroups", name);
         }
-        let field = |k: &str| body::prop(&body, k).unwrap_or_default().to_ascii_lowercase();
+        let field = |k: &str| body::field(&body, k).unwrap_or_default().to_ascii_lowercase();
         let change = match action.as_str() {
             "failover" => match field("failoverType").as_str() {
                 "planned" => RoleChange::PlannedToInstance,
                 "forcedallowdataloss" => RoleChange::ForcedToInstance,
-                _ => return invalid("properties.failoverType must be Planned or ForcedAllowDataLoss"),
+                _ => return invalid("failoverType must be Planned or ForcedAllowDataLoss"),
             },
             _ => match (field("instanceRole").as_str(), field("roleChangeType").as_str()) {
                 ("primary", "planned") => {
@@ -64,7 +64,7 @@ impl Arm {
                 ("secondary", "forced") => RoleChange::ForcedSecondary,
                 _ => {
                     return invalid(
-                        "properties.instanceRole (Primary or Secondary) and properties.roleChangeType (Planned or Forced) are required",
+                        "instanceRole (Primary or Secondary) and roleChangeType (Planned or Forced) are required",
                     );
                 }
             },

@@ -82,11 +82,23 @@ pub struct Catalog {
     pub extra_rows: Vec<(&'static str, Vec<(&'static str, Value)>)>,
     /// Runs Agent jobs and endpoints (set once the lab knows the side's network).
     pub host: Option<Arc<dyn Host>>,
+    /// The world's `version` this catalog showed last.
+    pub shown_version: std::sync::atomic::AtomicU64,
 }
 
 impl Catalog {
     pub fn shown(&self) -> std::sync::RwLockReadGuard<'_, Shown> {
         self.shown.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Shows the world again if it changed since this catalog last showed it.
+    pub fn refresh(&self) {
+        let w = self.world();
+        if w.version != self.shown_version.load(std::sync::atomic::Ordering::Relaxed)
+            && let Err(e) = self.show(&w)
+        {
+            tracing::warn!(error = %e, "lab catalog could not show the state");
+        }
     }
 
     /// Locks the lab's state (the caller holds this catalog already).
@@ -175,6 +187,7 @@ pub fn build(input: BuildInput<'_>) -> Result<Catalog, CatalogError> {
         tables,
         extra_rows,
         host: None,
+        shown_version: std::sync::atomic::AtomicU64::new(u64::MAX),
     };
     {
         let world = catalog.world();

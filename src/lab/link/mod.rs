@@ -187,7 +187,9 @@ fn apply(w: &mut World, dag: &str, v: Verdict, p: &Replication, now: OffsetDateT
         }
         Verdict::Waiting => {
             let l = &mut w.links[i];
-            l.status = LinkStatus { log: l.status.log, ..LinkStatus::waiting() };
+            // The roles stay as the last role change left them (a partner removed after a failover).
+            let (sql_role, mi_role) = (l.status.sql_role.clone(), l.status.mi_role.clone());
+            l.status = LinkStatus { log: l.status.log, sql_role, mi_role, ..LinkStatus::waiting() };
             l.since = None;
         }
         Verdict::SplitBrain => {

@@ -54,6 +54,7 @@ pub fn build(scenario: &Scenario, now: OffsetDateTime, sql_endpoint_host: &str) 
         workload,
         pending_backups: Vec::new(),
         replication: scenario.replication.clone(),
+        version: 0,
         changed: Arc::new(tokio::sync::Notify::new()),
     })
 }

@@ -395,6 +395,10 @@ pub struct World {
     pub pending_backups: Vec<PendingBackup>,
     /// How links behave here: how fast they connect, seed and harden.
     pub replication: crate::lab::scenario::Replication,
+    /// Counts the changes `mutated` notes: a catalog that showed an older one
+    /// shows the world again before it answers (a change on one side, or in
+    /// ARM, can change what the other side shows).
+    pub version: u64,
     /// Woken whenever something changes, so the state machine re-decides at once.
     pub changed: Arc<tokio::sync::Notify>,
 }
@@ -426,6 +430,7 @@ impl World {
             object: object.into(),
             at: crate::lab::sqltime::datetime_text(OffsetDateTime::now_utc()),
         });
+        self.version += 1;
         self.changed.notify_one();
     }
 }

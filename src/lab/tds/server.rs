@@ -179,6 +179,7 @@ async fn endless_rows(transport: &mut Transport) -> io::Result<()> {
 
 fn run(cfg: &TdsConfig, f: impl FnOnce(&Catalog) -> Vec<Output>) -> Vec<Output> {
     let catalog = cfg.catalog.lock().unwrap_or_else(|p| p.into_inner());
+    catalog.refresh();
     f(&catalog)
 }
 

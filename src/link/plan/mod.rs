@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-mod steps;
+pub(crate) mod steps;
 
 use super::observe::{Observed, SqlSide};
 use crate::profile::Profile;
@@ -58,6 +58,27 @@ pub enum Action {
     WaitSeeding {
         database: String,
     },
+    /// Reads both sides again and again until what `until` names is true.
+    Wait {
+        database: String,
+        until: Until,
+    },
+}
+
+/// What a wait of the link's life waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "for")]
+pub enum Until {
+    /// `last_hardened_lsn` equal on both sides, and unchanged for a while (the
+    /// documented gate before a planned failover).
+    HardenedLsnsEqual,
+    /// `primary` is PRIMARY and the other side SECONDARY on both sides, and the
+    /// link is connected.
+    Roles { primary: Where },
+    /// The new primary has a full backup of the database that finished after `after`.
+    FullBackup { side: Where, after: String },
+    /// The link is CONNECTED and the secondary synchronizing again.
+    Connected,
 }
 
 #[derive(Debug, Clone, Serialize)]

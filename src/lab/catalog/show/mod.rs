@@ -63,6 +63,7 @@ impl Catalog {
             insert(&self.db, table, row)?;
         }
         tx.commit()?;
+        self.shown_version.store(world.version, std::sync::atomic::Ordering::Relaxed);
         let new_ids: Vec<i64> = {
             let mut shown = self.shown.write().unwrap_or_else(|p| p.into_inner());
             let before: Vec<i64> = shown.databases.iter().map(|(id, _)| *id).collect();

@@ -186,6 +186,11 @@ pub fn segments(t: &[Token]) -> Vec<(bool, std::ops::Range<usize>)> {
             out.push((false, other_from..i));
         }
         let start = i;
+        // `ALTER AVAILABILITY GROUP name SET (ROLE = …)`: that SET is the statement's own.
+        let own_set = |i: usize| {
+            let w = |k: usize| t.get(k).and_then(Token::word).unwrap_or_default();
+            w(start) == "ALTER" && w(start + 1) == "AVAILABILITY" && i == start + 4
+        };
         i += 1;
         let mut depth = 0i32;
         while i < t.len() {
@@ -193,7 +198,9 @@ pub fn segments(t: &[Token]) -> Vec<(bool, std::ops::Range<usize>)> {
                 Tok::Sym('(') => depth += 1,
                 Tok::Sym(')') => depth -= 1,
                 Tok::Sym(';') if depth <= 0 => break,
-                Tok::Word(w) if depth <= 0 && STARTERS.iter().any(|s| s.eq_ignore_ascii_case(w)) => break,
+                Tok::Word(w) if depth <= 0 && STARTERS.iter().any(|s| s.eq_ignore_ascii_case(w)) && !own_set(i) => {
+                    break;
+                }
                 _ => {}
             }
             i += 1;

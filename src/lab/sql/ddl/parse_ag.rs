@@ -147,6 +147,12 @@ mod tests {
             one("ALTER AVAILABILITY GROUP [DAG_X] FORCE_FAILOVER_ALLOW_DATA_LOSS"),
             Ddl::AlterAvailabilityGroup { name: "DAG_X".into(), action: AgAction::ForceFailoverAllowDataLoss }
         );
+        let t = tokens("USE [master]; ALTER AVAILABILITY GROUP [DAG_X] SET (ROLE = SECONDARY); SELECT 1").unwrap();
+        assert_eq!(
+            super::super::parse::segments(&t).iter().map(|(d, r)| (*d, r.len())).collect::<Vec<_>>(),
+            [(false, 3), (true, 10), (false, 2)],
+            "SET after the name is the statement's own"
+        );
         assert_eq!(
             one("ALTER AVAILABILITY GROUP [DAG_X] SET (ROLE = SECONDARY)"),
             Ddl::AlterAvailabilityGroup { name: "DAG_X".into(), action: AgAction::SetRole("SECONDARY".into()) }
