@@ -92,6 +92,8 @@ pub struct Evidence {
     pub redirect_unprobed: usize,
     pub sql: SideEvidence,
     pub mi: SideEvidence,
+    /// The managed instance's ARM resource, when the profile names one.
+    pub arm: Option<Result<crate::azure::instance::InstanceFacts, String>>,
 }
 
 /// Queries shared by both sides.
@@ -245,7 +247,8 @@ pub async fn collect(p: &Profile) -> Evidence {
     }));
     let sql_side = side(p, true, sql_name.chosen.map(|ip| SocketAddr::new(ip, sql_port)));
     let mi_side = side(p, false, mi_name.chosen.map(|ip| SocketAddr::new(ip, mi_port)));
-    let (probes, (mut sql, sql_session), (mut mi, mi_session)) = tokio::join!(probes, sql_side, mi_side);
+    let (probes, (mut sql, sql_session), (mut mi, mi_session), arm) =
+        tokio::join!(probes, sql_side, mi_side, crate::azure::instance::read(p));
     if p.probes.agent_jobs {
         // Each server's own view of the other side: the managed instance towards SQL
         // Server's endpoint; SQL Server towards the MI's 5022 and its current node's
@@ -290,7 +293,7 @@ pub async fn collect(p: &Profile) -> Evidence {
         }
         _ => (None, 0),
     };
-    Evidence { sql_name, mi_name, mi_public_name, endpoint_name, probes, redirect, redirect_unprobed, sql, mi }
+    Evidence { sql_name, mi_name, mi_public_name, endpoint_name, probes, redirect, redirect_unprobed, sql, mi, arm }
 }
 
 /// `mi.zone.database.windows.net` → `mi.public.zone.database.windows.net`;

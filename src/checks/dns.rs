@@ -179,6 +179,7 @@ mod tests {
             redirect_unprobed: 0,
             sql: side(),
             mi: side(),
+            arm: None,
         };
         let mut out = Vec::new();
         evaluate(&ev, &p, &mut out);

@@ -1,5 +1,5 @@
 //! The instances: version and update against the support matrix, edition, host
-//! OS, Always On, master key, trace flags, collation, update policy.
+//! OS, Always On, master key, trace flags, collation (the update policy is `policy.rs`).
 
 use super::collect::{Evidence, Facts};
 use super::{F, blocked, facts, rows};
@@ -23,7 +23,7 @@ fn version(v: &str) -> Option<(u32, u32)> {
     Some((major, it.next()??))
 }
 
-fn props<'a>(f: &Result<&'a Facts, (Severity, String)>, id: &str) -> Result<&'a Record, (Severity, String)> {
+pub(super) fn props<'a>(f: &Result<&'a Facts, (Severity, String)>, id: &str) -> Result<&'a Record, (Severity, String)> {
     let f = f.clone()?;
     rows(f, "props", id)?.first().ok_or((Severity::Error, "SERVERPROPERTY returned no row".into()))
 }
@@ -174,27 +174,4 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
     };
     out.push(f);
 
-    let f = match &mp {
-        Err(why) => blocked("instance-mi-update-policy", Side::ManagedInstance, why.clone()),
-        Ok(r) => {
-            let t = r.str("update_type").unwrap_or("");
-            let policy = match t {
-                "CU" => "SQL Server 2022/2025 update policy (CU)",
-                "Continuous" => "Always-up-to-date",
-                _ => "not reported",
-            };
-            let f = F::new("instance-mi-update-policy", Side::ManagedInstance, Severity::Pass)
-                .found(policy)
-                .ev("ProductUpdateType", t)
-                .ev("failback", p.managed_instance.failback);
-            match t {
-                "CU" => f,
-                "Continuous" if p.managed_instance.failback => f.severity(Severity::Fail).remedy("Always-up-to-date cannot replicate back to SQL Server: set the SQL Server 2022 or 2025 update policy on the managed instance before creating the link."),
-                "Continuous" => f.severity(Severity::Info).ev("note", "SQL Server → MI works; there is no failback to SQL Server with Always-up-to-date"),
-                _ => f.severity(Severity::Info).ev("note", "update policy not reported"),
-            }
-            .done()
-        }
-    };
-    out.push(f);
 }

@@ -11,6 +11,7 @@ mod endpoint;
 mod instance;
 mod login;
 mod network;
+mod policy;
 mod tls;
 
 use std::collections::BTreeMap;
@@ -39,6 +40,7 @@ const TLS_DOC: &str =
     "https://learn.microsoft.com/sql/database-engine/configure-windows/configure-sql-server-encryption";
 const REDIRECT: &str = "https://learn.microsoft.com/azure/azure-sql/managed-instance/connection-types-overview";
 const POLICY: &str = "https://learn.microsoft.com/azure/azure-sql/managed-instance/update-policy";
+const HYBRID: &str = "https://learn.microsoft.com/azure/azure-sql/managed-instance/managed-instance-link-disaster-recovery";
 const TROUBLESHOOT: &str =
     "https://learn.microsoft.com/azure/azure-sql/managed-instance/managed-instance-link-troubleshoot-how-to";
 const PERMS: &str = "https://learn.microsoft.com/sql/relational-databases/system-dynamic-management-views/system-dynamic-management-views";
@@ -81,6 +83,12 @@ checks![
     ("instance-sql-trace-flags", "instance", "Startup trace flags 1800 and 9567", PREP),
     ("instance-collation-match", "instance", "SQL Server and the managed instance use the same collation", SCRIPTS),
     ("instance-mi-update-policy", "instance", "The managed instance's update policy fits the link's direction", POLICY),
+    (
+        "instance-mi-hybrid-secondary",
+        "instance",
+        "The managed instance's license-free DR setting (hybridSecondaryUsage)",
+        HYBRID
+    ),
     ("endpoint-sql-present", "endpoint", "SQL Server has a DATABASE_MIRRORING endpoint", SCRIPTS),
     ("endpoint-sql-started", "endpoint", "The mirroring endpoint is STARTED with role ALL", SCRIPTS),
     ("endpoint-sql-port", "endpoint", "The endpoint listens on the port that was probed", SCRIPTS),
@@ -241,6 +249,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile) -> Vec<Finding> {
     tls::evaluate(ev, p, &mut out);
     login::evaluate(ev, p, &mut out);
     instance::evaluate(ev, p, &mut out);
+    policy::evaluate(ev, p, &mut out);
     endpoint::evaluate(ev, p, &mut out);
     certificates::evaluate(ev, p, &mut out);
     database::evaluate(ev, p, &mut out);

@@ -234,7 +234,7 @@ fn link_findings(link: &Link<'_>, seen: &[Seen], out: &mut Vec<Finding>) {
     out.push(
         if roles.iter().all(|r| *r == Some("PRIMARY")) {
             f.severity(Severity::Fail).found("both sides PRIMARY").remedy(
-                "Split brain after a forced failover: back up the old primary first (tail-log backup if it was SQL Server, copy-only full if it was the MI), then on it: ALTER AVAILABILITY GROUP [<DAG>] SET (ROLE = SECONDARY);",
+                "Split brain after a forced failover: back up the old primary first (tail-log backup if it was SQL Server, copy-only full if it was the MI), then on it: ALTER AVAILABILITY GROUP [<DAG>] SET (ROLE = SECONDARY); milink link reconcile --primary <side> --backup-to <folder or URL> does both and waits for the link.",
             )
         } else {
             f.found(format!(
@@ -393,7 +393,7 @@ fn correlate(findings: &[Finding], link: &Link<'_>, seen: &[Seen]) -> Option<Roo
             "split-brain",
             "Both sides are PRIMARY of the distributed availability group (split brain, after a forced failover).",
             ev,
-            "Back up the old primary, then make it secondary: ALTER AVAILABILITY GROUP [<DAG>] SET (ROLE = SECONDARY); then fail over through the link.",
+            "Back up the old primary, then make it secondary: ALTER AVAILABILITY GROUP [<DAG>] SET (ROLE = SECONDARY) (milink link reconcile --primary <the side to keep> --backup-to <folder or URL> does both, then waits until the link is CONNECTED).",
             vec![],
         );
     }

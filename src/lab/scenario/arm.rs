@@ -27,6 +27,9 @@ pub struct Arm {
     pub page_size: usize,
     #[serde(default)]
     pub faults: Vec<ArmFault>,
+    /// The instance's `hybridSecondaryUsage` at start: Active (the default) or Passive.
+    #[serde(default)]
+    pub hybrid_secondary_usage: Option<String>,
 }
 
 impl Default for Arm {

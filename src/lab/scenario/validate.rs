@@ -81,6 +81,11 @@ impl Scenario {
                 return Err(format!("{label}.tds.redirect_port {p} is outside 11000-11999"));
             }
         }
+        if let Some(u) = &self.arm.hybrid_secondary_usage
+            && !matches!(u.as_str(), "Active" | "Passive")
+        {
+            return Err(format!("arm.hybrid_secondary_usage `{u}` is not Active or Passive"));
+        }
         for f in &self.network.faults {
             if !matches!(f.from.as_str(), "sql_server" | "managed_instance" | "host" | "any") {
                 return Err(format!(

@@ -23,6 +23,9 @@ pub fn build(scenario: &Scenario, now: OffsetDateTime, sql_endpoint_host: &str) 
     let mut mi = server(SideId::Mi, &scenario.managed_instance, &mi_certs, &sql_certs, &scenario.sql_server, now)?;
     let mut links = Vec::new();
     let mut arm = ArmSide::default();
+    if let Some(u) = &scenario.arm.hybrid_secondary_usage {
+        arm.hybrid_secondary_usage = u.clone();
+    }
     if let Some(link) = &scenario.link {
         arm.dags.push(scenario_link(scenario, link, &mut sql, &mut mi, sql_endpoint_host, now));
         let status = pinned_status(link, now);

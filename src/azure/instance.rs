@@ -1,0 +1,43 @@
+//! What the pre-flight checks read of the managed instance's ARM resource,
+//! when the profile names one: its update policy (`databaseFormat`) and its
+//! license-free DR setting (`hybridSecondaryUsage`). Bounded by the run's
+//! step timeout; a profile without `[arm]` is not an error, only no evidence.
+
+use serde::{Deserialize, Serialize};
+
+use super::arm::{Arm, instance_path};
+use crate::profile::Profile;
+
+/// api-version the instance's properties are read with.
+const API: &str = "2025-01-01";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct InstanceFacts {
+    /// AlwaysUpToDate, SQLServer2022, SQLServer2025 (absent: the 2022 policy, ARM's default).
+    pub database_format: Option<String>,
+    /// Active (the default) or Passive (a license-free disaster-recovery secondary).
+    pub hybrid_secondary_usage: Option<String>,
+    /// What the service sees the instance used as (Active: it carries workload).
+    pub hybrid_secondary_usage_detected: Option<String>,
+}
+
+/// `None` when the profile names no instance resource; else what ARM said, or why not.
+pub async fn read(p: &Profile) -> Option<Result<InstanceFacts, String>> {
+    instance_path(p).ok()?;
+    let step = p.limit().step();
+    let read = async {
+        let arm = Arm::new(p).map_err(|e| e.to_string())?;
+        let v = arm.get(&arm.url("", API)).await.map_err(|e| e.to_string())?;
+        let v = v.ok_or_else(|| "the instance's resource was not found".to_string())?;
+        let s = |k: &str| v["properties"][k].as_str().map(str::to_string);
+        Ok(InstanceFacts {
+            database_format: s("databaseFormat"),
+            hybrid_secondary_usage: s("hybridSecondaryUsage"),
+            hybrid_secondary_usage_detected: s("hybridSecondaryUsageDetected"),
+        })
+    };
+    Some(match tokio::time::timeout(step, read).await {
+        Ok(r) => r,
+        Err(_) => Err(p.limit().why("ARM")),
+    })
+}
