@@ -20,11 +20,14 @@ pub const SOURCES: &str = "update-policy (learn.microsoft.com/azure/azure-sql/ma
      link feature overview, version supportability (managed-instance-link-feature-overview#prerequisites, 2026-03-06)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
 pub enum Policy {
+    #[serde(rename = "sql_server_2022")]
     SqlServer2022,
+    #[serde(rename = "sql_server_2025")]
     SqlServer2025,
+    #[serde(rename = "always_up_to_date")]
     AlwaysUpToDate,
+    #[serde(rename = "unknown")]
     Unknown,
 }
 
@@ -144,7 +147,7 @@ impl Verdict {
     }
 }
 
-fn capitalised(s: &str) -> String {
+pub fn capitalised(s: &str) -> String {
     let mut c = s.chars();
     c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
 }

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::arm::{Arm, instance_path};
 use crate::profile::Profile;
 
-/// api-version the instance's properties are read with.
-const API: &str = "2025-01-01";
+/// api-versions the instance's properties are read with: the newest, then
+/// the old stable one an instance that does not know it still answers.
+const APIS: [&str; 2] = ["2025-01-01", "2021-11-01"];
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct InstanceFacts {
@@ -27,7 +28,14 @@ pub async fn read(p: &Profile) -> Option<Result<InstanceFacts, String>> {
     let step = p.limit().step();
     let read = async {
         let arm = Arm::new(p).map_err(|e| e.to_string())?;
-        let v = arm.get(&arm.url("", API)).await.map_err(|e| e.to_string())?;
+        let mut got = arm.get(&arm.url("", APIS[0])).await;
+        if matches!(
+            got.as_ref().err().and_then(|e| e.code()),
+            Some("NoRegisteredProviderFound" | "InvalidApiVersionParameter")
+        ) {
+            got = arm.get(&arm.url("", APIS[1])).await;
+        }
+        let v = got.map_err(|e| e.to_string())?;
         let v = v.ok_or_else(|| "the instance's resource was not found".to_string())?;
         let s = |k: &str| v["properties"][k].as_str().map(str::to_string);
         Ok(InstanceFacts {

@@ -39,6 +39,14 @@ pub fn files(ev: &Evidence, p: &Profile, with_certificates: bool) -> Vec<Entry> 
         json!({ "outcomes": counts, "unprobed": ev.redirect_unprobed, "first": ps.iter().take(20).collect::<Vec<_>>() })
     });
     out.push(json_file("evidence/tcp.json", json!({ "probes": probes, "redirect_range": redirect })));
+    // The instance's ARM resource as the checks read it, or why it could not be.
+    if let Some(arm) = &ev.arm {
+        let v = match arm {
+            Ok(f) => json!({ "instance": f }),
+            Err(why) => json!({ "error": why }),
+        };
+        out.push(json_file("evidence/arm.json", v));
+    }
     for (dir, side, is_sql) in [("sql_server", &ev.sql, true), ("managed_instance", &ev.mi, false)] {
         out.extend(side_files(dir, side, is_sql, p, with_certificates));
     }

@@ -173,5 +173,4 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
         (Err(why), _) | (_, Err(why)) => blocked("instance-collation-match", Side::Link, why.clone()),
     };
     out.push(f);
-
 }

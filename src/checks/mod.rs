@@ -40,7 +40,8 @@ const TLS_DOC: &str =
     "https://learn.microsoft.com/sql/database-engine/configure-windows/configure-sql-server-encryption";
 const REDIRECT: &str = "https://learn.microsoft.com/azure/azure-sql/managed-instance/connection-types-overview";
 const POLICY: &str = "https://learn.microsoft.com/azure/azure-sql/managed-instance/update-policy";
-const HYBRID: &str = "https://learn.microsoft.com/azure/azure-sql/managed-instance/managed-instance-link-disaster-recovery";
+const HYBRID: &str =
+    "https://learn.microsoft.com/azure/azure-sql/managed-instance/managed-instance-link-disaster-recovery";
 const TROUBLESHOOT: &str =
     "https://learn.microsoft.com/azure/azure-sql/managed-instance/managed-instance-link-troubleshoot-how-to";
 const PERMS: &str = "https://learn.microsoft.com/sql/relational-databases/system-dynamic-management-views/system-dynamic-management-views";

@@ -42,7 +42,7 @@ fn update_policy_finding(ev: &Evidence, p: &Profile) -> Finding {
     let sql_major = props(&sql, "login-sql-permissions").ok().and_then(|r| major(r.str("version").unwrap_or("")));
     let failback = p.managed_instance.failback;
     let f = F::new(id, Side::ManagedInstance, Severity::Pass)
-        .found(format!("{} ({from})", policy.name()))
+        .found(format!("{} ({from})", update_policy::capitalised(policy.name())))
         .ev("policy", serde_json::to_value(policy).unwrap_or_default())
         .ev("ProductUpdateType", update_type)
         .ev("failback", failback)
@@ -66,7 +66,11 @@ fn update_policy_finding(ev: &Evidence, p: &Profile) -> Finding {
         verdicts.push(update_policy::allows(policy, major, Direction::ToSqlServer));
     }
     if let Some(refused) = verdicts.iter().find(|v| matches!(v, Verdict::Refused { .. })) {
-        return f.severity(Severity::Fail).ev("sql_server_major", major).remedy(refused.explain().unwrap_or_default()).done();
+        return f
+            .severity(Severity::Fail)
+            .ev("sql_server_major", major)
+            .remedy(refused.explain().unwrap_or_default())
+            .done();
     }
     if verdicts.iter().any(|v| matches!(v, Verdict::Unknown(_))) {
         return f.severity(Severity::Info).ev("note", "update policy not reported").done();
@@ -91,10 +95,16 @@ fn hybrid_secondary(ev: &Evidence) -> Finding {
             return blocked(
                 id,
                 Side::ManagedInstance,
-                (Severity::Skip, "the profile names no ARM resource ([arm] resource_id, or subscription_id and resource_group)".into()),
+                (
+                    Severity::Skip,
+                    "the profile names no ARM resource ([arm] resource_id, or subscription_id and resource_group)"
+                        .into(),
+                ),
             );
         }
-        Some(Err(why)) => return blocked(id, Side::ManagedInstance, (Severity::Skip, format!("ARM could not be read: {why}"))),
+        Some(Err(why)) => {
+            return blocked(id, Side::ManagedInstance, (Severity::Skip, format!("ARM could not be read: {why}")));
+        }
         Some(Ok(f)) => f,
     };
     let usage = facts.hybrid_secondary_usage.clone().unwrap_or_else(|| "Active".into());

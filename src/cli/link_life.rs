@@ -210,6 +210,9 @@ fn finish(r: Result<Outcome, LinkError>, f: Format, p: &Profile) -> anyhow::Resu
         }
         Err(e) => {
             eprintln!("milink: {e}");
+            if let Some((code, fix)) = failover::arm_fixes::fix_for(&e.to_string()) {
+                eprintln!("  fix ({code}): {fix}");
+            }
             let journal = p.link.journal.as_deref().map(|j| j.display().to_string()).unwrap_or_default();
             eprintln!(
                 "Once the cause is fixed, run the same command again: it continues where it stopped (journal: {journal})."

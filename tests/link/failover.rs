@@ -311,3 +311,20 @@ fn mode_switches_both_sides_and_the_dr_setting_and_says_what_it_was() {
     let o = lab.link(&["mode"]);
     assert_eq!(o.status.code(), Some(3), "a mode or --hybrid-secondary is needed: {}", text(&o));
 }
+
+#[test]
+fn arm_refusals_of_a_role_change_come_with_their_code_and_a_fix() {
+    let lab = Running::start_with(
+        "failover-planned.toml",
+        "[[arm.faults]]\noperation = \"dag.post\"\nkind = \"error\"\nstatus = 409\ncode = \"DistributedAvailabilityGroupFailoverLogSendQueueSizeTooBig\"\nmessage = \"The log send queue is too big.\"\n",
+    );
+    let o = lab.link(&["failover", "--to", "managed-instance", "--yes", "--settle", "300ms"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("DistributedAvailabilityGroupFailoverLogSendQueueSizeTooBig")
+            && t.contains("let the send queue drain"),
+        "{t}"
+    );
+    assert_eq!(roles(&lab), ("PRIMARY".into(), "SECONDARY".into()));
+}

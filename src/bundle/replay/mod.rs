@@ -99,6 +99,9 @@ fn derive(f: &Files, name: &str) -> anyhow::Result<Table> {
     s.insert("network".into(), table([("faults", T::Array(d.net.faults))]));
     s.insert("dns".into(), table([("records", T::Array(network::dns_records(&dns, &profile)))]));
     s.insert("plan".into(), T::Table(plan(&profile)?));
+    if let Some(arm) = arm(f)? {
+        s.insert("arm".into(), T::Table(arm));
+    }
     s.insert("expect".into(), T::Table(expect(&report)));
     if redacted > 0 {
         let d = format!(
@@ -117,6 +120,35 @@ struct Derivation<'a> {
     net: Network,
     /// Binary values the bundle's redaction shortened (they read NULL).
     redacted: usize,
+}
+
+/// The instance's ARM resource as recorded: its policy and DR setting, or the
+/// refusal the checks met (a bundle from before milink read ARM has none).
+fn arm(f: &Files) -> anyhow::Result<Option<Table>> {
+    let Some(v) = f.json("evidence/arm.json")? else { return Ok(None) };
+    let mut t = Table::new();
+    if let Some(i) = v.get("instance") {
+        for (k, field) in [
+            ("database_format", "database_format"),
+            ("hybrid_secondary_usage", "hybrid_secondary_usage"),
+            ("hybrid_secondary_usage_detected", "hybrid_secondary_usage_detected"),
+        ] {
+            if let Some(x) = i[field].as_str() {
+                t.insert(k.into(), T::from(x));
+            }
+        }
+    }
+    if let Some(why) = v["error"].as_str() {
+        let fault = table([
+            ("operation", T::from("instance.get")),
+            ("kind", T::from("error")),
+            ("status", T::from(403)),
+            ("code", T::from("AuthorizationFailed")),
+            ("message", T::from(why)),
+        ]);
+        t.insert("faults".into(), T::Array(vec![fault]));
+    }
+    Ok(Some(t))
 }
 
 fn table<const N: usize>(kv: [(&str, T); N]) -> T {

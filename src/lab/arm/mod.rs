@@ -53,7 +53,7 @@ pub struct Arm {
     collation: String,
     tier: String,
     proxy: &'static str,
-    database_format: &'static str,
+    database_format: String,
     world: Arc<Mutex<World>>,
     mi_catalog: Arc<Mutex<Catalog>>,
     /// The instance's view of names (a DAG's partner endpoint must resolve from there).
@@ -76,10 +76,11 @@ impl Arm {
         mi_net: SideNet,
     ) -> Arc<Arm> {
         let mi = &scenario.managed_instance;
-        let database_format = match mi.update_type.as_deref() {
-            Some(t) if t.eq_ignore_ascii_case("Continuous") => "AlwaysUpToDate",
-            _ if mi.version_parts().0 >= 17 => "SQLServer2025",
-            _ => "SQLServer2022",
+        let database_format = match (&scenario.arm.database_format, mi.update_type.as_deref()) {
+            (Some(f), _) => f.clone(),
+            (None, Some(t)) if t.eq_ignore_ascii_case("Continuous") => "AlwaysUpToDate".into(),
+            _ if mi.version_parts().0 >= 17 => "SQLServer2025".into(),
+            _ => "SQLServer2022".into(),
         };
         Arc::new(Arm {
             cfg: scenario.arm.clone(),
@@ -145,7 +146,8 @@ impl Arm {
         let v = views::Instance {
             tier: &self.tier,
             proxy: self.proxy,
-            format: self.database_format,
+            format: &self.database_format,
+            detected: self.cfg.hybrid_secondary_usage_detected.as_deref(),
             admin: &self.admin,
             collation: &self.collation,
         };

@@ -62,6 +62,8 @@ pub struct Instance<'a> {
     pub proxy: &'a str,
     /// `databaseFormat`: the update policy.
     pub format: &'a str,
+    /// `hybridSecondaryUsageDetected` as a replayed bundle recorded it.
+    pub detected: Option<&'a str>,
     pub admin: &'a str,
     pub collation: &'a str,
 }
@@ -69,7 +71,8 @@ pub struct Instance<'a> {
 pub fn instance(n: &Names<'_>, w: &World, i: &Instance<'_>) -> Value {
     let (proxy, format, admin, collation) = (i.proxy, i.format, i.admin, i.collation);
     // Passive use is what the instance qualifies for while it is primary of no link.
-    let detected = if w.links.iter().any(|l| l.status.mi_role == "PRIMARY") { "Active" } else { "Passive" };
+    let detected =
+        i.detected.unwrap_or(if w.links.iter().any(|l| l.status.mi_role == "PRIMARY") { "Active" } else { "Passive" });
     let (sku, tier_name, gpv2) = match i.tier {
         "BusinessCritical" => ("BC_Gen5", "BusinessCritical", false),
         "NextGenGeneralPurpose" => ("GP_Gen5", "GeneralPurpose", true),

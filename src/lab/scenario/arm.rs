@@ -30,6 +30,14 @@ pub struct Arm {
     /// The instance's `hybridSecondaryUsage` at start: Active (the default) or Passive.
     #[serde(default)]
     pub hybrid_secondary_usage: Option<String>,
+    /// A replayed bundle's `hybridSecondaryUsageDetected` (otherwise the lab
+    /// says Active while the instance is primary of a link).
+    #[serde(default)]
+    pub hybrid_secondary_usage_detected: Option<String>,
+    /// A replayed bundle's `databaseFormat` (otherwise the lab derives it from
+    /// the instance's update type and version).
+    #[serde(default)]
+    pub database_format: Option<String>,
 }
 
 impl Default for Arm {

@@ -9,6 +9,7 @@
 //! step (`run.rs`). Preconditions are all checked, and named, before the first
 //! change (`preconditions.rs`).
 
+pub mod arm_fixes;
 mod preconditions;
 pub mod report;
 mod run;
