@@ -80,6 +80,68 @@ fn azure_mgmt_sql_drives_failover_and_set_role() {
     assert!(lab.stop().success());
 }
 
+/// `az` against the lab, as a DBA's shell would run it: its own config folder,
+/// the lab's CA, the lab's managed identity (App Service style).
+fn az(lab: &Value, config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new("az");
+    cmd.args(args)
+        .env("AZURE_CONFIG_DIR", config)
+        .env("AZURE_CORE_COLLECT_TELEMETRY", "false")
+        .env("AZURE_CORE_ONLY_SHOW_ERRORS", "true")
+        .env("REQUESTS_CA_BUNDLE", lab["arm"]["ca_cert"].as_str().unwrap())
+        .env("IDENTITY_ENDPOINT", format!("{}/msi/token", lab["control"].as_str().unwrap()))
+        .env("IDENTITY_HEADER", "lab");
+    client_cmd(cmd, "", "the Azure CLI, pip's azure-cli")
+}
+
+#[test]
+fn the_azure_cli_registers_the_lab_signs_in_and_fails_the_link_over() {
+    let lab = LabProcess::start("failover-planned.toml");
+    let info: Value = serde_json::from_str(&lab.line).unwrap();
+    let config = tempfile::tempdir().unwrap();
+    let base = format!("{}/", info["arm"]["base_url"].as_str().unwrap());
+    let run = |args: &[&str]| {
+        let o = az(&info, config.path(), args);
+        assert!(
+            o.status.success(),
+            "az {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    // The metadata document without a token, then a managed identity's JWT.
+    run(&["cloud", "register", "--name", "MilinkLab", "--endpoint-resource-manager", &base]);
+    run(&["cloud", "set", "--name", "MilinkLab"]);
+    let login: Value = serde_json::from_str(&run(&["login", "--identity"])).unwrap();
+    assert_eq!(login[0]["id"], info["arm"]["subscription_id"]);
+    let (rg, mi) = (info["arm"]["resource_group"].as_str().unwrap(), info["arm"]["managed_instance"].as_str().unwrap());
+    let show: Value =
+        serde_json::from_str(&run(&["sql", "mi", "link", "show", "-g", rg, "--mi", mi, "-n", "DAG_SalesDB"])).unwrap();
+    assert_eq!(show["databases"][0]["connectedState"], "CONNECTED");
+    assert_eq!(show["instanceLinkRole"], "Secondary");
+    let failed: Value = serde_json::from_str(&run(&[
+        "sql",
+        "mi",
+        "link",
+        "failover",
+        "-g",
+        rg,
+        "--mi",
+        mi,
+        "-n",
+        "DAG_SalesDB",
+        "--failover-type",
+        "Planned",
+        "--yes",
+    ]))
+    .unwrap();
+    assert_eq!(failed["instanceLinkRole"], "Primary", "{failed}");
+    let state = http_json("GET", &format!("{}/state", info["control"].as_str().unwrap()), None);
+    assert_eq!(state["links"][0]["roles"]["managed_instance"], "PRIMARY");
+    assert!(lab.stop().success());
+}
+
 #[test]
 fn python_tds_runs_the_documented_queries_over_tls() {
     let lab = LabProcess::start("link-healthy.toml");

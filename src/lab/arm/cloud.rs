@@ -11,7 +11,8 @@ use super::{Arm, token};
 impl Arm {
     /// Answers the cloud-level requests; `None` for anything else.
     pub(super) fn cloud(&self, req: &Req) -> Option<Resp> {
-        let path = req.path.trim_end_matches('/').to_ascii_lowercase();
+        // `--endpoint-resource-manager https://host/` makes the CLI ask for `//metadata/…`.
+        let path = format!("/{}", req.path.trim_matches('/').to_ascii_lowercase());
         if req.method != Method::GET {
             return None;
         }
@@ -29,8 +30,9 @@ impl Arm {
         }
     }
 
-    /// The cloud's endpoints: one object for api-version 2015-01-01, a list of
-    /// clouds for the newer ones (as management.azure.com answers).
+    /// The cloud's endpoints: the old shape for api-version 2015-01-01, a list
+    /// of clouds for 2019-05-01, one cloud for the newer ones (the Azure CLI
+    /// asks 2022-09-01 when it registers a cloud).
     fn metadata(&self, req: &Req) -> Resp {
         let arm = format!("{}/", req.base);
         let audiences = json!([arm.clone(), "https://management.core.windows.net/", "https://management.azure.com/"]);
@@ -45,9 +47,7 @@ impl Arm {
                 }),
             );
         }
-        reply(
-            StatusCode::OK,
-            &json!([{
+        let cloud = json!({
                 "name": "MilinkLab",
                 "portal": "https://portal.azure.com",
                 "resourceManager": arm,
@@ -71,8 +71,9 @@ impl Arm {
                     "keyVaultDns": "vault.azure.net",
                     "acrLoginServer": "azurecr.io",
                 },
-            }]),
-        )
+        });
+        let body = if req.query("api-version") == Some("2019-05-01") { json!([cloud]) } else { cloud };
+        reply(StatusCode::OK, &body)
     }
 
     fn subscriptions(&self) -> Value {

@@ -88,7 +88,7 @@ impl Arm {
             && same_dag(e, &dag)
         {
             let w = self.world();
-            return reply(StatusCode::OK, &views::dag(&self.names(), &w, e, new_schema));
+            return reply(StatusCode::OK, &views::dag(&self.names(), &w, e, api));
         }
         self.accept(req, Change::PutDag(dag), api)
     }

@@ -117,7 +117,7 @@ impl Arm {
                         .dags
                         .iter()
                         .find(|x| x.name.eq_ignore_ascii_case(dag_name(&op.change)))
-                        .map(|d| views::dag(&n, &w, d, views::is_new_schema(&op.api_version))),
+                        .map(|d| views::dag(&n, &w, d, &op.api_version)),
                     _ => None,
                 };
                 match body {

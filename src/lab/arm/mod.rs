@@ -174,7 +174,6 @@ impl Arm {
 
     async fn dispatch(self: &Arc<Self>, req: &Req, route: Route, api: &str) -> Resp {
         let n = self.names();
-        let new_schema = views::is_new_schema(api);
         match (&req.method, route) {
             (&Method::GET, Route::Instance) => reply(StatusCode::OK, &self.instance_view(&self.world())),
             (&Method::PATCH, Route::Instance) => self.patch_instance(req, api),
@@ -215,14 +214,14 @@ impl Arm {
             }
             (&Method::GET, Route::DagList) => {
                 let w = self.world();
-                let items = w.arm.dags.iter().map(|d| views::dag(&n, &w, d, new_schema)).collect();
+                let items = w.arm.dags.iter().map(|d| views::dag(&n, &w, d, api)).collect();
                 drop(w);
                 self.page(req, items)
             }
             (&Method::GET, Route::Dag(name)) => {
                 let w = self.world();
                 match w.arm.dags.iter().find(|d| d.name.eq_ignore_ascii_case(&name)) {
-                    Some(d) => reply(StatusCode::OK, &views::dag(&n, &w, d, new_schema)),
+                    Some(d) => reply(StatusCode::OK, &views::dag(&n, &w, d, api)),
                     None => {
                         drop(w);
                         self.not_found("distributedAvailabilityGroups", &name)

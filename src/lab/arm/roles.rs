@@ -13,7 +13,8 @@ use crate::lab::link::roles::{self, Planned, RoleError};
 use crate::lab::state::SideId;
 
 /// api-versions with `failover` (2024-05-01-preview and later; in 2025-01-01).
-const FAILOVER_APIS: &[&str] = &["2024-05-01-preview", "2024-11-01-preview", "2025-01-01", "2025-02-01-preview"];
+const FAILOVER_APIS: &[&str] =
+    &["2024-05-01-preview", "2024-11-01-preview", "2025-01-01", "2025-02-01-preview", "2025-08-01-preview"];
 
 /// A planned failover refuses a secondary this far behind (the service's
 /// thresholds are not documented: UNCONFIRMED).

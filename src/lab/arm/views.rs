@@ -29,6 +29,8 @@ pub const NEW: &[&str] = &[
     "2024-11-01-preview",
     "2025-01-01",
     "2025-02-01-preview",
+    // Adds linkMode (SingleDatabase | MultiDatabase); the Azure CLI 2.9x asks it.
+    "2025-08-01-preview",
 ];
 
 pub fn is_new_schema(api_version: &str) -> bool {
@@ -156,7 +158,8 @@ fn replica_state(link: Option<&Link>) -> (&'static str, Option<String>) {
     }
 }
 
-pub fn dag(n: &Names<'_>, w: &World, d: &ArmDag, new_schema: bool) -> Value {
+pub fn dag(n: &Names<'_>, w: &World, d: &ArmDag, api: &str) -> Value {
+    let new_schema = is_new_schema(api);
     let link = w.link(&d.name);
     let mi_dag = w.mi.ag(&d.name);
     let instance_replica = mi_dag.and_then(|a| a.replicas.first()).map(|r| r.id.clone());
@@ -239,7 +242,7 @@ pub fn dag(n: &Names<'_>, w: &World, d: &ArmDag, new_schema: bool) -> Value {
             })
         })
         .collect();
-    json!({
+    let mut v = json!({
         "id": id, "name": d.name, "type": "Microsoft.Sql/managedInstances/distributedAvailabilityGroups",
         "properties": {
             "distributedAvailabilityGroupName": d.name,
@@ -254,7 +257,11 @@ pub fn dag(n: &Names<'_>, w: &World, d: &ArmDag, new_schema: bool) -> Value {
             "seedingMode": d.seeding_mode,
             "databases": databases,
         }
-    })
+    });
+    if api == "2025-08-01-preview" {
+        v["properties"]["linkMode"] = json!("SingleDatabase");
+    }
+    v
 }
 
 /// An operation's status resource.
