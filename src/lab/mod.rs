@@ -208,13 +208,6 @@ impl Lab {
         let zone = zone_of(scenario, &net)?;
         let ports = ports::Ports::new(net.topology.clone(), tokio::runtime::Handle::current());
         let mut tasks = Vec::new();
-        let mut infos = Vec::new();
-        let mut catalogs = Vec::new();
-        let mut side_nets = Vec::new();
-        let sides = [
-            (SideId::Sql, &scenario.sql_server, net.sql, netns::Place::SqlServer),
-            (SideId::Mi, &scenario.managed_instance, net.mi, netns::Place::ManagedInstance),
-        ];
         let shift = match &scenario.replay {
             Some(r) => r.shift(now)?,
             None => time::Duration::ZERO,
@@ -231,21 +224,9 @@ impl Lab {
             topology: net.topology.clone(),
             shift,
         };
-        for (side_id, side, ip, place) in sides {
-            let (info, catalog, side_net) = stage.serve_side(side_id, side, ip, place)?;
-            infos.push(info);
-            catalogs.push(catalog);
-            side_nets.push(side_net);
-        }
+        let (mut infos, mut catalogs, mut side_nets) = stage.serve_sides(&net)?;
 
-        let dns_addr = net.dns;
-        let dns = net
-            .within(netns::Place::Router, || dns::start(dns_addr, zone.clone()))?
-            .map_err(|source| LabError::Bind { what: "DNS".into(), addr: dns_addr, source })?;
-        let dns_info = match mode {
-            Mode::Topology => DnsInfo { host: netns::ROUTER_HOST_SIDE.to_string(), port: dns.addr.port() },
-            Mode::Loopback => DnsInfo { host: dns.addr.ip().to_string(), port: dns.addr.port() },
-        };
+        let (dns, dns_info) = start::serve_dns(&net, &zone)?;
         let managed_instance = infos.pop().expect("two sides");
         let mut sql_server = infos.pop().expect("two sides");
         sql_server.backup_dir = Some(backups.display().to_string());
@@ -265,19 +246,8 @@ impl Lab {
         let mi_net_for_arm = machine.mi_net.clone();
         tasks.push(tokio::spawn(machine.run()));
 
-        // The managed instance's ARM, on its own address (inside its namespace).
-        let mut key = [0u8; 32];
-        for (i, chunk) in key.chunks_mut(8).enumerate() {
-            chunk.copy_from_slice(&net::random().rotate_left(i as u32 * 13).to_le_bytes());
-        }
-        let token = arm::token::issue(&key, &uuid_from(net::random(), net::random()));
-        let arm = arm::Arm::new(scenario, token, world.clone(), mi_catalog.clone(), mi_net_for_arm);
-        let arm_tls = arm::server::tls_config(&ca.web_identity(net.mi)?)?;
-        let arm_addr = SocketAddr::new(net.mi, 443);
-        let ca_text = ca_path.display().to_string();
-        let (arm_info, arm_task) = net
-            .within(netns::Place::ManagedInstance, || arm.start(arm_addr, arm_tls, &ca_text))?
-            .map_err(|source| LabError::Bind { what: "ARM".into(), addr: arm_addr, source })?;
+        let (arm_info, arm_task) =
+            start::serve_arm(scenario, &world, &mi_catalog, mi_net_for_arm, &ca, &ca_path, &net)?;
         tasks.push(arm_task);
 
         let control = Arc::new(control::Control {
@@ -369,16 +339,4 @@ impl Lab {
     pub fn host_namespace(&self) -> Option<String> {
         self.net.topology.as_ref().map(|t| t.ns(netns::Place::Host))
     }
-}
-
-/// A UUID-shaped identifier from two random numbers (the lab's identity's object ID).
-fn uuid_from(a: u64, b: u64) -> String {
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0xfff,
-        0x8000 | (b >> 50),
-        b & 0xffff_ffff_ffff
-    )
 }

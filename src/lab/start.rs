@@ -56,7 +56,26 @@ pub(super) struct Stage<'a> {
     pub(super) shift: time::Duration,
 }
 
+/// What standing the sides up gives: their infos, catalogs and networks, SQL Server's first.
+type Sides = (Vec<SideInfo>, Vec<Arc<Mutex<Catalog>>>, Vec<net::SideNet>);
+
 impl Stage<'_> {
+    /// Both sides, SQL Server first.
+    pub(super) fn serve_sides(&self, net: &Net) -> Result<Sides, LabError> {
+        let sides = [
+            (SideId::Sql, &self.scenario.sql_server, net.sql, netns::Place::SqlServer),
+            (SideId::Mi, &self.scenario.managed_instance, net.mi, netns::Place::ManagedInstance),
+        ];
+        let mut out: Sides = (Vec::new(), Vec::new(), Vec::new());
+        for (side_id, side, ip, place) in sides {
+            let (info, catalog, side_net) = self.serve_side(side_id, side, ip, place)?;
+            out.0.push(info);
+            out.1.push(catalog);
+            out.2.push(side_net);
+        }
+        Ok(out)
+    }
+
     /// One side: its catalog, its TDS ports, its mirroring endpoint and HADR
     /// port, and how it reaches the network.
     pub(super) fn serve_side(
@@ -147,6 +166,32 @@ impl Stage<'_> {
                 ports.fault(place, addr, Some(f)).map_err(bind_err("TDS", addr))?;
             }
         }
+        let endpoint = self.serve_endpoint(side_id, side, ip, place, agent.as_ref())?;
+        Ok((side_info(side, ip, ca_path, endpoint), catalog, side_net))
+    }
+    /// The mirroring endpoint's port (listening while it is STARTED: CREATE,
+    /// ALTER and DROP ENDPOINT change that at run time), its faults, and the
+    /// managed instance's HADR port, which answers like the endpoint.
+    fn serve_endpoint(
+        &self,
+        side_id: SideId,
+        side: &Side,
+        ip: IpAddr,
+        place: netns::Place,
+        agent: &dyn catalog::Host,
+    ) -> Result<Option<EndpointInfo>, LabError> {
+        let Stage { scenario, mode, world, ports, .. } = *self;
+        let label = side_id.label();
+        let loopback_fault = |port: u16| -> Option<scenario::Listener> {
+            if mode == Mode::Topology {
+                return None;
+            }
+            scenario::Fault::listener_at(&scenario.network.faults, label, port)
+        };
+        let bind_err = |what: &str, addr: SocketAddr| {
+            let what = what.to_string();
+            move |source| LabError::Bind { what, addr, source }
+        };
         // The mirroring endpoint listens while it is STARTED; CREATE/ALTER/DROP
         // ENDPOINT change that at run time.
         let started = world
@@ -157,7 +202,7 @@ impl Stage<'_> {
             .as_ref()
             .filter(|e| e.state == state::objects::EndpointState::Started)
             .map(|e| e.port);
-        if !catalog::Host::endpoint_port(agent.as_ref(), started) {
+        if !agent.endpoint_port(started) {
             let addr = SocketAddr::new(ip, started.unwrap_or(5022));
             return Err(LabError::Bind {
                 what: "mirroring endpoint".into(),
@@ -187,7 +232,7 @@ impl Stage<'_> {
                 .serve(place, addr, ports::Service::Endpoint { behaviour, slow_ms: ep.slow_ms })
                 .map_err(bind_err("HADR port", addr))?;
         }
-        Ok((side_info(side, ip, ca_path, endpoint), catalog, side_net))
+        Ok(endpoint)
     }
 }
 
@@ -204,4 +249,54 @@ fn side_info(side: &Side, ip: IpAddr, ca: &std::path::Path, endpoint: Option<End
         redirect_port: side.tds.redirect_port,
         backup_dir: None,
     }
+}
+
+/// The lab's DNS server (in the router's namespace in topology mode), and how
+/// a client reaches it.
+pub(super) fn serve_dns(net: &Net, zone: &Arc<dns::Zone>) -> Result<(dns::DnsServer, super::DnsInfo), LabError> {
+    let addr = net.dns;
+    let dns = net
+        .within(netns::Place::Router, || dns::start(addr, zone.clone()))?
+        .map_err(|source| LabError::Bind { what: "DNS".into(), addr, source })?;
+    let info = match net.mode() {
+        Mode::Topology => super::DnsInfo { host: netns::ROUTER_HOST_SIDE.to_string(), port: dns.addr.port() },
+        Mode::Loopback => super::DnsInfo { host: dns.addr.ip().to_string(), port: dns.addr.port() },
+    };
+    Ok((dns, info))
+}
+
+/// The managed instance's ARM, on its own address (inside its namespace),
+/// handing out a JWT-shaped token of the lab's own.
+pub(super) fn serve_arm(
+    scenario: &Scenario,
+    world: &Arc<Mutex<World>>,
+    mi_catalog: &Arc<Mutex<Catalog>>,
+    mi_net: net::SideNet,
+    ca: &certs::LabCa,
+    ca_path: &std::path::Path,
+    net: &Net,
+) -> Result<(super::arm::ArmInfo, tokio::task::JoinHandle<()>), LabError> {
+    let mut key = [0u8; 32];
+    for (i, chunk) in key.chunks_mut(8).enumerate() {
+        chunk.copy_from_slice(&net::random().rotate_left(i as u32 * 13).to_le_bytes());
+    }
+    let token = super::arm::token::issue(&key, &uuid_from(net::random(), net::random()));
+    let arm = super::arm::Arm::new(scenario, token, world.clone(), mi_catalog.clone(), mi_net);
+    let arm_tls = super::arm::server::tls_config(&ca.web_identity(net.mi)?)?;
+    let arm_addr = SocketAddr::new(net.mi, 443);
+    let ca_text = ca_path.display().to_string();
+    net.within(netns::Place::ManagedInstance, || arm.start(arm_addr, arm_tls, &ca_text))?
+        .map_err(|source| LabError::Bind { what: "ARM".into(), addr: arm_addr, source })
+}
+
+/// A UUID-shaped identifier from two random numbers (the lab's identity's object ID).
+fn uuid_from(a: u64, b: u64) -> String {
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        0x8000 | (b >> 50),
+        b & 0xffff_ffff_ffff
+    )
 }

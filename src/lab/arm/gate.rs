@@ -14,24 +14,7 @@ impl Arm {
     #[allow(clippy::result_large_err)] // the error is the response itself
     pub(super) fn admit(&self, req: &Req) -> Result<(Route, String), Resp> {
         // Authentication comes first, as ARM checks it before anything else.
-        match req.header("authorization") {
-            None => {
-                let mut r = error(
-                    StatusCode::UNAUTHORIZED,
-                    "AuthenticationFailed",
-                    "Authentication failed. The 'Authorization' header is missing.",
-                );
-                r.headers_mut().insert("www-authenticate", "Bearer authorization_uri=\"https://login.microsoftonline.com/common\", error=\"invalid_token\", error_description=\"The authentication failed because of missing 'Authorization' header.\"".parse().expect("static"));
-                return Err(r);
-            }
-            Some(h) if h.strip_prefix("Bearer ").map(str::trim) != Some(self.token.as_str()) => {
-                let mut r =
-                    error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", "The access token is invalid.");
-                r.headers_mut().insert("www-authenticate", "Bearer authorization_uri=\"https://login.microsoftonline.com/common\", error=\"invalid_token\", error_description=\"The access token is invalid.\"".parse().expect("static"));
-                return Err(r);
-            }
-            Some(_) => {}
-        }
+        self.authenticated(req)?;
         let Some(api) = req.query("api-version").map(str::to_string) else {
             return Err(error(
                 StatusCode::BAD_REQUEST,
@@ -118,5 +101,29 @@ impl Arm {
             });
         }
         Ok((route, api))
+    }
+
+    /// The bearer token is the lab's.
+    #[allow(clippy::result_large_err)] // the error is the response itself
+    fn authenticated(&self, req: &Req) -> Result<(), Resp> {
+        match req.header("authorization") {
+            None => {
+                let mut r = error(
+                    StatusCode::UNAUTHORIZED,
+                    "AuthenticationFailed",
+                    "Authentication failed. The 'Authorization' header is missing.",
+                );
+                r.headers_mut().insert("www-authenticate", "Bearer authorization_uri=\"https://login.microsoftonline.com/common\", error=\"invalid_token\", error_description=\"The authentication failed because of missing 'Authorization' header.\"".parse().expect("static"));
+                return Err(r);
+            }
+            Some(h) if h.strip_prefix("Bearer ").map(str::trim) != Some(self.token.as_str()) => {
+                let mut r =
+                    error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", "The access token is invalid.");
+                r.headers_mut().insert("www-authenticate", "Bearer authorization_uri=\"https://login.microsoftonline.com/common\", error=\"invalid_token\", error_description=\"The access token is invalid.\"".parse().expect("static"));
+                return Err(r);
+            }
+            Some(_) => {}
+        }
+        Ok(())
     }
 }

@@ -177,60 +177,7 @@ fn apply(w: &mut World, change: Change) -> Result<(), (String, String)> {
         Change::DeleteTrust { name } => {
             w.mi.certificates.retain(|c| !(c.origin == Origin::ServerTrust && c.name.eq_ignore_ascii_case(&name)));
         }
-        Change::PutDag(d) => {
-            let own_url = format!("tcp://{}:5022;Server=[{}]", w.mi.fqdn, w.mi.name);
-            let mode = if d.replication_mode.eq_ignore_ascii_case("Sync") {
-                AvailabilityMode::Synchronous
-            } else {
-                AvailabilityMode::Asynchronous
-            };
-            let mi = &mut w.mi;
-            if mi.ag(&d.instance_ag).is_none() {
-                let replica = Replica {
-                    id: mi.guid(),
-                    name: mi.name.clone(),
-                    endpoint_url: own_url.clone(),
-                    mode: AvailabilityMode::Synchronous,
-                    failover_manual: true,
-                    seeding_automatic: true,
-                    session_timeout: 10,
-                };
-                let id = mi.guid();
-                mi.ags.push(AvailabilityGroup {
-                    id,
-                    name: d.instance_ag.clone(),
-                    distributed: false,
-                    cluster_type: (2, "NONE"),
-                    replicas: vec![replica],
-                    databases: vec![],
-                    created: now,
-                });
-            }
-            mi.ags.retain(|a| !(a.distributed && a.name.eq_ignore_ascii_case(&d.name)));
-            let mk = |mi: &mut crate::lab::state::Server, name: &str, url: &str| Replica {
-                id: mi.guid(),
-                name: name.to_string(),
-                endpoint_url: url.to_string(),
-                mode,
-                failover_manual: true,
-                seeding_automatic: !d.seeding_mode.eq_ignore_ascii_case("Manual"),
-                session_timeout: 20,
-            };
-            let local = mk(mi, &d.instance_ag, &own_url);
-            let remote = mk(mi, &d.partner_ag, &d.partner_endpoint);
-            let id = d.id.clone();
-            mi.ags.push(AvailabilityGroup {
-                id,
-                name: d.name.clone(),
-                distributed: true,
-                cluster_type: (2, "NONE"),
-                replicas: vec![local, remote],
-                databases: vec![],
-                created: now,
-            });
-            w.arm.dags.retain(|x| !x.name.eq_ignore_ascii_case(&d.name));
-            w.arm.dags.push(d);
-        }
+        Change::PutDag(d) => put_dag(w, d, now),
         Change::PatchDag { name, replication_mode } => {
             let mode = if replication_mode.eq_ignore_ascii_case("Sync") {
                 AvailabilityMode::Synchronous
@@ -254,20 +201,79 @@ fn apply(w: &mut World, change: Change) -> Result<(), (String, String)> {
         Change::PatchInstance { hybrid_secondary_usage } => {
             w.arm.hybrid_secondary_usage = hybrid_secondary_usage;
         }
-        Change::DeleteDag { name } => {
-            let Some(i) = w.arm.dags.iter().position(|d| d.name.eq_ignore_ascii_case(&name)) else { return Ok(()) };
-            let d = w.arm.dags.remove(i);
-            w.mi.ags.retain(|a| !(a.distributed && a.name.eq_ignore_ascii_case(&name)));
-            // Breaking the link keeps the database on the instance, now its own.
-            let dbs = w.mi.ag(&d.instance_ag).map(|a| a.databases.clone()).unwrap_or_default();
-            w.mi.ags.retain(|a| !a.name.eq_ignore_ascii_case(&d.instance_ag));
-            for db in w.mi.databases.iter_mut().filter(|x| dbs.iter().any(|n| n.eq_ignore_ascii_case(&x.name))) {
-                db.group_database_id = None;
-                db.state = "ONLINE".into();
-            }
-        }
+        Change::DeleteDag { name } => delete_dag(w, &name),
     }
     Ok(())
+}
+
+/// The instance's half of a link lands: its AG (made when missing) and the
+/// distributed AG, in the instance's catalog and in ARM.
+fn put_dag(w: &mut World, d: ArmDag, now: OffsetDateTime) {
+    let own_url = format!("tcp://{}:5022;Server=[{}]", w.mi.fqdn, w.mi.name);
+    let mode = if d.replication_mode.eq_ignore_ascii_case("Sync") {
+        AvailabilityMode::Synchronous
+    } else {
+        AvailabilityMode::Asynchronous
+    };
+    let mi = &mut w.mi;
+    if mi.ag(&d.instance_ag).is_none() {
+        let replica = Replica {
+            id: mi.guid(),
+            name: mi.name.clone(),
+            endpoint_url: own_url.clone(),
+            mode: AvailabilityMode::Synchronous,
+            failover_manual: true,
+            seeding_automatic: true,
+            session_timeout: 10,
+        };
+        let id = mi.guid();
+        mi.ags.push(AvailabilityGroup {
+            id,
+            name: d.instance_ag.clone(),
+            distributed: false,
+            cluster_type: (2, "NONE"),
+            replicas: vec![replica],
+            databases: vec![],
+            created: now,
+        });
+    }
+    mi.ags.retain(|a| !(a.distributed && a.name.eq_ignore_ascii_case(&d.name)));
+    let mk = |mi: &mut crate::lab::state::Server, name: &str, url: &str| Replica {
+        id: mi.guid(),
+        name: name.to_string(),
+        endpoint_url: url.to_string(),
+        mode,
+        failover_manual: true,
+        seeding_automatic: !d.seeding_mode.eq_ignore_ascii_case("Manual"),
+        session_timeout: 20,
+    };
+    let local = mk(mi, &d.instance_ag, &own_url);
+    let remote = mk(mi, &d.partner_ag, &d.partner_endpoint);
+    let id = d.id.clone();
+    mi.ags.push(AvailabilityGroup {
+        id,
+        name: d.name.clone(),
+        distributed: true,
+        cluster_type: (2, "NONE"),
+        replicas: vec![local, remote],
+        databases: vec![],
+        created: now,
+    });
+    w.arm.dags.retain(|x| !x.name.eq_ignore_ascii_case(&d.name));
+    w.arm.dags.push(d);
+}
+
+/// Breaking the link keeps the database on the instance, now its own.
+fn delete_dag(w: &mut World, name: &str) {
+    let Some(i) = w.arm.dags.iter().position(|d| d.name.eq_ignore_ascii_case(name)) else { return };
+    let d = w.arm.dags.remove(i);
+    w.mi.ags.retain(|a| !(a.distributed && a.name.eq_ignore_ascii_case(name)));
+    let dbs = w.mi.ag(&d.instance_ag).map(|a| a.databases.clone()).unwrap_or_default();
+    w.mi.ags.retain(|a| !a.name.eq_ignore_ascii_case(&d.instance_ag));
+    for db in w.mi.databases.iter_mut().filter(|x| dbs.iter().any(|n| n.eq_ignore_ascii_case(&x.name))) {
+        db.group_database_id = None;
+        db.state = "ONLINE".into();
+    }
 }
 
 /// ARM's code and message for a role change that cannot be carried out

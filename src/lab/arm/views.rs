@@ -158,49 +158,77 @@ fn replica_state(link: Option<&Link>) -> (&'static str, Option<String>) {
     }
 }
 
+/// What both schemas of a DAG resource say of its link.
+struct DagFacts<'a> {
+    link: Option<&'a Link>,
+    instance_replica: Option<String>,
+    partner_replica: Option<String>,
+    /// The instance's own copy: what it hardened (only equality means anything).
+    lsn: String,
+    state: &'static str,
+    error: Option<String>,
+    connected: bool,
+}
+
 pub fn dag(n: &Names<'_>, w: &World, d: &ArmDag, api: &str) -> Value {
-    let new_schema = is_new_schema(api);
     let link = w.link(&d.name);
     let mi_dag = w.mi.ag(&d.name);
-    let instance_replica = mi_dag.and_then(|a| a.replicas.first()).map(|r| r.id.clone());
-    let partner_replica = mi_dag.and_then(|a| a.replicas.get(1)).map(|r| r.id.clone());
+    let (state, error) = replica_state(link);
+    let f = DagFacts {
+        link,
+        instance_replica: mi_dag.and_then(|a| a.replicas.first()).map(|r| r.id.clone()),
+        partner_replica: mi_dag.and_then(|a| a.replicas.get(1)).map(|r| r.id.clone()),
+        lsn: crate::lab::state::lsn(link.map(|l| l.status.log.mi).unwrap_or(0)).to_string(),
+        state,
+        error,
+        connected: link.is_some_and(|l| l.status.connected),
+    };
     let id = format!("{}/distributedAvailabilityGroups/{}", n.instance_id(), d.name);
-    // The instance's own copy: what it hardened (only equality means anything).
-    let lsn = crate::lab::state::lsn(link.map(|l| l.status.log.mi).unwrap_or(0)).to_string();
-    let lsn = lsn.as_str();
+    if !is_new_schema(api) {
+        return old_schema_dag(&id, d, &f);
+    }
+    let mut v = new_schema_dag(&id, w, d, &f);
+    if api == "2025-08-01-preview" {
+        v["properties"]["linkMode"] = json!("SingleDatabase");
+    }
+    v
+}
+
+/// 2021-11-01 and the other old api-versions: one database, `linkState`.
+fn old_schema_dag(id: &str, d: &ArmDag, f: &DagFacts<'_>) -> Value {
+    let link_state = match f.state {
+        "LinkSynchronizing" => "Catchup",
+        "Seeding" => "Seeding",
+        other => other,
+    };
+    json!({
+        "id": id, "name": d.name, "type": "Microsoft.Sql/managedInstances/distributedAvailabilityGroups",
+        "properties": {
+            "targetDatabase": d.databases.first(),
+            "sourceEndpoint": d.partner_endpoint,
+            "primaryAvailabilityGroupName": d.partner_ag,
+            "secondaryAvailabilityGroupName": d.instance_ag,
+            "replicationMode": d.replication_mode,
+            "distributedAvailabilityGroupId": d.id,
+            "sourceReplicaId": f.partner_replica,
+            "targetReplicaId": f.instance_replica,
+            "linkState": link_state,
+            "lastHardenedLsn": f.connected.then_some(&f.lsn),
+        }
+    })
+}
+
+/// 2025-01-01 and the other new api-versions: roles, databases[] with their health.
+fn new_schema_dag(id: &str, w: &World, d: &ArmDag, f: &DagFacts<'_>) -> Value {
     let role = |r: Option<&str>, default: &'static str| match r {
         Some("PRIMARY") => "Primary",
         Some("SECONDARY") => "Secondary",
         _ => default,
     };
-    let instance_role = role(link.map(|l| l.status.mi_role.as_str()), "Secondary");
-    let partner_role = role(link.map(|l| l.status.sql_role.as_str()), "Primary");
-    let (state, error) = replica_state(link);
-    let connected = link.is_some_and(|l| l.status.connected);
+    let link = f.link;
+    let (connected, lsn) = (f.connected, f.lsn.as_str());
     let health = link.map(|l| l.status.health.clone()).unwrap_or_else(|| "NOT_HEALTHY".into());
     let now = iso(time::OffsetDateTime::now_utc());
-    if !new_schema {
-        let link_state = match state {
-            "LinkSynchronizing" => "Catchup",
-            "Seeding" => "Seeding",
-            other => other,
-        };
-        return json!({
-            "id": id, "name": d.name, "type": "Microsoft.Sql/managedInstances/distributedAvailabilityGroups",
-            "properties": {
-                "targetDatabase": d.databases.first(),
-                "sourceEndpoint": d.partner_endpoint,
-                "primaryAvailabilityGroupName": d.partner_ag,
-                "secondaryAvailabilityGroupName": d.instance_ag,
-                "replicationMode": d.replication_mode,
-                "distributedAvailabilityGroupId": d.id,
-                "sourceReplicaId": partner_replica,
-                "targetReplicaId": instance_replica,
-                "linkState": link_state,
-                "lastHardenedLsn": if connected { Some(lsn) } else { None },
-            }
-        });
-    }
     // The SQL Server certificate the instance trusts: the one it presents now, if trusted.
     let sql_der = w.sql.endpoint_certificate().map(|c| c.cert.der.clone());
     let cert =
@@ -219,9 +247,9 @@ pub fn dag(n: &Names<'_>, w: &World, d: &ArmDag, api: &str) -> Value {
         .map(|db| {
             json!({
                 "databaseName": db,
-                "instanceReplicaId": instance_replica,
-                "partnerReplicaId": partner_replica,
-                "replicaState": state,
+                "instanceReplicaId": f.instance_replica,
+                "partnerReplicaId": f.partner_replica,
+                "replicaState": f.state,
                 "seedingProgress": seeding,
                 "synchronizationHealth": health,
                 "connectedState": if connected { "CONNECTED" } else { "DISCONNECTED" },
@@ -235,33 +263,29 @@ pub fn dag(n: &Names<'_>, w: &World, d: &ArmDag, api: &str) -> Value {
                 "lastHardenedTime": connected.then(|| now.clone()),
                 "lastBackupLsn": lsn,
                 "lastBackupTime": now,
-                "mostRecentLinkError": error,
+                "mostRecentLinkError": f.error,
                 "partnerAuthCertValidity": cert,
                 "instanceSendReplicationLagSeconds": 0,
                 "instanceRedoReplicationLagSeconds": link.map(|l| l.status.lag_seconds).unwrap_or(0),
             })
         })
         .collect();
-    let mut v = json!({
+    json!({
         "id": id, "name": d.name, "type": "Microsoft.Sql/managedInstances/distributedAvailabilityGroups",
         "properties": {
             "distributedAvailabilityGroupName": d.name,
             "distributedAvailabilityGroupId": d.id,
             "replicationMode": d.replication_mode,
-            "partnerLinkRole": partner_role,
+            "partnerLinkRole": role(link.map(|l| l.status.sql_role.as_str()), "Primary"),
             "partnerAvailabilityGroupName": d.partner_ag,
             "partnerEndpoint": d.partner_endpoint,
-            "instanceLinkRole": instance_role,
+            "instanceLinkRole": role(link.map(|l| l.status.mi_role.as_str()), "Secondary"),
             "instanceAvailabilityGroupName": d.instance_ag,
             "failoverMode": d.failover_mode,
             "seedingMode": d.seeding_mode,
             "databases": databases,
         }
-    });
-    if api == "2025-08-01-preview" {
-        v["properties"]["linkMode"] = json!("SingleDatabase");
-    }
-    v
+    })
 }
 
 /// An operation's status resource.

@@ -81,11 +81,21 @@ impl Scenario {
                 return Err(format!("{label}.tds.redirect_port {p} is outside 11000-11999"));
             }
         }
+        self.validate_arm()?;
+        self.validate_network()
+    }
+
+    fn validate_arm(&self) -> Result<(), String> {
         if let Some(u) = &self.arm.hybrid_secondary_usage
             && !matches!(u.as_str(), "Active" | "Passive")
         {
             return Err(format!("arm.hybrid_secondary_usage `{u}` is not Active or Passive"));
         }
+        Ok(())
+    }
+
+    /// Faults name known sides; DNS records known types and never a real address.
+    fn validate_network(&self) -> Result<(), String> {
         for f in &self.network.faults {
             if !matches!(f.from.as_str(), "sql_server" | "managed_instance" | "host" | "any") {
                 return Err(format!(

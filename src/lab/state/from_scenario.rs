@@ -140,6 +140,36 @@ fn server(
         origin: Origin::Own,
         issuer_for: vec![],
     });
+    certificates(&mut s, side, own, other, other_side, now)?;
+    if let Some(ep) = side.endpoint.as_ref().filter(|e| e.present) {
+        s.endpoint = Some(Endpoint {
+            id: 65536,
+            name: ep.name.clone(),
+            port: ep.port,
+            state: EndpointState::parse(&ep.state).unwrap_or(EndpointState::Started),
+            role: ep.role.to_ascii_uppercase(),
+            auth: Auth::from_desc(&ep.auth, ep.certificate.clone().filter(|c| !c.is_empty())),
+            cipher: Cipher::from_desc(ep.encryption, &ep.algorithm),
+        });
+    }
+    for (i, d) in side.databases.iter().enumerate() {
+        s.databases.push(database(i as i64 + 5, d, now));
+    }
+    own_ags(&mut s, side, now);
+    Ok(s)
+}
+
+/// The scenario's certificates of a side: its own, and copies of the other
+/// side's (an import, a trust, a stale copy from before a rotation).
+fn certificates(
+    s: &mut Server,
+    side: &Side,
+    own: &BTreeMap<String, EndpointCert>,
+    other: &BTreeMap<String, EndpointCert>,
+    other_side: &Side,
+    now: OffsetDateTime,
+) -> Result<(), CertError> {
+    let id = s.side;
     for (i, c) in side.certificates.iter().enumerate() {
         let (cert, origin) = match &c.copy_of {
             // Validated when the scenario was read: the copied side has one.
@@ -180,20 +210,11 @@ fn server(
             issuer_for: vec![],
         });
     }
-    if let Some(ep) = side.endpoint.as_ref().filter(|e| e.present) {
-        s.endpoint = Some(Endpoint {
-            id: 65536,
-            name: ep.name.clone(),
-            port: ep.port,
-            state: EndpointState::parse(&ep.state).unwrap_or(EndpointState::Started),
-            role: ep.role.to_ascii_uppercase(),
-            auth: Auth::from_desc(&ep.auth, ep.certificate.clone().filter(|c| !c.is_empty())),
-            cipher: Cipher::from_desc(ep.encryption, &ep.algorithm),
-        });
-    }
-    for (i, d) in side.databases.iter().enumerate() {
-        s.databases.push(database(i as i64 + 5, d, now));
-    }
+    Ok(())
+}
+
+/// The availability groups a server has of its own (not the link's).
+fn own_ags(s: &mut Server, side: &Side, now: OffsetDateTime) {
     let port = side.endpoint.as_ref().map(|e| e.port).unwrap_or(5022);
     for a in &side.availability_groups {
         let replica = Replica {
@@ -223,7 +244,6 @@ fn server(
             created: now - Duration::days(200),
         });
     }
-    Ok(s)
 }
 
 fn database(id: i64, d: &scenario::Database, now: OffsetDateTime) -> Database {

@@ -101,6 +101,57 @@ fn create_ag(
             ),
         ));
     }
+    can_join(s, name, databases)?;
+    for r in replicas {
+        let url = if distributed { "LISTENER_URL" } else { "ENDPOINT_URL" };
+        if opt(&r.opts, url).and_then(Value::text).is_none() {
+            return Err(SqlError::new(
+                35236,
+                15,
+                1,
+                format!(
+                    "The endpoint URL was not specified for the availability replica hosted by server instance '{}'. Reenter the command, specifying the endpoint URL of this instance of SQL Server.",
+                    r.name
+                ),
+            ));
+        }
+    }
+    let s = world.server_mut(side);
+    let mut out = Vec::new();
+    for r in replicas {
+        out.push(replica(s, r, distributed));
+    }
+    // The local replica (or the local AG, in a distributed AG) comes first.
+    if let Some(i) = out.iter().position(|r| Some(&r.name) == local_name.as_ref()) {
+        out.swap(0, i);
+    }
+    let id = s.guid();
+    for db in databases {
+        let g = s.guid();
+        if let Some(d) = s.databases.iter_mut().find(|d| d.name.eq_ignore_ascii_case(db)) {
+            d.group_database_id = Some(g);
+        }
+    }
+    s.ags.push(AvailabilityGroup {
+        id,
+        name: name.to_string(),
+        distributed,
+        cluster_type,
+        replicas: out,
+        databases: databases.to_vec(),
+        created: OffsetDateTime::now_utc(),
+    });
+    if distributed && side == SideId::Sql && world.link(name).is_none() {
+        let local = local_name.unwrap_or_default();
+        let database = world.sql.ag(&local).and_then(|a| a.databases.first().cloned()).unwrap_or_default();
+        world.links.push(Link::new(name, &database));
+    }
+    Ok(())
+}
+
+/// Each database exists, is in no availability group yet, and has a log chain
+/// (FULL recovery and a full backup).
+fn can_join(s: &crate::lab::state::Server, name: &str, databases: &[String]) -> Result<(), SqlError> {
     for db in databases {
         let Some(d) = s.database(db) else {
             return Err(SqlError::new(
@@ -133,66 +184,27 @@ fn create_ag(
             ));
         }
     }
-    for r in replicas {
-        let url = if distributed { "LISTENER_URL" } else { "ENDPOINT_URL" };
-        if opt(&r.opts, url).and_then(Value::text).is_none() {
-            return Err(SqlError::new(
-                35236,
-                15,
-                1,
-                format!(
-                    "The endpoint URL was not specified for the availability replica hosted by server instance '{}'. Reenter the command, specifying the endpoint URL of this instance of SQL Server.",
-                    r.name
-                ),
-            ));
-        }
-    }
-    let s = world.server_mut(side);
-    let mut out = Vec::new();
-    for r in replicas {
-        let text = |k: &str| opt(&r.opts, k).and_then(Value::text).map(|t| t.to_ascii_uppercase());
-        out.push(Replica {
-            id: s.guid(),
-            name: r.name.clone(),
-            endpoint_url: opt(&r.opts, if distributed { "LISTENER_URL" } else { "ENDPOINT_URL" })
-                .and_then(Value::text)
-                .unwrap_or_default(),
-            mode: if text("AVAILABILITY_MODE").as_deref() == Some("SYNCHRONOUS_COMMIT") {
-                AvailabilityMode::Synchronous
-            } else {
-                AvailabilityMode::Asynchronous
-            },
-            failover_manual: text("FAILOVER_MODE").as_deref() != Some("AUTOMATIC"),
-            seeding_automatic: text("SEEDING_MODE").as_deref() == Some("AUTOMATIC"),
-            session_timeout: text("SESSION_TIMEOUT").and_then(|t| t.parse().ok()).unwrap_or(10),
-        });
-    }
-    // The local replica (or the local AG, in a distributed AG) comes first.
-    if let Some(i) = out.iter().position(|r| Some(&r.name) == local_name.as_ref()) {
-        out.swap(0, i);
-    }
-    let id = s.guid();
-    for db in databases {
-        let g = s.guid();
-        if let Some(d) = s.databases.iter_mut().find(|d| d.name.eq_ignore_ascii_case(db)) {
-            d.group_database_id = Some(g);
-        }
-    }
-    s.ags.push(AvailabilityGroup {
-        id,
-        name: name.to_string(),
-        distributed,
-        cluster_type,
-        replicas: out,
-        databases: databases.to_vec(),
-        created: OffsetDateTime::now_utc(),
-    });
-    if distributed && side == SideId::Sql && world.link(name).is_none() {
-        let local = local_name.unwrap_or_default();
-        let database = world.sql.ag(&local).and_then(|a| a.databases.first().cloned()).unwrap_or_default();
-        world.links.push(Link::new(name, &database));
-    }
     Ok(())
+}
+
+/// A replica (or, in a distributed AG, a member AG) as the statement gives it.
+fn replica(s: &mut crate::lab::state::Server, r: &parse::Replica, distributed: bool) -> Replica {
+    let text = |k: &str| opt(&r.opts, k).and_then(Value::text).map(|t| t.to_ascii_uppercase());
+    Replica {
+        id: s.guid(),
+        name: r.name.clone(),
+        endpoint_url: opt(&r.opts, if distributed { "LISTENER_URL" } else { "ENDPOINT_URL" })
+            .and_then(Value::text)
+            .unwrap_or_default(),
+        mode: if text("AVAILABILITY_MODE").as_deref() == Some("SYNCHRONOUS_COMMIT") {
+            AvailabilityMode::Synchronous
+        } else {
+            AvailabilityMode::Asynchronous
+        },
+        failover_manual: text("FAILOVER_MODE").as_deref() != Some("AUTOMATIC"),
+        seeding_automatic: text("SEEDING_MODE").as_deref() == Some("AUTOMATIC"),
+        session_timeout: text("SESSION_TIMEOUT").and_then(|t| t.parse().ok()).unwrap_or(10),
+    }
 }
 
 /// `ALTER AVAILABILITY GROUP`: a distributed AG's commit mode, and the link's
