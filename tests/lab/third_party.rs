@@ -83,7 +83,8 @@ fn azure_mgmt_sql_drives_failover_and_set_role() {
 /// `az` against the lab, as a DBA's shell would run it: its own config folder,
 /// the lab's CA, the lab's managed identity (App Service style).
 fn az(lab: &Value, config: &std::path::Path, args: &[&str]) -> std::process::Output {
-    let mut cmd = std::process::Command::new("az");
+    // .ci/run installs the CLI in a virtualenv of its own (it pins an older azure-mgmt-sql).
+    let mut cmd = std::process::Command::new(clients_dir().join(".az/bin/az"));
     cmd.args(args)
         .env("AZURE_CONFIG_DIR", config)
         .env("AZURE_CORE_COLLECT_TELEMETRY", "false")
@@ -91,7 +92,7 @@ fn az(lab: &Value, config: &std::path::Path, args: &[&str]) -> std::process::Out
         .env("REQUESTS_CA_BUNDLE", lab["arm"]["ca_cert"].as_str().unwrap())
         .env("IDENTITY_ENDPOINT", format!("{}/msi/token", lab["control"].as_str().unwrap()))
         .env("IDENTITY_HEADER", "lab");
-    client_cmd(cmd, "", "the Azure CLI, pip's azure-cli")
+    client_cmd(cmd, "", "the Azure CLI, azure-cli in tests/clients/.az")
 }
 
 #[test]
