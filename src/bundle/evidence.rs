@@ -77,7 +77,9 @@ fn side_files(dir: &str, s: &SideEvidence, is_sql: bool, p: &Profile, with_certi
             return out;
         }
         Sql::Failed(e) => {
-            let failure = json!({ "code": e.code, "message": e.message, "timed_out": e.timed_out });
+            let routed = e.routed_to.as_ref().map(|(host, port, _)| (host, port));
+            let failure =
+                json!({ "code": e.code, "message": e.message, "timed_out": e.timed_out, "routed_to": routed });
             out.push(json_file(&format!("evidence/{dir}/session.json"), json!({ "login_failed": failure })));
             return out;
         }

@@ -73,6 +73,11 @@ impl Aliases {
             a.add("login", u, true);
         }
         for side in [&ev.sql, &ev.mi] {
+            if let Sql::Failed(e) = &side.sql
+                && let Some((host, ..)) = &e.routed_to
+            {
+                a.host(host);
+            }
             let Sql::Facts(f) = &side.sql else { continue };
             if let Some((host, _)) = &f.routed_to {
                 a.host(host);

@@ -285,13 +285,19 @@ pub async fn collect(p: &Profile) -> Evidence {
         }
     }
     // The redirect range only matters when the managed instance routed our login.
-    let (redirect, redirect_unprobed) = match (&mi.sql, mi_name.chosen) {
-        (Sql::Facts(f), Some(ip)) if f.routed_to.is_some() => {
+    // A login that failed at the node it was routed to: the range of that node's address.
+    let routed_ip = match (&mi.sql, mi_name.chosen) {
+        (Sql::Facts(f), Some(ip)) if f.routed_to.is_some() => Some(ip),
+        (Sql::Failed(e), _) => e.routed_to.as_ref().map(|(_, _, addr)| addr.ip()),
+        _ => None,
+    };
+    let (redirect, redirect_unprobed) = match routed_ip {
+        Some(ip) => {
             let swept = sweep_redirect(ip, p.limit()).await;
             let unprobed = 1000 - swept.len();
             (Some(swept), unprobed)
         }
-        _ => (None, 0),
+        None => (None, 0),
     };
     Evidence { sql_name, mi_name, mi_public_name, endpoint_name, probes, redirect, redirect_unprobed, sql, mi, arm }
 }

@@ -16,12 +16,21 @@ fn login(id: &'static str, side: Side, s: &SideEvidence) -> Finding {
                 None => "login failed".to_string(),
             };
             let f = F::new(id, side, if e.timed_out { Severity::Error } else { Severity::Fail })
-                .found(found)
+                .found(found.clone())
                 .ev("error", e.message.clone());
             let f = match e.code {
                 Some(c) => f.ev("error_number", c),
                 None => f,
             };
+            if let Some((host, port, _)) = &e.routed_to {
+                // The gateway answered; the node it routed to did not (network-mi-redirect says how).
+                return f
+                    .severity(Severity::Fail)
+                    .found(format!("redirected to {host}:{port}, then {found}"))
+                    .ev("redirected_to", format!("{host}:{port}"))
+                    .remedy("The gateway redirected the login to a node port (Redirect connection policy): allow 11000-11999 to the managed instance subnet (network-mi-redirect), or use the Proxy policy.")
+                    .done();
+            }
             match e.code {
                 Some(18456) => f.remedy("Login failed: check the login name and password (or token), and that the login exists and is enabled."),
                 Some(18470) => f.remedy("The login is disabled: ALTER LOGIN [<login>] ENABLE;"),

@@ -59,44 +59,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
         out.push(f.done());
     }
 
-    let f = match (&ev.mi.sql, &ev.redirect) {
-        (_, Some(probes)) => {
-            let blocked: Vec<u16> = probes
-                .iter()
-                .filter(|p| {
-                    matches!(p.outcome, Outcome::Filtered | Outcome::HostUnreachable | Outcome::NetworkUnreachable)
-                })
-                .map(|p| p.addr.port())
-                .collect();
-            let open = probes.iter().filter(|p| p.outcome == Outcome::Open).count();
-            let f = F::new("network-mi-redirect", Side::ManagedInstance, Severity::Pass)
-                .found(format!("{open} open, {} blocked of {} probed", blocked.len(), probes.len()))
-                .ev("ports_probed", probes.len())
-                .ev("open", open)
-                .ev("blocked", blocked.len());
-            if blocked.is_empty() && ev.redirect_unprobed > 0 {
-                f.severity(Severity::Error).ev(
-                    "reason",
-                    format!("timeout: the run's deadline came with {} of 1000 ports unprobed", ev.redirect_unprobed),
-                )
-            } else if blocked.is_empty() {
-                f
-            } else {
-                f.severity(Severity::Fail)
-                    .ev("first_blocked", blocked.iter().take(10).map(|p| p.to_string()).collect::<Vec<_>>().join(","))
-                    .remedy("The redirect connection policy sends sessions to node ports 11000-11999: allow that whole range to the managed instance subnet.")
-            }
-        }
-        (Sql::Facts(_), None) => F::new("network-mi-redirect", Side::ManagedInstance, Severity::Pass)
-            .found("no redirect: proxy connection policy")
-            .ev("note", "the managed instance did not redirect the login (proxy policy)"),
-        _ => F::skip(
-            "network-mi-redirect",
-            Side::ManagedInstance,
-            "no session to the managed instance to see its connection policy",
-        ),
-    };
-    out.push(f.done());
+    out.push(redirect(ev));
 
     for (id, s, from) in [
         ("network-mi-to-sql-5022", &ev.mi, "the managed instance"),
@@ -105,6 +68,69 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
     ] {
         out.push(job(id, s, &ev.sql, from, p));
     }
+}
+
+/// The redirect range, when the managed instance routed milink's login: every
+/// port probed, and the node port the login was sent to named when it failed there.
+fn redirect(ev: &Evidence) -> Finding {
+    let routed = match &ev.mi.sql {
+        Sql::Failed(e) => e.routed_to.as_ref(),
+        _ => None,
+    };
+    let Some(probes) = &ev.redirect else {
+        let f = match &ev.mi.sql {
+            Sql::Facts(_) => F::new("network-mi-redirect", Side::ManagedInstance, Severity::Pass)
+                .found("no redirect: proxy connection policy")
+                .ev("note", "the managed instance did not redirect the login (proxy policy)"),
+            _ => F::skip(
+                "network-mi-redirect",
+                Side::ManagedInstance,
+                "no session to the managed instance to see its connection policy",
+            ),
+        };
+        return f.done();
+    };
+    let blocked: Vec<u16> = probes
+        .iter()
+        .filter(|p| matches!(p.outcome, Outcome::Filtered | Outcome::HostUnreachable | Outcome::NetworkUnreachable))
+        .map(|p| p.addr.port())
+        .collect();
+    let open = probes.iter().filter(|p| p.outcome == Outcome::Open).count();
+    let f = F::new("network-mi-redirect", Side::ManagedInstance, Severity::Pass)
+        .found(format!("{open} open, {} blocked of {} probed", blocked.len(), probes.len()))
+        .ev("ports_probed", probes.len())
+        .ev("open", open)
+        .ev("blocked", blocked.len());
+    const RANGE: &str = "The redirect connection policy sends sessions to node ports 11000-11999, and the node and its port change with every failover or maintenance: allow that whole range to the managed instance subnet (NSG and every firewall between), not the one port.";
+    if let Some((host, port, addr)) = routed {
+        let outcome = probes.iter().find(|p| p.addr.port() == *port).map(|p| p.outcome);
+        let said = match outcome {
+            Some(Outcome::Open) => "answers TCP, but the login there failed".to_string(),
+            Some(o) => o.as_str().replace('_', " "),
+            None => "not probed before the deadline".to_string(),
+        };
+        return f
+            .severity(Severity::Fail)
+            .found(format!("the login was redirected to {host}:{port}: {said}"))
+            .ev("redirected_to", format!("{host}:{port}"))
+            .ev("redirect_address", addr.to_string())
+            .ev("redirect_outcome", outcome.map_or("unprobed", |o| o.as_str()))
+            .remedy(RANGE)
+            .done();
+    }
+    let f = if blocked.is_empty() && ev.redirect_unprobed > 0 {
+        f.severity(Severity::Error).ev(
+            "reason",
+            format!("timeout: the run's deadline came with {} of 1000 ports unprobed", ev.redirect_unprobed),
+        )
+    } else if blocked.is_empty() {
+        f
+    } else {
+        f.severity(Severity::Fail)
+            .ev("first_blocked", blocked.iter().take(10).map(|p| p.to_string()).collect::<Vec<_>>().join(","))
+            .remedy(RANGE)
+    };
+    f.done()
 }
 
 /// One direction, as the server's own Agent job saw it.

@@ -161,10 +161,12 @@ impl Stage<'_> {
         }
         for (port, redirect) in tds_ports {
             let addr = SocketAddr::new(ip, port);
-            ports.serve(place, addr, ports::Service::Tds(Arc::new(cfg(redirect)))).map_err(bind_err("TDS", addr))?;
+            // The fault first: a TDS listener replaced by it would leave the port
+            // unbound (refused) for a moment after the lab says it is up.
             if let Some(f) = loopback_fault(port) {
                 ports.fault(place, addr, Some(f)).map_err(bind_err("TDS", addr))?;
             }
+            ports.serve(place, addr, ports::Service::Tds(Arc::new(cfg(redirect)))).map_err(bind_err("TDS", addr))?;
         }
         let endpoint = self.serve_endpoint(side_id, side, ip, place, agent.as_ref())?;
         Ok((side_info(side, ip, ca_path, endpoint), catalog, side_net))

@@ -40,20 +40,23 @@ pub struct SqlFailure {
     pub code: Option<u32>,
     pub message: String,
     pub timed_out: bool,
+    /// Set when the login failed after the server routed it (Redirect policy):
+    /// the node's name, port and the address tried.
+    pub routed_to: Option<(String, u16, SocketAddr)>,
 }
 
 impl SqlFailure {
     fn from(e: tiberius::error::Error) -> SqlFailure {
         match e {
             tiberius::error::Error::Server(t) => {
-                SqlFailure { code: Some(t.code()), message: t.message().to_string(), timed_out: false }
+                SqlFailure { code: Some(t.code()), message: t.message().to_string(), timed_out: false, routed_to: None }
             }
-            other => SqlFailure { code: None, message: other.to_string(), timed_out: false },
+            other => SqlFailure { code: None, message: other.to_string(), timed_out: false, routed_to: None },
         }
     }
 
     fn timeout(what: &str, limit: &Limit) -> SqlFailure {
-        SqlFailure { code: None, message: limit.why(what), timed_out: true }
+        SqlFailure { code: None, message: limit.why(what), timed_out: true, routed_to: None }
     }
 }
 
@@ -127,10 +130,11 @@ pub async fn login(t: &Target, limit: Limit) -> Result<Session, SqlFailure> {
                         code: None,
                         message: format!("redirect to {host}:{port} does not resolve"),
                         timed_out: false,
+                        routed_to: None,
                     })?
                 }
             };
-            let failure = |message: String| SqlFailure { code: None, message, timed_out: false };
+            let failure = |message: String| SqlFailure { code: None, message, timed_out: false, routed_to: None };
             if addr == t.addr {
                 return Err(failure(format!(
                     "redirect loop: the server at {} routes the login to itself ({host}:{port})",
@@ -144,7 +148,9 @@ pub async fn login(t: &Target, limit: Limit) -> Result<Session, SqlFailure> {
                     "redirect loop: {} routes to {host}:{port}, which routes again to {again}:{again_port}",
                     t.addr
                 ))),
-                Err(e) => Err(timed(e, "login after redirect", &limit)),
+                Err(e) => {
+                    Err(SqlFailure { routed_to: Some((host, port, addr)), ..timed(e, "login after redirect", &limit) })
+                }
             }
         }
         Err(e) => Err(timed(e, "login", &limit)),
@@ -212,6 +218,7 @@ impl Session {
                             t.rows.len()
                         ),
                         timed_out: false,
+                        routed_to: None,
                     });
                 }
             }

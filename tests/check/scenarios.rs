@@ -152,3 +152,19 @@ fn every_check_has_a_scenario_that_trips_it() {
         .collect();
     assert!(missing.is_empty(), "no scenario trips {missing:?}");
 }
+
+/// The gateway routes the login to a node port a firewall drops: the login
+/// says where it was sent, the redirect check names the port and how it
+/// answered, and a dropped port never reads as a refused one.
+#[test]
+fn a_login_redirected_to_a_dropped_node_port_names_the_port() {
+    let o = check(&scenario_path("mi-redirect-node-port-blocked.toml"));
+    let login = finding(&o.report, "login-mi");
+    assert_eq!(login["severity"], "fail", "{login}");
+    assert!(login["evidence"]["redirected_to"].as_str().is_some_and(|r| r.ends_with(":11002")), "{login}");
+    let redirect = finding(&o.report, "network-mi-redirect");
+    assert_eq!(redirect["severity"], "fail", "{redirect}");
+    assert_eq!(redirect["evidence"]["redirect_outcome"], "filtered", "{redirect}");
+    assert!(redirect["found"].as_str().unwrap().contains(":11002: filtered"), "{redirect}");
+    assert!(!o.report.to_string().contains("refused"), "a dropped port reads as refused somewhere: {}", o.report);
+}

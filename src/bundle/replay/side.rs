@@ -226,6 +226,10 @@ fn tls_behaviour(capture: &Value, tds: &mut Table) {
 /// connection broke down.
 fn login_failure(failed: &Value, login: &mut Table, tds: &mut Table) {
     let message = failed["message"].as_str().unwrap_or_default();
+    // Failed at the node it was routed to: the recorded redirect range says how.
+    if let Some(port) = failed["routed_to"].get(1).and_then(Value::as_i64) {
+        tds.insert("redirect_port".into(), T::Integer(port));
+    }
     if let Some(code) = failed["code"].as_i64() {
         login.insert("refuse".into(), table([("number", T::Integer(code)), ("message", T::from(message))]));
     } else if let Some(port) = redirect_loop_port(message) {
@@ -234,7 +238,8 @@ fn login_failure(failed: &Value, login: &mut Table, tds: &mut Table) {
     } else if message.contains("pre-login packet during the TLS handshake") {
         // The server framed TLS in TDS packets where the client expected it bare.
         tds.insert("legacy_tls_framing".into(), T::Boolean(true));
-    } else if failed["timed_out"].as_bool() == Some(true) && !tds.contains_key("fault") {
+    } else if failed["timed_out"].as_bool() == Some(true) && !tds.contains_key("fault") && failed["routed_to"].is_null()
+    {
         tds.insert("fault".into(), T::from("silent"));
     }
 }
