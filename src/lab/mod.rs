@@ -244,7 +244,11 @@ impl Lab {
             node: scenario.managed_instance.fabric.as_ref().map(|f| (f.node.clone(), f.hadr_port)),
         };
         let mi_net_for_arm = machine.mi_net.clone();
-        tasks.push(tokio::spawn(machine.run()));
+        let (first, decided) = tokio::sync::oneshot::channel();
+        let dial_timeout = machine.params.dial_timeout;
+        tasks.push(tokio::spawn(machine.run(first)));
+        // Two dials in a row at most (the endpoint, then the node's HADR port).
+        let _ = tokio::time::timeout(dial_timeout * 2 + std::time::Duration::from_secs(1), decided).await;
 
         let (arm_info, arm_task) =
             start::serve_arm(scenario, &world, &mi_catalog, mi_net_for_arm, &ca, &ca_path, &net)?;

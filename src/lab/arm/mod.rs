@@ -68,6 +68,11 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Resp {
 }
 
 impl Arm {
+    /// A replayed bundle's DAG resources, as recorded.
+    fn recorded_dags(&self) -> Option<Vec<serde_json::Value>> {
+        serde_json::from_str(self.cfg.recorded_dags.as_deref()?).ok()
+    }
+
     pub fn new(
         scenario: &Scenario,
         token: String,
@@ -211,6 +216,21 @@ impl Arm {
                 }
                 let der = self.world().mi.endpoint_certificate().map(|c| c.cert.der.clone()).unwrap_or_default();
                 reply(StatusCode::OK, &views::endpoint_cert(&n, &kind, &der))
+            }
+            (&Method::GET, Route::DagList) if self.recorded_dags().is_some() => {
+                let items = self.recorded_dags().unwrap_or_default();
+                self.page(req, items)
+            }
+            (&Method::GET, Route::Dag(name)) if self.recorded_dags().is_some() => {
+                let found = self
+                    .recorded_dags()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|d| d["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(&name)));
+                match found {
+                    Some(d) => reply(StatusCode::OK, &d),
+                    None => self.not_found("distributedAvailabilityGroups", &name),
+                }
             }
             (&Method::GET, Route::DagList) => {
                 let w = self.world();

@@ -33,6 +33,10 @@ pub struct Facts {
     pub collation: String,
     /// Agent has no PowerShell subsystem on Linux.
     pub linux: bool,
+    pub agent_running: bool,
+    pub agent_xps: bool,
+    /// `sp_certificate_add_issuer` and `sp_get_endpoint_certificate` exist.
+    pub connect_pack: bool,
 }
 
 /// What the state shows outside rows: certificate bytes for CERTENCODED, the
@@ -131,6 +135,7 @@ pub fn build(input: BuildInput<'_>) -> Result<Catalog, CatalogError> {
         .iter()
         .filter(|t| match t.name {
             "sys.dm_os_host_info" => mi || major >= 14,
+            "sys.dm_server_services" => !mi,
             "sys.dm_hadr_fabric_config_parameters" | "sys.server_resource_stats" => mi,
             _ => true,
         })
@@ -169,6 +174,7 @@ pub fn build(input: BuildInput<'_>) -> Result<Catalog, CatalogError> {
     let label = input.side_id.label();
     let mut b = Builder { db: &db, now: input.now, extra: Vec::new() };
     b.host(side, mi, major)?;
+    b.services(side, mi)?;
     b.fabric(side)?;
     if mi {
         b.resource_stats(side)?;
@@ -293,6 +299,10 @@ fn facts(side: &Side) -> Facts {
         sysadmin: side.login.sysadmin,
         collation: side.collation.clone(),
         linux: side.host.platform.eq_ignore_ascii_case("Linux"),
+        // A managed instance's Agent always runs.
+        agent_running: mi || side.agent.running,
+        agent_xps: mi || side.agent.xps,
+        connect_pack: side.has_link_procedures(),
     }
 }
 
@@ -360,6 +370,68 @@ impl Builder<'_> {
                 ("host_architecture", text("X64")),
             ],
         )
+    }
+
+    /// The engine's and Agent's services (SQL Server only), and the options
+    /// the checks read from sys.configurations.
+    fn services(&mut self, side: &Side, mi: bool) -> Result<(), CatalogError> {
+        let agent = mi || side.agent.running;
+        if !mi {
+            for (name, running, file) in [
+                (
+                    "SQL Server (MSSQLSERVER)",
+                    true,
+                    "\"C:\\Program Files\\Microsoft SQL Server\\MSSQL\\Binn\\sqlservr.exe\" -sMSSQLSERVER",
+                ),
+                (
+                    "SQL Server Agent (MSSQLSERVER)",
+                    agent,
+                    "\"C:\\Program Files\\Microsoft SQL Server\\MSSQL\\Binn\\SQLAGENT.EXE\" -i MSSQLSERVER",
+                ),
+            ] {
+                self.insert(
+                    "sys.dm_server_services",
+                    &[
+                        ("servicename", text(name)),
+                        ("startup_type", int(if running { 2 } else { 3 })),
+                        ("startup_type_desc", text(if running { "Automatic" } else { "Manual" })),
+                        ("status", int(if running { 4 } else { 1 })),
+                        ("status_desc", text(if running { "Running" } else { "Stopped" })),
+                        ("process_id", if running { int(4242) } else { Value::Null }),
+                        (
+                            "last_startup_time",
+                            if running { self.when(self.now - time::Duration::days(3)) } else { Value::Null },
+                        ),
+                        ("service_account", text("NT Service\\MSSQLSERVER")),
+                        ("filename", text(file)),
+                        ("is_clustered", text("N")),
+                        ("cluster_nodename", Value::Null),
+                        ("instant_file_initialization_enabled", text("Y")),
+                    ],
+                )?;
+            }
+        }
+        let xps = i64::from(mi || side.agent.xps);
+        for (id, name, value, min, max, what, advanced) in [
+            (16384, "Agent XPs", xps, 0, 1, "Enable or disable Agent XPs", true),
+            (1568, "default trace enabled", 1, 0, 1, "Enable or disable the default trace", true),
+        ] {
+            self.insert(
+                "sys.configurations",
+                &[
+                    ("configuration_id", int(id)),
+                    ("name", text(name)),
+                    ("value", int(value)),
+                    ("minimum", int(min)),
+                    ("maximum", int(max)),
+                    ("value_in_use", int(value)),
+                    ("description", text(what)),
+                    ("is_dynamic", bit(true)),
+                    ("is_advanced", bit(advanced)),
+                ],
+            )?;
+        }
+        Ok(())
     }
 
     fn fabric(&mut self, side: &Side) -> Result<(), CatalogError> {

@@ -195,6 +195,18 @@ pub static TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "sys.availability_group_listeners",
+        columns: &[
+            ("group_id", "uniqueidentifier"),
+            ("listener_id", "nvarchar(36)"),
+            ("dns_name", "nvarchar(63)"),
+            ("port", "int"),
+            ("is_conformant", "bit"),
+            ("ip_configuration_string_from_cluster", "nvarchar(4000)"),
+            ("is_distributed_network_name", "bit"),
+        ],
+    },
+    Table {
         name: "sys.dm_hadr_availability_replica_states",
         columns: &[
             ("replica_id", "uniqueidentifier"),
@@ -359,6 +371,37 @@ pub static TABLES: &[Table] = &[
             ("encryption_scan_state", "int"),
             ("encryption_scan_state_desc", "nvarchar(32)"),
             ("encryption_scan_modify_date", "datetime"),
+        ],
+    },
+    Table {
+        name: "sys.dm_server_services",
+        columns: &[
+            ("servicename", "nvarchar(256)"),
+            ("startup_type", "int"),
+            ("startup_type_desc", "nvarchar(256)"),
+            ("status", "int"),
+            ("status_desc", "nvarchar(256)"),
+            ("process_id", "int"),
+            ("last_startup_time", "datetimeoffset(7)"),
+            ("service_account", "nvarchar(256)"),
+            ("filename", "nvarchar(256)"),
+            ("is_clustered", "nvarchar(1)"),
+            ("cluster_nodename", "nvarchar(256)"),
+            ("instant_file_initialization_enabled", "nvarchar(1)"),
+        ],
+    },
+    Table {
+        name: "sys.configurations",
+        columns: &[
+            ("configuration_id", "int"),
+            ("name", "nvarchar(35)"),
+            ("value", "sql_variant"),
+            ("minimum", "sql_variant"),
+            ("maximum", "sql_variant"),
+            ("value_in_use", "sql_variant"),
+            ("description", "nvarchar(255)"),
+            ("is_dynamic", "bit"),
+            ("is_advanced", "bit"),
         ],
     },
     Table {

@@ -51,7 +51,8 @@ impl SqlType {
             "nchar" => SqlType::NChar(len(1)?.unwrap_or(1)),
             "char" => SqlType::Char(len(1)?.unwrap_or(1)),
             "varbinary" | "binary" => SqlType::VarBinary(len(1)?),
-            "datetime" | "datetime2" | "smalldatetime" | "date" => SqlType::DateTime,
+            // datetime2, date and datetimeoffset go on the wire as datetime (no client here reads their extra precision or offset).
+            "datetime" | "datetime2" | "smalldatetime" | "date" | "datetimeoffset" => SqlType::DateTime,
             "uniqueidentifier" => SqlType::Guid,
             "numeric" | "decimal" => {
                 let (p, s) = match args.as_deref() {

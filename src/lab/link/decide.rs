@@ -90,8 +90,13 @@ pub fn decide(world: &World, dag: &str, mi_dial: Option<&Dial>, sql_dial: Option
     if let Some(v) = dial_failure(SideId::Sql, sql_dial, &mi_ag_name, world) {
         return v;
     }
+    // SQL Server's half must name the instance for its gateway to route the link there.
+    let mi_url = sql_dag.replicas.get(1).map(|r| r.endpoint_url.clone()).unwrap_or_default();
+    if !mi_url.to_ascii_lowercase().contains(&format!(";server=[{}]", world.mi.name.to_ascii_lowercase())) {
+        return fail(SideId::Sql, 41976, texts::not_responding(&mi_ag_name, &mi_url));
+    }
     // SQL Server 2016/2017 without the Azure Connect pack cannot answer the redirect.
-    if !sql_has_link_update(world.sql.version) {
+    if !world.sql.connect_pack {
         return Verdict::Fail {
             side: SideId::Mi,
             number: 41976,
@@ -174,16 +179,6 @@ fn compatible(a: &Cipher, b: &Cipher) -> bool {
     a.compatible(b)
 }
 
-/// 2016 and 2017 need the Azure Connect pack, 2019 CU20 (mi-link-facts §0).
-fn sql_has_link_update(v: (u32, u32, u32, u32)) -> bool {
-    match v.0 {
-        13 => v.2 >= 7000,
-        14 => v.2 >= 3490,
-        15 => v.2 >= 4312,
-        _ => v.0 > 15,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,13 +192,5 @@ mod tests {
         );
         assert_eq!(url_target("TCP://[::1]:7022"), Some(("::1".into(), 7022)));
         assert_eq!(url_target("nonsense"), None);
-    }
-
-    #[test]
-    fn link_updates_by_version() {
-        assert!(!sql_has_link_update((13, 0, 6300, 2)));
-        assert!(sql_has_link_update((13, 0, 7000, 253)));
-        assert!(!sql_has_link_update((15, 0, 4198, 2)));
-        assert!(sql_has_link_update((16, 0, 1000, 6)));
     }
 }

@@ -41,13 +41,19 @@ impl Machine {
 
     /// Runs until the lab stops. A change while the sides are still dialing
     /// makes that round's verdict stale: it is dropped and a new round starts.
-    pub async fn run(self) {
+    /// `first` hears when every live link has had its first verdict, so a lab
+    /// starting on a broken link shows it broken from the first query.
+    pub async fn run(self, first: tokio::sync::oneshot::Sender<()>) {
         let changed = self.lock().changed.clone();
+        let mut first = Some(first);
         loop {
             let wait = tokio::select! {
                 w = self.step() => w,
                 _ = changed.notified() => continue,
             };
+            if let Some(tx) = first.take() {
+                let _ = tx.send(());
+            }
             tokio::select! {
                 _ = changed.notified() => {}
                 _ = tokio::time::sleep(wait) => {}

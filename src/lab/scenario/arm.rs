@@ -38,6 +38,10 @@ pub struct Arm {
     /// the instance's update type and version).
     #[serde(default)]
     pub database_format: Option<String>,
+    /// A replayed bundle's distributed availability groups, as the JSON array
+    /// ARM returned: the list and each GET answer with them as recorded.
+    #[serde(default)]
+    pub recorded_dags: Option<String>,
 }
 
 impl Default for Arm {

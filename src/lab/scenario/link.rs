@@ -45,6 +45,20 @@ pub struct Link {
     pub log_send_queue_growth_kb_per_s: i64,
     #[serde(default)]
     pub seeding: Option<Seeding>,
+    /// The instance's `LISTENER_URL` in SQL Server's distributed AG, when it is
+    /// not the documented `tcp://<FQDN>:5022;Server=[<instance name>]`.
+    #[serde(default)]
+    pub mi_listener_url: Option<String>,
+    /// The name the instance's DAG resource gives SQL Server's AG, when it is
+    /// not SQL Server's own (a half created with another name).
+    #[serde(default)]
+    pub arm_partner_ag: Option<String>,
+    /// More replicas of SQL Server's AG (server names), besides SQL Server itself.
+    #[serde(default)]
+    pub sql_replicas: Vec<String>,
+    /// The DNS name of SQL Server's AG listener: the link then names it, not the node.
+    #[serde(default)]
+    pub sql_listener: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -78,6 +92,16 @@ pub struct Seeding {
     pub transferred_mb: i64,
     #[serde(default)]
     pub database_mb: i64,
+    /// When this attempt started (`-2d`); an hour ago when absent.
+    #[serde(default)]
+    pub started: Option<RelTime>,
+    /// The transfer rate `sys.dm_hadr_physical_seeding_stats` shows.
+    #[serde(default = "default_seeding_mb_per_s")]
+    pub rate_mb_per_s: f64,
+}
+
+fn default_seeding_mb_per_s() -> f64 {
+    10.0
 }
 
 /// Timing of a link the lab creates (the real ones take about a minute to

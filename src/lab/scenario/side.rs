@@ -42,6 +42,14 @@ pub struct Side {
     pub hadr_manager_status: i64,
     #[serde(default)]
     pub trace_flags: Vec<i32>,
+    /// Whether the procedures of the link's update exist (`sp_certificate_add_issuer`,
+    /// `sp_get_endpoint_certificate`: the Azure Connect pack on 2016/2017); by
+    /// default, when the build is one that has them.
+    #[serde(default)]
+    pub connect_pack: Option<bool>,
+    /// SQL Server Agent: whether its service runs and `Agent XPs` is on.
+    #[serde(default)]
+    pub agent: Agent,
     #[serde(default = "yes")]
     pub master_key: bool,
     #[serde(default)]
@@ -70,6 +78,23 @@ pub struct Side {
     /// Statements answered as a support bundle recorded them, before the catalog.
     #[serde(default)]
     pub recorded: Vec<recorded::Recorded>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Agent {
+    /// The service (`sys.dm_server_services`); sp_start_job fails with 22022 when stopped.
+    #[serde(default = "yes")]
+    pub running: bool,
+    /// `Agent XPs` in sys.configurations; the job procedures fail with 15281 when off.
+    #[serde(default = "yes")]
+    pub xps: bool,
+}
+
+impl Default for Agent {
+    fn default() -> Self {
+        Agent { running: true, xps: true }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -256,6 +281,9 @@ pub struct Endpoint {
     pub certificate: Option<String>,
     #[serde(default)]
     pub listener: Listener,
+    /// `LISTENER_IP` when it is one address, not ALL (`sys.tcp_endpoints.ip_address`).
+    #[serde(default)]
+    pub listener_ip: Option<String>,
     /// The host the endpoint URL will name (the deployment plan's choice): a host
     /// name here means the managed instance has to resolve it.
     #[serde(default)]
@@ -378,6 +406,22 @@ impl Side {
     /// (major, minor, build, revision)
     pub fn version_parts(&self) -> (u32, u32, u32, u32) {
         parse_version(&self.version).expect("validated")
+    }
+
+    /// Whether the link's procedures exist (`sp_certificate_add_issuer`,
+    /// `sp_get_endpoint_certificate`): the scenario's word, else the builds
+    /// that ship them (2022 and later, 2019 CU20+, the Azure Connect packs of
+    /// 2017 and 2016; mi-link-facts §0).
+    pub fn has_link_procedures(&self) -> bool {
+        let (major, _, build, _) = self.version_parts();
+        self.is_managed_instance()
+            || self.connect_pack.unwrap_or(match major {
+                16.. => true,
+                15 => build >= 4312,
+                14 => build >= 3490,
+                13 => build >= 7000,
+                _ => false,
+            })
     }
 }
 

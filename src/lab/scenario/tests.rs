@@ -116,3 +116,18 @@ fn errors_name_line_and_key() {
     assert!(err.starts_with("s.toml:4:"), "{err}");
     assert!(err.contains("bogus"), "{err}");
 }
+
+/// The link's procedures come with the builds that ship them, unless the
+/// scenario says the Azure Connect pack is missing.
+#[test]
+fn link_procedures_by_build_and_by_word() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/healthy.toml");
+    let mut s = Scenario::load(&path).unwrap().sql_server;
+    for (v, has) in [("13.0.6300.2", false), ("13.0.7000.253", true), ("15.0.4198.2", false), ("16.0.1000.6", true)] {
+        s.version = v.into();
+        assert_eq!(s.has_link_procedures(), has, "{v}");
+    }
+    s.version = "14.0.3490.10".into();
+    s.connect_pack = Some(false);
+    assert!(!s.has_link_procedures());
+}

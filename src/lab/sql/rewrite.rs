@@ -268,8 +268,8 @@ impl Resolver<'_> {
                 Some(match name.as_str() {
                     "serverproperty" | "certproperty" => SqlType::Variant,
                     "certencoded" => SqlType::VarBinary(None),
-                    "cert_id" | "db_id" | "datediff" | "len" | "charindex" | "count" | "is_srvrolemember"
-                    | "has_perms_by_name" => SqlType::Int,
+                    "cert_id" | "db_id" | "object_id" | "datediff" | "len" | "charindex" | "count"
+                    | "is_srvrolemember" | "has_perms_by_name" => SqlType::Int,
                     "count_big" => SqlType::BigInt,
                     "db_name" | "suser_name" | "suser_sname" | "original_login" => SqlType::NVarChar(Some(128)),
                     "newid" => SqlType::Guid,

@@ -319,3 +319,22 @@ fn a_tde_database_shows_its_key_under_its_certificate() {
         [Value::Text("SalesDB".into()), Value::Text("CERTIFICATE".into()), Value::Text("TDE_SalesDB".into())]
     );
 }
+
+/// The link's procedures exist with its update (the Azure Connect pack on
+/// 2016/2017), whatever the build: OBJECT_ID tells, and EXEC fails with 2812.
+#[test]
+fn object_id_tells_whether_the_link_procedures_exist() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/healthy.toml");
+    let mut s = Scenario::load(&path).unwrap();
+    let q = "SELECT OBJECT_ID(N'sys.sp_certificate_add_issuer') AS add_issuer, OBJECT_ID(N'master.sys.sp_get_endpoint_certificate') AS get_cert";
+    let (sql, _) = build_catalogs(&s, time::OffsetDateTime::now_utc(), "192.0.2.10").unwrap();
+    let rs = rows(&sql, q);
+    assert_eq!(rs.columns[0].1, SqlType::Int);
+    assert!(matches!(rs.rows[0][0], Value::Integer(i) if i < 0), "{:?}", rs.rows);
+    s.sql_server.version = "14.0.3490.10".into();
+    s.sql_server.connect_pack = Some(false);
+    let (sql, _) = build_catalogs(&s, time::OffsetDateTime::now_utc(), "192.0.2.10").unwrap();
+    let rs = rows(&sql, q);
+    assert_eq!(rs.rows[0], vec![Value::Null, Value::Null]);
+    assert_eq!(error(&sql, "EXEC sp_get_endpoint_certificate @endpoint_type = 4").number, 2812);
+}

@@ -96,10 +96,12 @@ fn server(
         name: side.name.clone(),
         fqdn: side.fqdn.clone(),
         version: side.version_parts(),
+        connect_pack: side.has_link_procedures(),
         master_keys: if side.master_key { vec!["master".into()] } else { vec![] },
         certificates: Vec::new(),
         endpoint: None,
         ags: Vec::new(),
+        ag_listeners: Vec::new(),
         databases: Vec::new(),
         errorlog: side
             .errorlog
@@ -150,6 +152,7 @@ fn server(
             role: ep.role.to_ascii_uppercase(),
             auth: Auth::from_desc(&ep.auth, ep.certificate.clone().filter(|c| !c.is_empty())),
             cipher: Cipher::from_desc(ep.encryption, &ep.algorithm),
+            listener_ip: ep.listener_ip.clone(),
         });
     }
     for (i, d) in side.databases.iter().enumerate() {
@@ -279,7 +282,11 @@ fn scenario_link(
     let mi_ag = link.mi_ag.clone().unwrap_or_else(|| format!("AG_{}_MI", link.database));
     let sql_port = sc.sql_server.endpoint.as_ref().map(|e| e.port).unwrap_or(5022);
     let sql_url = format!("TCP://{sql_endpoint_host}:{sql_port}");
+    // With a listener, the link names it rather than the node.
+    let dag_sql_url = link.sql_listener.as_ref().map_or_else(|| sql_url.clone(), |l| format!("TCP://{l}:{sql_port}"));
     let mi_url = format!("tcp://{}:5022;Server=[{}]", sc.managed_instance.fqdn, sc.managed_instance.name);
+    // SQL Server's half may name the instance otherwise (the instance's own keeps the documented URL).
+    let sql_view_of_mi = link.mi_listener_url.clone().unwrap_or_else(|| mi_url.clone());
     let created = now - Duration::days(2);
     // Seeding made the database on the instance, unless it failed.
     let seeding_failed = link.seeding.as_ref().is_some_and(|s| s.current_state.eq_ignore_ascii_case("FAILED"));
@@ -291,7 +298,7 @@ fn scenario_link(
         mi.databases.push(Database { id, created, ..src });
     }
     for (server, local_ag, remote_ag, local_url, remote_url) in
-        [(sql, &sql_ag, &mi_ag, &sql_url, &mi_url), (mi, &mi_ag, &sql_ag, &mi_url, &sql_url)]
+        [(sql, &sql_ag, &mi_ag, &dag_sql_url, &sql_view_of_mi), (mi, &mi_ag, &sql_ag, &mi_url, &dag_sql_url)]
     {
         let cluster_type = if server.side == SideId::Sql && server.version.0 == 13 { (0, "WSFC") } else { (2, "NONE") };
         let replica = |server: &mut Server, name: &str, url: &str| Replica {
@@ -305,15 +312,27 @@ fn scenario_link(
         };
         let ag_id = server.guid();
         let dag_id = server.guid();
-        let own = replica(server, &server.name.clone(), local_url);
+        let is_sql = server.side == SideId::Sql;
+        let own = replica(server, &server.name.clone(), if is_sql { &sql_url } else { local_url });
         let dag_local = replica(server, local_ag, local_url);
         let dag_remote = replica(server, remote_ag, remote_url);
+        let mut replicas = vec![own];
+        if is_sql {
+            let domain = server.fqdn.split_once('.').map(|(_, d)| d.to_string()).unwrap_or_default();
+            for name in &link.sql_replicas {
+                let url = format!("TCP://{}.{domain}:{sql_port}", name.to_ascii_lowercase());
+                replicas.push(replica(server, name, &url));
+            }
+            if let Some(l) = &link.sql_listener {
+                server.ag_listeners.push((local_ag.clone(), l.clone(), 1433));
+            }
+        }
         server.ags.push(AvailabilityGroup {
             id: ag_id,
             name: local_ag.clone(),
             distributed: false,
             cluster_type,
-            replicas: vec![own],
+            replicas,
             databases: vec![link.database.clone()],
             created,
         });
@@ -339,9 +358,9 @@ fn scenario_link(
     super::ArmDag {
         name: link.name.clone(),
         id: mi.ag(&link.name).map(|a| a.id.clone()).unwrap_or_default(),
-        partner_ag: sql_ag,
+        partner_ag: link.arm_partner_ag.clone().unwrap_or(sql_ag),
         instance_ag: mi_ag,
-        partner_endpoint: sql_url,
+        partner_endpoint: dag_sql_url,
         databases: vec![link.database.clone()],
         replication_mode: "Async".into(),
         failover_mode: "None".into(),
@@ -380,9 +399,11 @@ fn pinned_status(link: &scenario::Link, now: OffsetDateTime) -> LinkStatus {
             attempts: s.number_of_attempts,
             transferred_bytes: s.transferred_mb * 1_048_576,
             size_bytes: s.database_mb * 1_048_576,
-            rate_bytes_per_second: 10_485_760,
-            started: now - Duration::hours(1),
-            finished: Some(now - Duration::minutes(5)),
+            rate_bytes_per_second: (s.rate_mb_per_s * 1_048_576.0) as i64,
+            started: s.started.as_ref().map(|t| t.at(now)).unwrap_or(now - Duration::hours(1)),
+            // Only a seeding that ended has a completion time.
+            finished: matches!(s.current_state.to_ascii_uppercase().as_str(), "COMPLETED" | "FAILED")
+                .then(|| now - Duration::minutes(5)),
         }),
         log: super::LogPositions::default(),
         failing_over: false,

@@ -48,11 +48,15 @@ pub struct Server {
     pub name: String,
     pub fqdn: String,
     pub version: (u32, u32, u32, u32),
+    /// The link's procedures exist (2016/2017: the Azure Connect pack).
+    pub connect_pack: bool,
     /// Databases with a database master key (`master` is the one the link needs).
     pub master_keys: Vec<String>,
     pub certificates: Vec<Certificate>,
     pub endpoint: Option<Endpoint>,
     pub ags: Vec<AvailabilityGroup>,
+    /// AG listeners: (AG name, DNS name, port).
+    pub ag_listeners: Vec<(String, String, u16)>,
     pub databases: Vec<Database>,
     pub errorlog: Vec<LogLine>,
     /// `msdb.dbo.backupset`: the scenario's, and those taken while the lab runs.

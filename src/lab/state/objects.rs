@@ -275,6 +275,8 @@ pub struct Endpoint {
     pub role: String,
     pub auth: Auth,
     pub cipher: Cipher,
+    /// `LISTENER_IP`: one address, or all (`None`, `sys.tcp_endpoints.ip_address` NULL).
+    pub listener_ip: Option<String>,
 }
 
 impl Endpoint {

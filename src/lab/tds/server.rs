@@ -105,7 +105,10 @@ async fn handle(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<()> {
         Ok(r) => r?,
         Err(_) => return Err(io::ErrorKind::TimedOut.into()),
     };
-    let Some((database, login)) = login else { return Ok(()) };
+    let Some((database, login)) = login else {
+        transport.close().await;
+        return Ok(());
+    };
     let mut session = Session::new(&database, &login);
     loop {
         let (kind, status, payload) = packet::read_request(&mut transport, packet::FROM_CLIENT).await?;

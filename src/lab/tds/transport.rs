@@ -31,6 +31,29 @@ impl Wire for Transport {
     }
 }
 
+impl Transport {
+    /// Closes the way SQL Server does after refusing a login: TLS close_notify,
+    /// then FIN, then what the client still sends is read and dropped, so the
+    /// socket does not close with unread bytes (an RST that can take the error
+    /// message with it before the client reads it).
+    pub async fn close(self) {
+        let mut tcp = match self {
+            Transport::Plain(tcp) => tcp,
+            Transport::Tls(mut ch) => {
+                ch.tls.send_close_notify();
+                let _ = flush(&mut ch.tcp, &mut ch.tls, None).await;
+                ch.tcp
+            }
+        };
+        let _ = tcp.shutdown().await;
+        let mut sink = [0u8; 4096];
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+            while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
+        })
+        .await;
+    }
+}
+
 pub struct TlsChannel {
     tcp: TcpStream,
     tls: ServerConnection,

@@ -157,6 +157,26 @@ impl Rows<'_> {
         if let Some(r) = ag.replicas.first() {
             self.replica_state(r, ag, true, "PRIMARY", true, "HEALTHY", None)?;
         }
+        // The primary sees its other replicas (connected, healthy secondaries).
+        for r in ag.replicas.iter().skip(1) {
+            self.replica_state(r, ag, false, "SECONDARY", true, "HEALTHY", None)?;
+        }
+        for (i, (_, dns, port)) in
+            self.server.ag_listeners.iter().filter(|(n, ..)| n.eq_ignore_ascii_case(&ag.name)).enumerate()
+        {
+            self.insert(
+                "sys.availability_group_listeners",
+                &[
+                    ("group_id", text(&ag.id)),
+                    ("listener_id", text(format!("{:08x}-0000-4000-8000-{:012x}", ag.id.len(), i + 1))),
+                    ("dns_name", text(dns)),
+                    ("port", int(*port as i64)),
+                    ("is_conformant", bit(true)),
+                    ("ip_configuration_string_from_cluster", text("('IP Address: 10.0.0.20')")),
+                    ("is_distributed_network_name", bit(false)),
+                ],
+            )?;
+        }
         for db in &ag.databases {
             if let Some(d) = self.server.database(db) {
                 let replica = ag.replicas.first().map(|r| r.id.clone()).unwrap_or_default();

@@ -24,6 +24,7 @@ pub const OWNED: &[&str] = &[
     "sys.dm_database_encryption_keys",
     "sys.availability_groups",
     "sys.availability_replicas",
+    "sys.availability_group_listeners",
     "sys.dm_hadr_availability_replica_states",
     "sys.dm_hadr_database_replica_states",
     "sys.dm_hadr_automatic_seeding",
@@ -200,7 +201,8 @@ impl Rows<'_> {
             endpoint_row(&ep.name, ep.id, 2, "TCP", 4, "DATABASE_MIRRORING", ep.state.id(), ep.state.desc(), false);
         self.insert("sys.endpoints", &row)?;
         let mut tcp = row.clone();
-        tcp.extend([("port", int(ep.port as i64)), ("is_dynamic_port", bit(false)), ("ip_address", Value::Null)]);
+        let ip = ep.listener_ip.clone().map(text).unwrap_or(Value::Null);
+        tcp.extend([("port", int(ep.port as i64)), ("is_dynamic_port", bit(false)), ("ip_address", ip)]);
         self.insert("sys.tcp_endpoints", &tcp)?;
         let cert_id =
             ep.auth.certificate.as_deref().and_then(|n| self.server.certificate(n)).map(|c| c.id).unwrap_or(0);

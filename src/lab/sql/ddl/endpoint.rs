@@ -40,6 +40,8 @@ pub(super) fn create_endpoint(
         role: m.role.clone().unwrap_or_else(|| "ALL".into()),
         auth,
         cipher,
+        // LISTENER_IP = ALL, the link's documented setting (a single address is a scenario's).
+        listener_ip: None,
     };
     listen(c, &endpoint)?;
     world.server_mut(side).endpoint = Some(endpoint);

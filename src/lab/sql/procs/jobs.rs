@@ -37,6 +37,25 @@ fn db_err(e: rusqlite::Error) -> SqlError {
 
 pub fn execute(c: &Catalog, proc: &str, args: &Args) -> Result<Vec<Output>, SqlError> {
     let name = as_text(arg(args, 0, "@job_name")).unwrap_or_default();
+    if !c.facts.agent_xps {
+        return Err(SqlError::new(
+            15281,
+            16,
+            1,
+            format!(
+                "SQL Server blocked access to procedure 'dbo.{proc}' of component 'Agent XPs' because this component is turned off as part of the security configuration for this server. A system administrator can enable the use of 'Agent XPs' by using sp_configure. For more information about enabling 'Agent XPs', search for 'Agent XPs' in SQL Server Books Online."
+            ),
+        ));
+    }
+    if proc == "sp_start_job" && !c.facts.agent_running {
+        job_id(c, &name)?;
+        return Err(SqlError::new(
+            22022,
+            16,
+            1,
+            "SQLServerAgent is not currently running so it cannot be notified of this action.",
+        ));
+    }
     let now = datetime_text(time::OffsetDateTime::now_utc());
     match proc {
         "sp_add_job" => {

@@ -43,7 +43,7 @@ pub fn execute(catalog: &Catalog, session: &mut Session, proc: &str, args: &Args
     let short = proc.rsplit('.').next().unwrap_or(proc).to_ascii_lowercase();
     match short.as_str() {
         // SQL Server 2022+ and managed instance only.
-        "sp_get_endpoint_certificate" if facts.is_managed_instance || facts.major >= 16 => {
+        "sp_get_endpoint_certificate" if facts.connect_pack => {
             let kind = as_int(arg(args, 0, "@endpoint_type"));
             let shown = catalog.shown();
             match (kind, &shown.endpoint_cert) {
@@ -124,7 +124,7 @@ pub fn execute(catalog: &Catalog, session: &mut Session, proc: &str, args: &Args
             session.database = inner.database;
             out.push(Output::ReturnStatus(0));
         }
-        "sp_certificate_add_issuer" if has_add_issuer(facts) => {
+        "sp_certificate_add_issuer" if facts.connect_pack => {
             if !facts.sysadmin {
                 out.push(Output::Error(SqlError::execute_denied(&short, "master", "sys")));
                 return;
@@ -155,20 +155,6 @@ pub fn execute(catalog: &Catalog, session: &mut Session, proc: &str, args: &Args
             out.push(Output::Error(SqlError::execute_denied(s, "msdb", "dbo")))
         }
         _ => out.push(Output::Error(SqlError::unknown_procedure(proc))),
-    }
-}
-
-/// `sp_certificate_add_issuer` came with the updates the link needs: SQL Server
-/// 2022 and later, 2019 CU20+, and the Azure Connect packs of 2017 and 2016.
-fn has_add_issuer(f: &crate::lab::catalog::Facts) -> bool {
-    let v: Vec<u32> = f.version.split('.').filter_map(|p| p.parse().ok()).collect();
-    let build = |b: u32| v.get(2).is_some_and(|x| *x >= b);
-    match f.major {
-        16.. => true,
-        15 => build(4312),
-        14 => build(3490),
-        13 => build(7000),
-        _ => false,
     }
 }
 
