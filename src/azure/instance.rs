@@ -1,7 +1,9 @@
 //! What the pre-flight checks read of the managed instance's ARM resource,
-//! when the profile names one: its update policy (`databaseFormat`) and its
-//! license-free DR setting (`hybridSecondaryUsage`). Bounded by the run's
-//! step timeout; a profile without `[arm]` is not an error, only no evidence.
+//! when the profile names one: its update policy (`databaseFormat`), its
+//! license-free DR setting (`hybridSecondaryUsage`) and its distributed
+//! availability groups as ARM shows them (names, per-database health), which
+//! `diagnose` holds beside the DMVs. Bounded by the run's step timeout; a
+//! profile without `[arm]` is not an error, only no evidence.
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +22,10 @@ pub struct InstanceFacts {
     pub hybrid_secondary_usage: Option<String>,
     /// What the service sees the instance used as (Active: it carries workload).
     pub hybrid_secondary_usage_detected: Option<String>,
+    /// The instance's distributed availability groups, as ARM returned them
+    /// (none in a bundle made before milink read them).
+    #[serde(default)]
+    pub dags: Vec<serde_json::Value>,
 }
 
 /// `None` when the profile names no instance resource; else what ARM said, or why not.
@@ -28,20 +34,25 @@ pub async fn read(p: &Profile) -> Option<Result<InstanceFacts, String>> {
     let step = p.limit().step();
     let read = async {
         let arm = Arm::new(p).map_err(|e| e.to_string())?;
-        let mut got = arm.get(&arm.url("", APIS[0])).await;
+        let mut api = APIS[0];
+        let mut got = arm.get(&arm.url("", api)).await;
         if matches!(
             got.as_ref().err().and_then(|e| e.code()),
             Some("NoRegisteredProviderFound" | "InvalidApiVersionParameter")
         ) {
-            got = arm.get(&arm.url("", APIS[1])).await;
+            api = APIS[1];
+            got = arm.get(&arm.url("", api)).await;
         }
         let v = got.map_err(|e| e.to_string())?;
         let v = v.ok_or_else(|| "the instance's resource was not found".to_string())?;
         let s = |k: &str| v["properties"][k].as_str().map(str::to_string);
+        // The links are evidence beside the DMVs: a failure to list them is not the instance's.
+        let dags = arm.list(&arm.url("distributedAvailabilityGroups", api)).await.unwrap_or_default();
         Ok(InstanceFacts {
             database_format: s("databaseFormat"),
             hybrid_secondary_usage: s("hybridSecondaryUsage"),
             hybrid_secondary_usage_detected: s("hybridSecondaryUsageDetected"),
+            dags,
         })
     };
     Some(match tokio::time::timeout(step, read).await {

@@ -31,15 +31,29 @@ fn der(r: &Record) -> Option<Vec<u8>> {
     unhex(r.str("der")?)
 }
 
+type Rows<'a> = Result<&'a [Record], (Severity, String)>;
+type Session<'a> = Result<&'a crate::checks::collect::Facts, (Severity, String)>;
+
 pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
-    let s = Side::SqlServer;
     let sql = facts(&ev.sql, "login-sql");
     let sql_certs = sql.clone().and_then(|f| rows(f, "certificates", "login-sql-permissions"));
     let endpoint = sql.clone().and_then(|f| rows(f, "endpoint", "login-sql-permissions"));
     let mi = facts(&ev.mi, "login-mi");
+    let own = own_certificate(&sql_certs, &endpoint, p, out);
+    out.push(mi_imported(&sql_certs, &mi, p));
+    out.push(trusted_on_mi(&mi, own));
+    out.push(azure_roots(&sql_certs));
+}
 
-    // SQL Server's endpoint certificate.
-    let own: Option<&Record> = match (&sql_certs, &endpoint) {
+/// SQL Server's endpoint certificate (`cert-sql-endpoint`, `cert-sql-endpoint-expiry`).
+fn own_certificate<'a>(
+    sql_certs: &Rows<'a>,
+    endpoint: &Rows<'_>,
+    p: &Profile,
+    out: &mut Vec<Finding>,
+) -> Option<&'a Record> {
+    let s = Side::SqlServer;
+    match (&sql_certs, &endpoint) {
         (Err(why), _) | (_, Err(why)) => {
             out.push(blocked("cert-sql-endpoint", s, why.clone()));
             out.push(blocked("cert-sql-endpoint-expiry", s, why.clone()));
@@ -122,12 +136,14 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
                 }
             }
         }
-    };
+    }
+}
 
-    // The managed instance's certificate, imported on SQL Server under its FQDN.
+/// The managed instance's certificate, imported on SQL Server under its FQDN.
+fn mi_imported(sql_certs: &Rows<'_>, mi: &Session<'_>, p: &Profile) -> Finding {
     let fqdn = &p.managed_instance.fqdn;
     let presented = mi.clone().and_then(|f| rows(f, "endpoint_cert", "login-mi-permissions"));
-    let f = match (&sql_certs, &presented) {
+    match (&sql_certs, &presented) {
         (Err(why), _) | (_, Err(why)) => blocked("cert-mi-imported", Side::Link, why.clone()),
         (Ok(certs), Ok(pres)) => {
             let theirs = pres.first().and_then(|r| r.str("endpointcertificatepublickey")).and_then(unhex);
@@ -149,12 +165,13 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
             }
             .done()
         }
-    };
-    out.push(f);
+    }
+}
 
-    // SQL Server's certificate, trusted on the managed instance.
+/// SQL Server's certificate, trusted on the managed instance.
+fn trusted_on_mi(mi: &Session<'_>, own: Option<&Record>) -> Finding {
     let mi_certs = mi.clone().and_then(|f| rows(f, "certificates", "login-mi-permissions"));
-    let f = match (&mi_certs, own) {
+    match (&mi_certs, own) {
         (Err(why), _) => blocked("cert-sql-trusted-on-mi", Side::Link, why.clone()),
         (_, None) => F::skip(
             "cert-sql-trusted-on-mi",
@@ -195,11 +212,13 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
             }
             .done()
         }
-    };
-    out.push(f);
+    }
+}
 
-    // Azure root CAs on SQL Server.
-    let f = match &sql_certs {
+/// Azure root CAs on SQL Server.
+fn azure_roots(sql_certs: &Rows<'_>) -> Finding {
+    let s = Side::SqlServer;
+    match &sql_certs {
         Err(why) => blocked("cert-azure-roots", s, why.clone()),
         Ok(certs) => {
             let has = |needle: &str| {
@@ -227,8 +246,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
             }
             .done()
         }
-    };
-    out.push(f);
+    }
 }
 
 #[cfg(test)]

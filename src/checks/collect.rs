@@ -118,6 +118,8 @@ const LINK_DATABASES: &str = "SELECT ag.name AS ag_name, drs.is_local, drs.synch
          FROM sys.dm_hadr_database_replica_states AS drs JOIN sys.availability_groups AS ag ON ag.group_id = drs.group_id \
          WHERE ag.is_distributed = 1";
 pub const SEEDING: &str = "SELECT s.current_state, s.failure_state, s.failure_state_desc, s.error_code, s.number_of_attempts, \
+         s.start_time, s.completion_time, p.local_database_name, p.transferred_size_bytes, p.database_size_bytes, \
+         p.transfer_rate_bytes_per_second, p.estimate_time_complete_utc, \
          p.failure_code, p.failure_message FROM sys.dm_hadr_automatic_seeding AS s \
          LEFT JOIN sys.dm_hadr_physical_seeding_stats AS p ON p.local_physical_seeding_id = s.operation_id";
 const ERRORLOG: &str = "EXEC xp_readerrorlog 0, 1, N'Mirroring'";
@@ -133,10 +135,16 @@ pub const SQL_QUERIES: &[(&str, &str)] = &[
     ("host", "SELECT host_platform, host_distribution, host_release FROM sys.dm_os_host_info"),
     ("master_key", "SELECT name FROM master.sys.symmetric_keys WHERE name = N'##MS_DatabaseMasterKey##'"),
     ("trace_flags", "DBCC TRACESTATUS(-1) WITH NO_INFOMSGS"),
+    // The Azure Connect pack (2016/2017) is known by its procedures, not by the build alone.
+    (
+        "link_procs",
+        "SELECT OBJECT_ID(N'sys.sp_certificate_add_issuer') AS add_issuer, \
+         OBJECT_ID(N'sys.sp_get_endpoint_certificate') AS get_endpoint_certificate",
+    ),
     (
         "endpoint",
         "SELECT e.name, e.state_desc, e.role_desc, e.connection_auth_desc, e.is_encryption_enabled, \
-         e.encryption_algorithm_desc, e.certificate_id, t.port \
+         e.encryption_algorithm_desc, e.certificate_id, t.port, t.ip_address \
          FROM sys.database_mirroring_endpoints AS e JOIN sys.tcp_endpoints AS t ON t.endpoint_id = e.endpoint_id",
     ),
     ("certificates", CERTIFICATES),
@@ -158,6 +166,11 @@ pub const SQL_QUERIES: &[(&str, &str)] = &[
     ),
     ("log_space", "DBCC SQLPERF(LOGSPACE)"),
     ("link_replicas", LINK_REPLICAS),
+    (
+        "ag_listeners",
+        "SELECT ag.name AS ag_name, l.dns_name, l.port \
+         FROM sys.availability_group_listeners AS l JOIN sys.availability_groups AS ag ON ag.group_id = l.group_id",
+    ),
     ("link_databases", LINK_DATABASES),
     ("seeding", SEEDING),
     ("errorlog", ERRORLOG),

@@ -1,5 +1,5 @@
 //! SQL Server's DATABASE_MIRRORING endpoint: present, started, on the probed
-//! port, certificate authentication, AES encryption.
+//! port and all addresses, certificate authentication, AES encryption.
 
 use super::collect::Evidence;
 use super::{F, blocked, facts, rows};
@@ -8,7 +8,13 @@ use crate::profile::Profile;
 use crate::report::{Finding, Severity, Side};
 use crate::tsql::ident;
 
-const REST: [&str; 4] = ["endpoint-sql-started", "endpoint-sql-port", "endpoint-sql-auth", "endpoint-sql-encryption"];
+const REST: [&str; 5] = [
+    "endpoint-sql-started",
+    "endpoint-sql-port",
+    "endpoint-sql-listener-ip",
+    "endpoint-sql-auth",
+    "endpoint-sql-encryption",
+];
 
 pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
     let s = Side::SqlServer;
@@ -66,6 +72,23 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
             f
         } else {
             f.severity(Severity::Warn).remedy(format!("The endpoint listens on {port}: set endpoint_port = {port} in the profile (and use it in the endpoint URL)."))
+        }
+        .done(),
+    );
+
+    // LISTENER_IP = ALL is what the link's scripts make: one address breaks the
+    // link when the partner (or a local failover) reaches another.
+    let ip = ep.str("ip_address");
+    let f = F::new("endpoint-sql-listener-ip", s, Severity::Pass)
+        .found(ip.map_or("all addresses (LISTENER_IP = ALL)".to_string(), |a| format!("{a} only")))
+        .ev("ip_address", ip.unwrap_or("ALL"));
+    out.push(
+        match ip {
+            None => f,
+            Some(_) => f.severity(Severity::Warn).remedy(format!(
+                "ALTER ENDPOINT {} AS TCP (LISTENER_IP = ALL); -- the endpoint listens on one address only: the managed instance must reach exactly it",
+                ident(name)
+            )),
         }
         .done(),
     );

@@ -28,15 +28,14 @@ pub(super) fn props<'a>(f: &Result<&'a Facts, (Severity, String)>, id: &str) -> 
     rows(f, "props", id)?.first().ok_or((Severity::Error, "SERVERPROPERTY returned no row".into()))
 }
 
-const HADR_FIX: &str = "Enable Always On availability groups (Configuration Manager, or Enable-SqlAlwaysOn; on Linux: mssql-conf set hadr.hadrenabled 1) and restart SQL Server.";
-
-pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
-    let sql = facts(&ev.sql, "login-sql");
-    let mi = facts(&ev.mi, "login-mi");
-    let sp = props(&sql, "login-sql-permissions");
-    let mp = props(&mi, "login-mi-permissions");
+/// SQL Server's version, edition, host and Always On, from SERVERPROPERTY.
+fn sql_instance(
+    sql: &Result<&Facts, (Severity, String)>,
+    sp: &Result<&Record, (Severity, String)>,
+    p: &Profile,
+    out: &mut Vec<Finding>,
+) {
     let s = Side::SqlServer;
-
     match &sp {
         Err(why) => {
             for id in ["instance-sql-version", "instance-sql-edition", "instance-sql-host-os", "instance-sql-hadr"] {
@@ -44,29 +43,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
             }
         }
         Ok(r) => {
-            let v = r.str("version").unwrap_or("");
-            let level = r.str("update_level").map(|l| format!(" {l}")).unwrap_or_default();
-            let mut f = F::new("instance-sql-version", s, Severity::Pass)
-                .found(format!("{v}{level}"))
-                .ev("version", v)
-                .ev("update_level", r.str("update_level").unwrap_or(""));
-            match version(v) {
-                None => f = f.severity(Severity::Error).ev("note", "unreadable ProductVersion"),
-                Some((major, build)) => match MINIMUM.iter().find(|m| m.0 == major) {
-                    None if major > 17 => f = f.severity(Severity::Info).ev("note", "newer than the support matrix milink knows"),
-                    None => {
-                        f = f.severity(Severity::Fail).remedy("SQL Server 2014 and older have no distributed availability groups: upgrade to 2016 SP3 or later.")
-                    }
-                    Some((_, min, label)) if build < *min => {
-                        f = f.severity(Severity::Fail).ev("minimum", *label).remedy(format!("Install at least {label}."))
-                    }
-                    Some(_) if major == 16 && p.managed_instance.failback && build < 4095 => {
-                        f = f.severity(Severity::Fail).ev("minimum", "SQL Server 2022 CU10 (16.0.4095.4) for MI → SQL Server").remedy("Install SQL Server 2022 CU10 or later for failback to SQL Server.")
-                    }
-                    Some((_, _, label)) => f = f.ev("minimum", *label),
-                },
-            }
-            out.push(f.done());
+            out.push(sql_version(sql, r, p));
 
             let edition = r.str("edition").unwrap_or("");
             let ok = ["Enterprise", "Developer", "Standard"].iter().any(|e| edition.contains(e));
@@ -87,7 +64,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
                     (if on.contains("Linux") { "Linux".into() } else { "Windows".into() }, on)
                 }
             };
-            let major = version(v).map(|x| x.0).unwrap_or(0);
+            let major = version(r.str("version").unwrap_or("")).map(|x| x.0).unwrap_or(0);
             let f = F::new("instance-sql-host-os", s, Severity::Pass)
                 .found(if distribution.is_empty() { platform.clone() } else { distribution.clone() })
                 .ev("platform", platform.clone())
@@ -119,7 +96,82 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
             );
         }
     }
+}
 
+/// The build against the support matrix; below 2022, the link's procedures too.
+fn sql_version(sql: &Result<&Facts, (Severity, String)>, r: &Record, p: &Profile) -> Finding {
+    let f = build(r, p);
+    let major = version(r.str("version").unwrap_or("")).map_or(0, |v| v.0);
+    let procs = sql.as_ref().ok().and_then(|f| f.first("link_procs"));
+    match procs {
+        Some(row) if (13..16).contains(&major) => {
+            let missing: Vec<&str> = [
+                ("add_issuer", "sp_certificate_add_issuer"),
+                ("get_endpoint_certificate", "sp_get_endpoint_certificate"),
+            ]
+            .into_iter()
+            .filter(|(k, _)| row.int(k).is_none())
+            .map(|(_, name)| name)
+            .collect();
+            let f = f.ev("link_procedures", if missing.is_empty() { "present" } else { "missing" });
+            if missing.is_empty() || f.current() == Severity::Fail {
+                return f.done();
+            }
+            let pack = if major == 15 { "SQL Server 2019 CU20 or later" } else { "the Azure Connect pack" };
+            f.severity(Severity::Fail)
+                .ev("missing", missing.join(", "))
+                .remedy(format!("{} missing: the build alone does not show it, but {pack} is not installed. Install it (it adds the procedures the link needs), then check again.", missing.join(" and ")))
+                .done()
+        }
+        _ => f.done(),
+    }
+}
+
+/// The build against the support matrix.
+fn build(r: &Record, p: &Profile) -> F {
+    let s = Side::SqlServer;
+    let v = r.str("version").unwrap_or("");
+    let level = r.str("update_level").map(|l| format!(" {l}")).unwrap_or_default();
+    let mut f = F::new("instance-sql-version", s, Severity::Pass)
+        .found(format!("{v}{level}"))
+        .ev("version", v)
+        .ev("update_level", r.str("update_level").unwrap_or(""));
+    match version(v) {
+        None => f = f.severity(Severity::Error).ev("note", "unreadable ProductVersion"),
+        Some((major, build)) => {
+            match MINIMUM.iter().find(|m| m.0 == major) {
+                None if major > 17 => {
+                    f = f.severity(Severity::Info).ev("note", "newer than the support matrix milink knows")
+                }
+                None => f = f.severity(Severity::Fail).remedy(
+                    "SQL Server 2014 and older have no distributed availability groups: upgrade to 2016 SP3 or later.",
+                ),
+                Some((_, min, label)) if build < *min => {
+                    f = f.severity(Severity::Fail).ev("minimum", *label).remedy(format!("Install at least {label}."))
+                }
+                Some(_) if major == 16 && p.managed_instance.failback && build < 4095 => {
+                    f = f
+                        .severity(Severity::Fail)
+                        .ev("minimum", "SQL Server 2022 CU10 (16.0.4095.4) for MI → SQL Server")
+                        .remedy("Install SQL Server 2022 CU10 or later for failback to SQL Server.")
+                }
+                Some((_, _, label)) => f = f.ev("minimum", *label),
+            }
+        }
+    }
+    f
+}
+
+const HADR_FIX: &str = "Enable Always On availability groups (Configuration Manager, or Enable-SqlAlwaysOn; on Linux: mssql-conf set hadr.hadrenabled 1) and restart SQL Server.";
+
+pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
+    let sql = facts(&ev.sql, "login-sql");
+    let mi = facts(&ev.mi, "login-mi");
+    let sp = props(&sql, "login-sql-permissions");
+    let mp = props(&mi, "login-mi-permissions");
+    let s = Side::SqlServer;
+
+    sql_instance(&sql, &sp, p, out);
     let f = match sql.clone().and_then(|f| rows(f, "master_key", "login-sql-permissions")) {
         Err(why) => blocked("instance-sql-master-key", s, why),
         Ok([]) => F::new("instance-sql-master-key", s, Severity::Fail)

@@ -93,6 +93,7 @@ checks![
     ("endpoint-sql-present", "endpoint", "SQL Server has a DATABASE_MIRRORING endpoint", SCRIPTS),
     ("endpoint-sql-started", "endpoint", "The mirroring endpoint is STARTED with role ALL", SCRIPTS),
     ("endpoint-sql-port", "endpoint", "The endpoint listens on the port that was probed", SCRIPTS),
+    ("endpoint-sql-listener-ip", "endpoint", "The endpoint listens on all addresses (LISTENER_IP = ALL)", SCRIPTS),
     ("endpoint-sql-auth", "endpoint", "The endpoint authenticates with a certificate", SCRIPTS),
     ("endpoint-sql-encryption", "endpoint", "The endpoint requires encryption with AES", SCRIPTS),
     ("cert-sql-endpoint", "certificates", "SQL Server's endpoint certificate exists, under the master key", SCRIPTS),
@@ -126,8 +127,22 @@ checks![
     ("link-sync-health", "link", "The link's database replicas are HEALTHY", TROUBLESHOOT),
     ("link-lag", "link", "The link keeps up: send queue and secondary lag", TROUBLESHOOT),
     ("link-split-brain", "link", "Not both sides PRIMARY", TROUBLESHOOT),
-    ("link-seeding", "link", "Automatic seeding did not fail", TROUBLESHOOT),
+    ("link-seeding", "link", "Automatic seeding did not fail and ends before the link is cancelled", TROUBLESHOOT),
     ("link-errorlog", "link", "No mirroring-endpoint errors in the error log", TROUBLESHOOT),
+    (
+        "link-listener-url",
+        "link",
+        "SQL Server's DAG reaches the instance at tcp://<FQDN>:5022;Server=[<instance name>]",
+        SCRIPTS
+    ),
+    ("link-local-ag", "link", "SQL Server's AG with several replicas: the link names its listener", SCRIPTS),
+    ("link-names-match-arm", "link", "SQL Server's DAG and AG names match the instance's DAG resource", TROUBLESHOOT),
+    (
+        "link-arm-health",
+        "link",
+        "ARM's view of each database of the link (replica state, errors, certificate)",
+        TROUBLESHOOT
+    ),
 ];
 
 pub fn info(id: &str) -> &'static CheckInfo {

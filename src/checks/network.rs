@@ -212,6 +212,17 @@ fn job(
                 ),
             )
             .done(),
+        // The probe could not run: nothing is known about the port, so it is not failed for it.
+        Err(ProbeError::AgentStopped(e)) => F::new(id, Side::Link, Severity::Warn)
+            .found(format!("not probed: SQL Server Agent is not running on {from}"))
+            .ev("error", e.clone())
+            .remedy("Start SQL Server Agent (SQL Server Configuration Manager, or: net start SQLSERVERAGENT) and rerun with --job-probes; or run Test-NetConnection by hand on the server.")
+            .done(),
+        Err(ProbeError::AgentXpsOff(e)) => F::new(id, Side::Link, Severity::Warn)
+            .found(format!("not probed: 'Agent XPs' is off on {from}"))
+            .ev("error", e.clone())
+            .remedy("EXEC sp_configure 'show advanced options', 1; RECONFIGURE; EXEC sp_configure 'Agent XPs', 1; RECONFIGURE; (starting SQL Server Agent also turns it on), then rerun with --job-probes.")
+            .done(),
         Err(ProbeError::Sql(e)) => F::new(id, Side::Link, Severity::Error)
             .found("the probe job could not be made")
             .ev("error", e.message.clone())

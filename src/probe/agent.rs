@@ -31,6 +31,10 @@ pub struct JobProbe {
 pub enum ProbeError {
     /// The server has no PowerShell job steps (SQL Server on Linux: 14234).
     NoPowerShell,
+    /// SQL Server Agent's service is not running (sp_start_job: 22022).
+    AgentStopped(String),
+    /// `Agent XPs` is off, so the job procedures are blocked (15281).
+    AgentXpsOff(String),
     Sql(SqlFailure),
     /// The job did not finish within the wait.
     TimedOut {
@@ -87,15 +91,15 @@ async fn run(s: &mut Session, job: &str, target: &str, port: u16, wait: Duration
     let command = nstring(&format!(
         "tnc {host} -port {port} | select ComputerName, RemoteAddress, TcpTestSucceeded | Format-List"
     ));
-    s.rows(&format!("EXEC msdb.dbo.sp_add_job @job_name = {name}")).await.map_err(ProbeError::Sql)?;
+    s.rows(&format!("EXEC msdb.dbo.sp_add_job @job_name = {name}")).await.map_err(agent_error)?;
     let step = format!(
         "EXEC msdb.dbo.sp_add_jobstep @job_name = {name}, @step_name = N'Test port {port}', @subsystem = N'PowerShell', @command = {command}, @flags = 40"
     );
     if let Err(e) = s.rows(&step).await {
         return Err(if e.code == Some(14234) { ProbeError::NoPowerShell } else { ProbeError::Sql(e) });
     }
-    s.rows(&format!("EXEC msdb.dbo.sp_add_jobserver @job_name = {name}")).await.map_err(ProbeError::Sql)?;
-    s.rows(&format!("EXEC msdb.dbo.sp_start_job @job_name = {name}")).await.map_err(ProbeError::Sql)?;
+    s.rows(&format!("EXEC msdb.dbo.sp_add_jobserver @job_name = {name}")).await.map_err(agent_error)?;
+    s.rows(&format!("EXEC msdb.dbo.sp_start_job @job_name = {name}")).await.map_err(agent_error)?;
     let start = Instant::now();
     let done = format!(
         "SELECT a.stop_execution_date FROM msdb.dbo.sysjobactivity AS a JOIN msdb.dbo.sysjobs AS j ON j.job_id = a.job_id WHERE j.name = {name}"
@@ -130,6 +134,15 @@ async fn run(s: &mut Session, job: &str, target: &str, port: u16, wait: Duration
         output,
         waited_ms: start.elapsed().as_millis(),
     })
+}
+
+/// Agent's own refusals, told apart from other failures.
+fn agent_error(e: SqlFailure) -> ProbeError {
+    match e.code {
+        Some(22022) => ProbeError::AgentStopped(e.message),
+        Some(15281) => ProbeError::AgentXpsOff(e.message),
+        _ => ProbeError::Sql(e),
+    }
 }
 
 /// `Name : value` from Format-List output.

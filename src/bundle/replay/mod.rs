@@ -137,6 +137,9 @@ fn arm(f: &Files) -> anyhow::Result<Option<Table>> {
                 t.insert(k.into(), T::from(x));
             }
         }
+        if let Some(dags) = i.get("dags").filter(|d| d.as_array().is_some_and(|a| !a.is_empty())) {
+            t.insert("recorded_dags".into(), T::from(dags.to_string()));
+        }
     }
     if let Some(why) = v["error"].as_str() {
         let fault = table([

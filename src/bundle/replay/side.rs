@@ -58,6 +58,9 @@ pub(super) fn side(
             ]),
         );
     }
+    if let Some(agent) = agent(f, &dir)? {
+        side.insert("agent".into(), agent);
+    }
     if let Some(fabric) = fabric(f, &dir)? {
         side.insert("fabric".into(), fabric);
     }
@@ -224,6 +227,20 @@ fn tls_behaviour(capture: &Value, tds: &mut Table) {
 
 /// A login that failed: the server's error as it was, or the way the
 /// connection broke down.
+/// SQL Server Agent as the probe jobs met it: stopped, or its procedures blocked.
+fn agent(f: &Files, dir: &str) -> anyhow::Result<Option<T>> {
+    let Some(Value::Array(jobs)) = f.json(&format!("{dir}/agent-jobs.json"))? else { return Ok(None) };
+    let said = |what: &str| jobs.iter().any(|j| j["error"].as_str().is_some_and(|e| e.starts_with(what)));
+    let mut t = Table::new();
+    if said("AgentStopped") {
+        t.insert("running".into(), T::Boolean(false));
+    }
+    if said("AgentXpsOff") {
+        t.insert("xps".into(), T::Boolean(false));
+    }
+    Ok((!t.is_empty()).then_some(T::Table(t)))
+}
+
 fn login_failure(failed: &Value, login: &mut Table, tds: &mut Table) {
     let message = failed["message"].as_str().unwrap_or_default();
     // Failed at the node it was routed to: the recorded redirect range says how.
