@@ -15,7 +15,7 @@ pub struct Entry {
     pub doc: &'static str,
 }
 
-const TROUBLESHOOT: &str =
+pub const TROUBLESHOOT: &str =
     "https://learn.microsoft.com/azure/azure-sql/managed-instance/managed-instance-link-troubleshoot-how-to";
 const ERRORS_35: &str = "https://learn.microsoft.com/sql/relational-databases/errors-events/database-engine-events-and-errors-35000-to-35999";
 
@@ -172,9 +172,9 @@ pub static ENTRIES: &[Entry] = &[
         id: "35207",
         number: Some(35207),
         pattern: None,
-        meaning: "The connection attempt failed with an operating-system error (see the number inside).",
-        causes: &[("see the OS error in the description", &[])],
-        fix: "Read the OS error in the description (10060 timeout, 10061 refused, 10054 reset).",
+        meaning: "The connection attempt failed: the description says how (an operating-system error number, or a failed endpoint handshake).",
+        causes: &[("see the OS error or the handshake failure in the description", &[])],
+        fix: "Read the description: 10060 timeout, 10061 refused, 10054 reset; a handshake failure names authentication, encryption or a certificate.",
         doc: ERRORS_35,
     },
     Entry {
@@ -205,6 +205,24 @@ pub static ENTRIES: &[Entry] = &[
             &["endpoint-sql-present", "endpoint-sql-started", "endpoint-sql-port"],
         )],
         fix: "Create or start the mirroring endpoint on the port the endpoint URL names.",
+        doc: TROUBLESHOOT,
+    },
+    Entry {
+        id: "connect-permission",
+        number: None,
+        pattern: Some("does not have connect permission on the endpoint"),
+        meaning: "The endpoint refused the partner's login: with Windows authentication the managed instance's connection has no Windows identity on SQL Server (third-party text; UNCONFIRMED for the link).",
+        causes: &[("the endpoint authenticates with Windows only", &["endpoint-sql-auth"])],
+        fix: "Give the endpoint certificate authentication: ALTER ENDPOINT [<endpoint>] FOR DATABASE_MIRRORING (AUTHENTICATION = WINDOWS NEGOTIATE CERTIFICATE [<certificate>]).",
+        doc: TROUBLESHOOT,
+    },
+    Entry {
+        id: "auth-mismatch",
+        number: None,
+        pattern: Some("no compatible authentication protocol"),
+        meaning: "The endpoints share no authentication protocol: the managed instance's endpoint authenticates with certificates only (the text is of the same family as the documented encryption one; its state number is UNCONFIRMED).",
+        causes: &[("the endpoint authenticates with Windows only", &["endpoint-sql-auth"])],
+        fix: "Give the endpoint certificate authentication: ALTER ENDPOINT [<endpoint>] FOR DATABASE_MIRRORING (AUTHENTICATION = WINDOWS NEGOTIATE CERTIFICATE [<certificate>]).",
         doc: TROUBLESHOOT,
     },
     Entry {

@@ -126,3 +126,19 @@ fn a_link_falling_behind_shows_a_growing_queue() {
     assert!(queue2 >= queue1 + 4096 && lag2 > lag1, "{queue1} → {queue2} KB, {lag1} → {lag2} s");
     lab.stop();
 }
+
+/// A cause is a row of the rules table and a scenario that names it: every
+/// rule has one.
+#[test]
+fn every_root_cause_rule_has_a_scenario_that_names_it() {
+    let named: BTreeSet<String> = scenario_files()
+        .into_iter()
+        .filter_map(|f| {
+            let s = milink::lab::scenario::Scenario::load(&f).unwrap();
+            s.expect.get("root_cause").and_then(|v| v.as_str()).map(String::from)
+        })
+        .collect();
+    let missing: Vec<&str> =
+        milink::diagnose::rules::RULES.iter().map(|r| r.id).filter(|id| !named.contains(*id)).collect();
+    assert!(missing.is_empty(), "rules with no scenario naming them as root_cause: {missing:?}");
+}
