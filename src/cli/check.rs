@@ -254,16 +254,25 @@ fn print(d: &Diagnosis, format: Format, job: Job, verbose: bool) {
     let text = match (format, job) {
         (Format::Json, Job::Check) => report::json(&d.report),
         (Format::Json, Job::Diagnose) => serde_json::to_string_pretty(d).expect("a diagnosis serialises"),
-        (Format::Table, _) => format!("{}{}", root_cause_text(d, job), report::table(&d.report, verbose)),
+        (Format::Table, _) => format!("{}{}", headline(d, job), report::table(&d.report, verbose)),
         (Format::Markdown, Job::Check) => report::markdown(&d.report, None),
         (Format::Markdown, Job::Diagnose) => report::markdown(&d.report, Some(&d.root_cause_markdown())),
     };
     println!("{}", text.trim_end());
 }
 
-/// The root cause first, as a person reads it.
-pub fn root_cause_text(d: &Diagnosis, job: Job) -> String {
+/// What a person reads first: for a check with nothing to fix, that the link
+/// can be created; for a diagnosis, the root cause.
+pub fn headline(d: &Diagnosis, job: Job) -> String {
+    let s = &d.report.summary;
     match (job, &d.root_cause) {
+        (Job::Check, _) if s.warn + s.fail + s.error == 0 => {
+            let skipped = match s.skip {
+                0 => String::new(),
+                n => format!(" ({n} could not run here: -v says why)"),
+            };
+            format!("Ready to create the link: {} checks passed{skipped}.\n\n", s.pass + s.info)
+        }
         (Job::Check, _) => String::new(),
         (Job::Diagnose, None) => "Root cause: none — the link is connected and healthy.\n\n".into(),
         (Job::Diagnose, Some(rc)) => {

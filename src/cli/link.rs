@@ -36,7 +36,9 @@ pub enum LinkCommand {
         target: Target,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
-        /// Accept a failing pre-flight check that would block (repeat).
+        /// Go ahead despite a failing pre-flight check that would block, named by
+        /// its ID (repeat for several): for a check you know is wrong here, such
+        /// as a firewall rule milink's probes cannot see. The plan marks it waived.
         #[arg(long = "waive", value_name = "CHECK_ID")]
         waive: Vec<String>,
     },
@@ -47,6 +49,9 @@ pub enum LinkCommand {
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
+        /// Go ahead despite a failing pre-flight check that would block, named by
+        /// its ID (repeat for several): for a check you know is wrong here, such
+        /// as a firewall rule milink's probes cannot see. The plan marks it waived.
         #[arg(long = "waive", value_name = "CHECK_ID")]
         waive: Vec<String>,
     },
@@ -55,6 +60,7 @@ pub enum LinkCommand {
     Remove {
         #[command(flatten)]
         target: Target,
+        /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
     },
@@ -125,7 +131,7 @@ pub fn run(cmd: LinkCommand) -> anyhow::Result<ExitCode> {
                     }
                     Ok(Outcome::Unhealthy(d)) => {
                         println!("The link's objects are in place, but the link is not healthy.");
-                        print!("{}", super::check::root_cause_text(&d, super::check::Job::Diagnose));
+                        print!("{}", super::check::headline(&d, super::check::Job::Diagnose));
                         Ok(ExitCode::from(2))
                     }
                     Err(e @ (link::LinkError::Usage(_) | link::LinkError::NoDatabases)) => {

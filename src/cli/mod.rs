@@ -7,6 +7,7 @@ mod check;
 mod lab;
 mod link;
 mod link_life;
+mod shell;
 mod watch;
 
 use std::process::ExitCode;
@@ -64,6 +65,17 @@ enum Command {
         #[command(subcommand)]
         command: lab::LabCommand,
     },
+    /// Shell completions on stdout: milink completions bash > ~/.local/share/bash-completion/completions/milink
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// The manual page on stdout, or with --dir every page (one per command) written there.
+    Man {
+        /// Write milink.1 and one page per command here (e.g. ~/.local/share/man/man1).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -95,6 +107,8 @@ pub fn main() -> ExitCode {
         Command::Watch(args) => watch::run(*args),
         Command::History(args) => watch::history(args),
         Command::Checks { json, markdown } => check::list(json, markdown),
+        Command::Completions { shell } => shell::completions(shell),
+        Command::Man { dir } => shell::man(dir),
     };
     match result {
         Ok(code) => code,

@@ -397,3 +397,31 @@ fn the_table_says_what_was_found_and_fix_sql_holds_every_fix() {
     let f = r["findings"].as_array().unwrap().iter().find(|f| f["id"] == "cert-sql-endpoint-expiry").unwrap();
     assert!(f["found"].as_str().unwrap().starts_with("expired 3 days ago, on "), "{f}");
 }
+
+/// Completions a shell accepts and man pages for every command, from the
+/// parser's own definition.
+#[test]
+fn completions_and_man_pages_cover_every_command() {
+    let out = milink().args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success());
+    let script = String::from_utf8(out.stdout).unwrap();
+    assert!(script.contains("_milink") && script.contains("failover") && script.contains("--job-probes"), "{script}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("milink.bash");
+    std::fs::write(&file, &script).unwrap();
+    let syntax = std::process::Command::new("bash").arg("-n").arg(&file).status().unwrap();
+    assert!(syntax.success(), "bash -n refuses the completion script");
+    for shell in ["zsh", "fish", "powershell", "elvish"] {
+        let out = milink().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success() && !out.stdout.is_empty(), "{shell}");
+    }
+
+    let out = milink().args(["man", "--dir"]).arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for page in ["milink.1", "milink-check.1", "milink-diagnose.1", "milink-link-failover.1", "milink-lab-up.1"] {
+        let text = std::fs::read_to_string(dir.path().join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.starts_with(".ie") && text.contains(".SH NAME"), "{page} is not a man page");
+    }
+    let failover = std::fs::read_to_string(dir.path().join("milink-link-failover.1")).unwrap();
+    assert!(failover.contains("forced"), "the failover page documents its options");
+}
