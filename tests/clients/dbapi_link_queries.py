@@ -2,9 +2,13 @@
 nobody here wrote, against both lab sides, with autocommit on and off:
 mssql-python (Microsoft's driver, ODBC Driver 18 inside) or pymssql (FreeTDS).
 
-usage: dbapi_link_queries.py DRIVER ENCRYPTION < the `milink lab up --json` line
+usage: dbapi_link_queries.py DRIVER ENCRYPTION [wrong-password SIDE] < the `milink lab up --json` line
   DRIVER      mssql_python | pymssql
   ENCRYPTION  default (TLS after PRELOGIN) | strict (TDS 8: TLS first)
+  wrong-password SIDE: log in to SIDE with a wrong password instead, and print
+              the error number and text the driver hands over (one refused login
+              per process: pymssql keeps only the first one's server text, against
+              SQL Server too)
 
 Prints one JSON object: per side and autocommit mode, each query's columns,
 Python type names and rows, @@TRANCOUNT around a committed and a rolled-back
@@ -116,9 +120,26 @@ def reused(connect, side, encryption):
     return {"database": db, "trancount": n}
 
 
+def wrong_password(connect, side, encryption):
+    """The error a refused login hands the application: number and text."""
+    try:
+        connect(dict(side, password=side["password"] + "-wrong"), encryption, True).close()
+        return {"connected": True}
+    except Exception as e:  # each driver has its own class; the args say what the server said
+        args = getattr(e, "args", ())
+        number = args[0][0] if args and isinstance(args[0], tuple) else None
+        text = args[0][1] if args and isinstance(args[0], tuple) else str(e)
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")
+        return {"number": number, "message": text}
+
+
 def main():
     driver, encryption = sys.argv[1], sys.argv[2]
     info = json.loads(sys.stdin.readline())
+    if sys.argv[3:4] == ["wrong-password"]:
+        print(json.dumps(wrong_password(CONNECT[driver], info[sys.argv[4]], encryption)))
+        return
     result = {}
     for name in ("sql_server", "managed_instance"):
         result[name] = {

@@ -302,3 +302,23 @@ fn freetds_tsql_over_tls() {
     }
     assert!(lab.stop().success());
 }
+
+/// A refused login over TLS: FreeTDS's db-lib hands the application SQL
+/// Server's 18456 and its text, as against SQL Server, after TLS and after TDS 8
+/// (the lab closes as SQL Server does: close_notify, FIN, the rest read). One
+/// refused login per process: pymssql keeps the server's text of the first only.
+#[test]
+fn pymssql_sees_a_wrong_password_as_18456_with_its_text() {
+    for encryption in ["default", "strict"] {
+        let lab = lab(encryption);
+        for side in ["sql_server", "managed_instance"] {
+            let args = ["pymssql", encryption, "wrong-password", side];
+            let out = python("dbapi_link_queries.py", &args, "pymssql", "pymssql from PyPI", &lab.line);
+            let r = parse(out, "pymssql");
+            assert_eq!(r["number"], 18456, "{encryption} {side}: {r}");
+            let text = r["message"].as_str().unwrap_or_default();
+            assert!(text.contains("Login failed for user 'milink'."), "{encryption} {side}: {text}");
+        }
+        assert!(lab.stop().success());
+    }
+}
