@@ -300,7 +300,7 @@ async fn from_arm(a: &super::inventory::ArmAccess, timeout: Duration, read: &mut
         ..Default::default()
     };
     let arm = Arm::new(&profile).map_err(|e| e.to_string())?;
-    let api = crate::link::observe::NEW_API;
+    let api = crate::azure::arm::NEW_API;
     let trust = arm.list(&arm.url("serverTrustCertificates", api)).await.map_err(|e| e.to_string())?;
     read.arm_trust = Some(
         trust.iter().filter_map(|t| t["properties"]["thumbprint"].as_str()).map(|t| t.to_ascii_uppercase()).collect(),

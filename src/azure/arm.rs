@@ -11,6 +11,11 @@ use serde_json::Value;
 use super::auth::{ARM_SCOPE, AuthError, Tokens};
 use crate::profile::Profile;
 
+/// api-versions milink speaks: the new DAG schema first (roles, per-database
+/// health), the old one when the instance refuses it (mi-link-facts §4).
+pub const NEW_API: &str = "2025-01-01";
+pub const OLD_API: &str = "2021-11-01";
+
 /// What may not stay raw in a path segment.
 const SEGMENT: &AsciiSet = &CONTROLS
     .add(b' ')

@@ -12,7 +12,7 @@ use crate::profile::Profile;
 
 /// api-versions the instance's properties are read with: the newest, then
 /// the old stable one an instance that does not know it still answers.
-const APIS: [&str; 2] = ["2025-01-01", "2021-11-01"];
+const APIS: [&str; 2] = [super::arm::NEW_API, super::arm::OLD_API];
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct InstanceFacts {

@@ -1,32 +1,13 @@
 //! `milink link plan | apply | remove | status`
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 
 use super::check::Format;
-use crate::lab::scenario::Scenario;
-use crate::lab::{Lab, Mode};
+use super::target::{Target, profile};
 use crate::link::{self, Journal, Outcome};
-use crate::profile::Profile;
-
-#[derive(Args)]
-pub struct Target {
-    /// Link profile (TOML), e.g. the one `milink lab up --json` writes.
-    #[arg(long, conflicts_with = "lab")]
-    profile: Option<PathBuf>,
-    /// Start the lab for this scenario in-process and work on it.
-    #[arg(long, value_name = "SCENARIO")]
-    lab: Option<PathBuf>,
-    /// Database to link (repeat for several; default: the profile's).
-    #[arg(long = "database")]
-    pub(super) databases: Vec<String>,
-    /// Where the journal is kept (default: beside the profile).
-    #[arg(long)]
-    journal: Option<PathBuf>,
-}
 
 #[derive(Subcommand)]
 pub enum LinkCommand {
@@ -175,29 +156,4 @@ pub fn run(cmd: LinkCommand) -> anyhow::Result<ExitCode> {
             }
         }
     })
-}
-
-/// The profile, from a file (with its secrets) or from an in-process lab.
-pub(super) async fn profile(t: &Target) -> anyhow::Result<(Profile, Option<Lab>)> {
-    let (mut p, lab) = match (&t.profile, &t.lab) {
-        (Some(path), _) => {
-            let mut p = Profile::load(path)?;
-            p.dns_servers()?;
-            p.load_secrets()?;
-            crate::azure::auth::sql_login_token(&mut p).await?;
-            (p, None)
-        }
-        (None, Some(path)) => {
-            let scenario = Scenario::load(path)?;
-            let lab = Lab::start_in(&scenario, Mode::Loopback)
-                .await
-                .with_context(|| format!("starting the lab for {}", path.display()))?;
-            (lab.profile(&scenario), Some(lab))
-        }
-        (None, None) => anyhow::bail!("give a --profile (or --lab <scenario>)"),
-    };
-    if let Some(j) = &t.journal {
-        p.link.journal = Some(j.clone());
-    }
-    Ok((p, lab))
 }

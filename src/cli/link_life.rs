@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::check::Format;
-use super::link::Target;
+use super::target::Target;
 use crate::link::LinkError;
 use crate::link::failover::{self, Cleanup, FailoverOptions, ModeOptions, Outcome, ReconcileOptions, Side, report};
 use crate::profile::Profile;
@@ -120,7 +120,7 @@ pub struct ReconcileArgs {
 }
 
 pub async fn failover(a: FailoverArgs) -> anyhow::Result<ExitCode> {
-    let (p, _lab) = super::link::profile(&a.target).await?;
+    let (p, _lab) = super::target::profile(&a.target).await?;
     let o = FailoverOptions {
         to: a.to.into(),
         forced: a.forced,
@@ -145,7 +145,7 @@ pub async fn mode(a: ModeArgs) -> anyhow::Result<ExitCode> {
         eprintln!("milink: give a mode (sync or async), --hybrid-secondary, or both");
         return Ok(ExitCode::from(3));
     }
-    let (p, _lab) = super::link::profile(&a.target).await?;
+    let (p, _lab) = super::target::profile(&a.target).await?;
     let o = ModeOptions {
         mode: a.mode.map(|m| match m {
             ModeArg::Sync => "SYNCHRONOUS_COMMIT",
@@ -163,7 +163,7 @@ pub async fn mode(a: ModeArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn reconcile(a: ReconcileArgs) -> anyhow::Result<ExitCode> {
-    let (p, _lab) = super::link::profile(&a.target).await?;
+    let (p, _lab) = super::target::profile(&a.target).await?;
     let o = ReconcileOptions { primary: a.primary.into(), backup_to: a.backup_to, max_wait: a.max_wait, yes: a.yes };
     let mut progress = progress(a.format);
     let r = failover::reconcile(&p, &a.target.databases, &o, progress.as_mut()).await;

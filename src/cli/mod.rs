@@ -8,6 +8,7 @@ mod lab;
 mod link;
 mod link_life;
 mod shell;
+mod target;
 mod watch;
 
 use std::process::ExitCode;

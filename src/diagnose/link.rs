@@ -210,8 +210,6 @@ pub fn link_findings(link: &Link<'_>, seen: &[Seen], out: &mut Vec<Finding>) {
         .done(),
     );
 
-    out.push(super::seeding::finding(link, seen, time::OffsetDateTime::now_utc()));
-
     let lines: Vec<String> =
         seen.iter().filter(|e| e.source == "errorlog").map(|e| format!("{}: {}", e.side.as_str(), e.text)).collect();
     let f = F::new("link-errorlog", Side::Link, Severity::Pass);

@@ -147,6 +147,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile) -> Diagnosis {
     let seen = link.errors();
     link::link_findings(&link, &seen, &mut findings);
     if link.exists() {
+        findings.push(seeding::finding(&link, &seen, time::OffsetDateTime::now_utc()));
         let mi_name = link.mi.and_then(|f| f.first("props")).and_then(|r| r.str("server_name"));
         let cx = definition::Context { arm: ev.arm.as_ref(), mi_name, mi_fqdn: &p.managed_instance.fqdn };
         definition::findings(&link, &cx, &mut findings);

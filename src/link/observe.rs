@@ -4,12 +4,8 @@
 use serde_json::Value;
 
 use crate::azure::arm::{Arm, ArmError};
+pub use crate::azure::arm::{NEW_API, OLD_API};
 use crate::probe::sql::{Fields, Record, Session, SqlFailure, unhex};
-
-/// api-versions milink speaks: the new DAG schema first, the old one when the
-/// instance refuses it (mi-link-facts §4).
-pub const NEW_API: &str = "2025-01-01";
-pub const OLD_API: &str = "2021-11-01";
 
 #[derive(Debug, Clone)]
 pub struct Cert {

@@ -10,6 +10,7 @@
 //! only from one side applies to every source unless the lab runs `--topology`.
 
 mod network;
+mod recorded;
 mod side;
 
 use std::collections::BTreeMap;

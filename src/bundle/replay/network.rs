@@ -4,7 +4,7 @@
 use serde_json::Value;
 use toml::{Table, Value as T};
 
-use super::side::first_row;
+use super::recorded::first_row;
 use super::{Files, table};
 use crate::profile::Profile;
 

@@ -6,11 +6,13 @@
 
 mod ag;
 mod backup;
+mod cursor;
 mod endpoint;
 mod keys;
 mod lex;
 mod parse;
 mod parse_ag;
+mod statement;
 
 use super::{Output, Session, SqlError};
 use crate::lab::catalog::Catalog;

@@ -1,7 +1,8 @@
 //! The grammar of the availability-group statements and of BACKUP.
 
+use super::cursor::P;
 use super::lex::Tok;
-use super::parse::{AgAction, Backup, Ddl, Opt, P, Replica};
+use super::statement::{AgAction, Backup, Ddl, Opt, Replica};
 use crate::lab::sql::SqlError;
 
 pub(super) fn create_ag(p: &mut P<'_>) -> Result<Ddl, SqlError> {
