@@ -3,6 +3,7 @@
 mod audit;
 mod bundle;
 mod check;
+mod deploy;
 mod diagnose;
 mod lab;
 mod link;

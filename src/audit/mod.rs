@@ -6,6 +6,7 @@ pub mod inventory;
 pub mod judge;
 pub mod read;
 pub mod render;
+pub mod shard;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -24,6 +25,8 @@ pub struct Options {
     pub concurrency: usize,
     /// Bounds each instance's whole read.
     pub timeout: Duration,
+    /// This process's share of the inventory (`Shard::WHOLE` for all of it).
+    pub shard: shard::Shard,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -49,6 +52,9 @@ impl Counts {
 
 #[derive(Debug, Serialize)]
 pub struct Summary {
+    /// `K/N` when the audit was one share of the inventory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
     pub status: Status,
     pub exit_code: u8,
     pub instances: Counts,
@@ -92,35 +98,58 @@ impl AuditReport {
 
 pub async fn run(inv: &Inventory, o: &Options) -> AuditReport {
     let started = Instant::now();
-    let done = Arc::new(AtomicUsize::new(0));
-    let progress = progress(inv.instances.len(), done.clone(), started);
-    let timeout = o.timeout;
-    // Unordered, so that one stalled instance never holds back the next ones.
-    let mut reads: Vec<(usize, Result<read::Read, String>)> =
-        futures_util::stream::iter(inv.instances.iter().enumerate())
-            .map(|(n, i)| {
-                let done = done.clone();
-                async move {
-                    let r = read::read(i, timeout).await;
-                    done.fetch_add(1, Ordering::Relaxed);
-                    (n, r)
-                }
-            })
-            .buffer_unordered(o.concurrency.max(1))
-            .collect()
-            .await;
+    let owned: Vec<usize> = (0..inv.instances.len()).filter(|i| o.shard.owns(&inv.instances[*i].name)).collect();
+    let mut reads = read_all(inv, &owned, o, started).await;
+    // The other side of a link another share owns: read to judge the link only.
+    let extra = shard::partners(&inv.instances, &reads, &o.shard);
+    reads.extend(read_all(inv, &extra, o, started).await);
     reads.sort_by_key(|(n, _)| *n);
-    let reads: Vec<Result<read::Read, String>> = reads.into_iter().map(|(_, r)| r).collect();
-    progress.abort();
     if std::io::stderr().is_terminal() && started.elapsed() > Duration::from_secs(1) {
         eprint!("\r\x1b[2K");
     }
+    judge_all(inv, &reads, o, started)
+}
 
+/// Reads the instances at these indices, `o.concurrency` at a time.
+async fn read_all(
+    inv: &Inventory,
+    which: &[usize],
+    o: &Options,
+    started: Instant,
+) -> Vec<(usize, Result<read::Read, String>)> {
+    let done = Arc::new(AtomicUsize::new(0));
+    let progress = progress(which.len(), done.clone(), started);
+    let timeout = o.timeout;
+    // Unordered, so that one stalled instance never holds back the next ones.
+    let reads = futures_util::stream::iter(which.iter().map(|n| (*n, &inv.instances[*n])))
+        .map(|(n, i)| {
+            let done = done.clone();
+            async move {
+                let r = read::read(i, timeout).await;
+                done.fetch_add(1, Ordering::Relaxed);
+                (n, r)
+            }
+        })
+        .buffer_unordered(o.concurrency.max(1))
+        .collect()
+        .await;
+    progress.abort();
+    reads
+}
+
+/// The rows of this share: its instances and their certificates, and the links it reports.
+fn judge_all(
+    inv: &Inventory,
+    reads: &[(usize, Result<read::Read, String>)],
+    o: &Options,
+    started: Instant,
+) -> AuditReport {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let t = Thresholds { warn_days: o.warn_days, crit_days: o.crit_days };
     let mut certificates = Vec::new();
     let mut instances = Vec::new();
-    for (i, r) in inv.instances.iter().zip(&reads) {
+    for (n, r) in reads.iter().filter(|(n, _)| o.shard.owns(&inv.instances[*n].name)) {
+        let i = &inv.instances[*n];
         let mut row = InstanceRow {
             status: Status::Ok,
             instance: i.name.clone(),
@@ -154,12 +183,25 @@ pub async fn run(inv: &Inventory, o: &Options) -> AuditReport {
             &b.certificate,
         ))
     });
-    let pairs: Vec<_> = inv.instances.iter().zip(reads.iter().map(|r| r.as_ref().map_err(String::as_str))).collect();
-    let links = judge::links(&pairs);
+    let pairs: Vec<_> = reads.iter().map(|(n, r)| (&inv.instances[*n], r.as_ref().map_err(String::as_str))).collect();
+    let readable = |name: &str| pairs.iter().any(|(i, r)| i.name == name && r.is_ok());
+    let links: Vec<LinkRow> =
+        judge::links(&pairs).into_iter().filter(|l| o.shard.reports(l, readable(&l.sql_server))).collect();
     instances
         .sort_by(|a, b| (std::cmp::Reverse(a.status), &a.instance).cmp(&(std::cmp::Reverse(b.status), &b.instance)));
+    let summary = summarize(o, started, &certificates, &links, &instances);
+    AuditReport { schema_version: 1, summary, certificates, links, instances }
+}
 
+fn summarize(
+    o: &Options,
+    started: Instant,
+    certificates: &[CertRow],
+    links: &[LinkRow],
+    instances: &[InstanceRow],
+) -> Summary {
     let mut summary = Summary {
+        shard: (o.shard != shard::Shard::WHOLE).then(|| o.shard.label()),
         status: Status::Ok,
         exit_code: 0,
         instances: Counts::default(),
@@ -189,7 +231,7 @@ pub async fn run(inv: &Inventory, o: &Options) -> AuditReport {
         .max()
         .unwrap_or(Status::Ok);
     summary.exit_code = summary.status.exit_code();
-    AuditReport { schema_version: 1, summary, certificates, links, instances }
+    summary
 }
 
 /// `audited 120/1000` on stderr, only on a terminal and only once the run

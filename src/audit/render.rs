@@ -162,7 +162,16 @@ pub fn markdown(r: &AuditReport) -> String {
 pub fn prometheus(r: &AuditReport) -> String {
     use crate::report::prometheus::label;
     let mut out = String::new();
+    // A share of a sharded audit says which, on every sample, so N shards' files do not collide.
+    let shard = r.summary.shard.as_ref().map(|s| format!("shard=\"{}\"", label(s)));
     let mut metric = |name: &str, kind: &str, help: &str, rows: Vec<(String, f64)>| {
+        let rows: Vec<(String, f64)> = match &shard {
+            None => rows,
+            Some(sh) => rows
+                .into_iter()
+                .map(|(l, v)| (if l.is_empty() { sh.clone() } else { format!("{l},{sh}") }, v))
+                .collect(),
+        };
         crate::report::prometheus::family(&mut out, name, kind, help, &rows)
     };
     let cert_labels = |c: &super::judge::CertRow| {

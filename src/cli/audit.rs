@@ -51,6 +51,45 @@ pub struct CertsArgs {
     /// The table lists every certificate, link and instance, not only problems.
     #[arg(short, long)]
     verbose: bool,
+    /// Audit only share K of N (0-based: 0/3, 1/3, 2/3), so N processes cover the
+    /// fleet together; instances are shared out by a hash of their name.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard, conflicts_with = "shards")]
+    shard: Option<audit::shard::Shard>,
+    /// Audit one share of N, K from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job sets it).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    shards: Option<u32>,
+    /// Also write the Prometheus text here, atomically (for node_exporter's textfile
+    /// collector: a name ending in .prom), whatever --format prints.
+    #[arg(long, value_name = "PATH")]
+    metrics_file: Option<PathBuf>,
+}
+
+fn parse_shard(s: &str) -> Result<audit::shard::Shard, String> {
+    audit::shard::Shard::parse(s)
+}
+
+/// The share asked for: `--shard K/N`, or `--shards N` with K from the Indexed Job's index.
+fn shard(args: &CertsArgs) -> anyhow::Result<audit::shard::Shard> {
+    use audit::shard::Shard;
+    match (args.shard, args.shards) {
+        (Some(s), _) => Ok(s),
+        (None, Some(n)) => {
+            let k = std::env::var("JOB_COMPLETION_INDEX")
+                .context("--shards needs JOB_COMPLETION_INDEX (set by a Kubernetes Indexed Job), or use --shard K/N")?;
+            let k: u32 = k.trim().parse().with_context(|| format!("JOB_COMPLETION_INDEX `{k}` is not a number"))?;
+            Shard::new(k, n).map_err(anyhow::Error::msg)
+        }
+        (None, None) => Ok(Shard::WHOLE),
+    }
+}
+
+/// Writes beside the target and renames, so a collector never reads half a file.
+fn write_atomically(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let name = path.file_name().context("--metrics-file names no file")?.to_string_lossy();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
 pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
@@ -63,6 +102,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
         crit_days: args.crit_days,
         concurrency: args.concurrency as usize,
         timeout: args.timeout,
+        shard: shard(&args)?,
     };
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let report = rt.block_on(async {
@@ -88,6 +128,9 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
         Format::Markdown => render::markdown(&report),
         Format::Prometheus => render::prometheus(&report),
     };
+    if let Some(path) = &args.metrics_file {
+        write_atomically(path, &render::prometheus(&report))?;
+    }
     println!("{}", text.trim_end());
     Ok(ExitCode::from(report.summary.exit_code))
 }

@@ -217,3 +217,87 @@ fn bad_inventories_and_flags_are_usage_errors() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }
+
+/// Rows of a JSON audit, as comparable strings: instances, certificates, links.
+fn rows(report: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for i in report["instances"].as_array().unwrap() {
+        out.push(format!("instance {} {}", i["instance"], i["status"]));
+    }
+    for c in report["certificates"].as_array().unwrap() {
+        out.push(format!(
+            "cert {} {} {} {} {}",
+            c["instance"], c["usage"], c["certificate"], c["status"], c["days_left"]
+        ));
+    }
+    for l in report["links"].as_array().unwrap() {
+        out.push(format!("link {} {} {} {}", l["link"], l["sql_server"], l["managed_instance"], l["status"]));
+    }
+    out
+}
+
+/// The audit's state, worst last.
+fn rank(report: &Value) -> usize {
+    let s = report["summary"]["status"].as_str().unwrap();
+    ["ok", "warn", "unknown", "crit", "fail"].iter().position(|x| *x == s).unwrap()
+}
+
+/// N processes with --shard K/N together audit what one does, each row once,
+/// links across shares included; --shards N takes K from an Indexed Job's
+/// index, and --metrics-file writes each share's text, labelled, atomically.
+#[test]
+fn shards_together_audit_the_whole_fleet_once() {
+    let lab = LabProcess::start("fleets/fleet.toml");
+    let info: Value = serde_json::from_str(&lab.line).unwrap();
+    let inventory = info["inventory"].as_str().unwrap().to_string();
+    let json = |extra: &[&str]| -> Value {
+        let mut args = vec!["--inventory", &inventory, "--timeout", "1s", "--format", "json"];
+        args.extend(extra);
+        serde_json::from_slice(&audit(&args).stdout).unwrap()
+    };
+    let whole = json(&[]);
+    let mut want = rows(&whole);
+    want.sort();
+    assert!(want.iter().filter(|r| r.starts_with("link ")).count() >= 10, "{want:#?}");
+    for n in [1, 3, 7] {
+        let mut union = Vec::new();
+        let mut worst = 0;
+        for k in 0..n {
+            let shard = format!("{k}/{n}");
+            let part = json(&["--shard", &shard]);
+            if n > 1 {
+                assert_eq!(part["summary"]["shard"], shard.as_str());
+            }
+            worst = worst.max(rank(&part));
+            union.extend(rows(&part));
+        }
+        union.sort();
+        assert_eq!(union, want, "{n} shards together are not the whole audit");
+        // The worst share's state is the whole's (CRITICAL outranks UNKNOWN, which outranks WARNING).
+        assert_eq!(worst, rank(&whole), "{n} shards");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("milink-audit.prom");
+    let out = milink()
+        .args(["audit", "certs", "--inventory", &inventory, "--timeout", "1s", "--shards", "3", "--metrics-file"])
+        .arg(&file)
+        .env("JOB_COMPLETION_INDEX", "2")
+        .output()
+        .unwrap();
+    assert!(out.status.code().is_some_and(|c| c <= 2), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let samples = prometheus_samples(&text);
+    assert!(!samples.is_empty());
+    for s in &samples {
+        assert_eq!(s["labels"]["shard"], "2/3", "{s}");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 1, "no temporary file left beside it: {leftovers:?}");
+    let bad = milink().args(["audit", "certs", "--inventory", &inventory, "--shards", "3"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(3), "--shards without JOB_COMPLETION_INDEX is refused");
+    let bad = audit(&["--inventory", &inventory, "--shard", "3/3"]);
+    assert_eq!(bad.status.code(), Some(3), "a usage error: {}", String::from_utf8_lossy(&bad.stderr));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("shards count from 0"));
+    lab.stop();
+}

@@ -290,3 +290,17 @@ pub fn prometheus_samples(text: &str) -> Vec<serde_json::Value> {
     assert!(out.status.success(), "prometheus_client: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// The body of a GET to a milink metrics URL (`http://host:port/metrics`).
+pub fn scrape(url: &str) -> String {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    std::io::Write::write_fmt(&mut s, format_args!("GET /{path} HTTP/1.1\r\nHost: {host}\r\n\r\n")).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut s, &mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
+}

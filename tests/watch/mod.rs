@@ -3,7 +3,7 @@
 //! events from `milink history`; metrics that a Prometheus parser reads and that
 //! follow the timeline; `--on-change`; and a history that survives SIGKILL.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -120,19 +120,6 @@ fn every_timeline_scenario_is_watched_in_order_with_its_root_cause_and_kept() {
         .collect();
     let failures: Vec<String> = runs.into_iter().filter_map(|r| r.join().unwrap().err()).collect();
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
-}
-
-fn scrape(url: &str) -> String {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut s = std::net::TcpStream::connect(host).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET /{path} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    body.to_string()
 }
 
 fn sample(samples: &[Value], name: &str, side: &str) -> Option<f64> {
