@@ -64,8 +64,11 @@ fn the_dashboard_queries_only_metrics_milink_writes() {
     for s in prometheus_samples(&String::from_utf8_lossy(&out.stdout)) {
         written.insert(s["name"].as_str().unwrap().to_string());
     }
+    let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_milink"))
-        .args(["watch", "--interval", "50ms", "--for", "3s", "--metrics-listen", "127.0.0.1:0", "--lab"])
+        .args(["watch", "--interval", "50ms", "--for", "3s", "--metrics-listen", "127.0.0.1:0", "--history"])
+        .arg(dir.path().join("h.db"))
+        .arg("--lab")
         .arg(repo("scenarios/link-healthy.toml"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
