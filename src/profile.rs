@@ -175,6 +175,9 @@ pub struct Profile {
     pub managed_instance: ManagedInstanceSection,
     #[serde(default)]
     pub databases: Vec<String>,
+    /// Every user database of SQL Server instead of `databases` (read at run time).
+    #[serde(default)]
+    pub all_databases: bool,
     #[serde(default)]
     pub thresholds: Thresholds,
     #[serde(default)]

@@ -22,10 +22,16 @@ pub struct InstanceFacts {
     pub hybrid_secondary_usage: Option<String>,
     /// What the service sees the instance used as (Active: it carries workload).
     pub hybrid_secondary_usage_detected: Option<String>,
-    /// The instance's distributed availability groups, as ARM returned them
-    /// (none in a bundle made before milink read them).
+    /// `sku.tier`: GeneralPurpose or BusinessCritical.
     #[serde(default)]
-    pub dags: Vec<serde_json::Value>,
+    pub tier: Option<String>,
+    /// Next-gen General Purpose (`isGeneralPurposeV2`): 500 databases, not 100.
+    #[serde(default)]
+    pub general_purpose_v2: Option<bool>,
+    /// The instance's distributed availability groups, as ARM returned them;
+    /// `None` when they could not be listed (or a bundle made before milink read them).
+    #[serde(default)]
+    pub dags: Option<Vec<serde_json::Value>>,
 }
 
 /// `None` when the profile names no instance resource; else what ARM said, or why not.
@@ -47,11 +53,13 @@ pub async fn read(p: &Profile) -> Option<Result<InstanceFacts, String>> {
         let v = v.ok_or_else(|| "the instance's resource was not found".to_string())?;
         let s = |k: &str| v["properties"][k].as_str().map(str::to_string);
         // The links are evidence beside the DMVs: a failure to list them is not the instance's.
-        let dags = arm.list(&arm.url("distributedAvailabilityGroups", api)).await.unwrap_or_default();
+        let dags = arm.list(&arm.url("distributedAvailabilityGroups", api)).await.ok();
         Ok(InstanceFacts {
             database_format: s("databaseFormat"),
             hybrid_secondary_usage: s("hybridSecondaryUsage"),
             hybrid_secondary_usage_detected: s("hybridSecondaryUsageDetected"),
+            tier: v["sku"]["tier"].as_str().map(str::to_string),
+            general_purpose_v2: v["properties"]["isGeneralPurposeV2"].as_bool(),
             dags,
         })
     };

@@ -48,7 +48,7 @@ pub fn files(ev: &Evidence, p: &Profile, with_certificates: bool) -> Vec<Entry> 
         out.push(json_file("evidence/arm.json", v));
     }
     for (dir, side, is_sql) in [("sql_server", &ev.sql, true), ("managed_instance", &ev.mi, false)] {
-        out.extend(side_files(dir, side, is_sql, p, with_certificates));
+        out.extend(side_files(dir, side, is_sql, with_certificates));
     }
     out
 }
@@ -62,7 +62,7 @@ fn resolution(role: &str, r: &Resolution) -> Value {
     json!({ "role": role, "name": r.name, "os_resolver": r.os, "servers": servers, "chosen": r.chosen, "pinned": r.pinned })
 }
 
-fn side_files(dir: &str, s: &SideEvidence, is_sql: bool, p: &Profile, with_certificates: bool) -> Vec<Entry> {
+fn side_files(dir: &str, s: &SideEvidence, is_sql: bool, with_certificates: bool) -> Vec<Entry> {
     let mut out = Vec::new();
     if let Some(outcome) = &s.tls {
         out.push(json_file(&format!("evidence/{dir}/tls.json"), json!({ "port": s.tds_port, "capture": outcome })));
@@ -90,7 +90,7 @@ fn side_files(dir: &str, s: &SideEvidence, is_sql: bool, p: &Profile, with_certi
         json!({ "routed_to": facts.routed_to, "cut_short": facts.cut_short, "temporary_endpoint": facts.temp_endpoint.as_ref().map(|r| r.clone().err()) }),
     ));
     for (key, result) in &facts.queries {
-        let sql = query_text(is_sql, key, p);
+        let sql = query_text(is_sql, key);
         let v = match result {
             Ok(rows) => {
                 let columns = facts.columns.get(key).cloned().unwrap_or_default();
@@ -129,12 +129,14 @@ fn side_files(dir: &str, s: &SideEvidence, is_sql: bool, p: &Profile, with_certi
 }
 
 /// The statement behind a key, as it was sent.
-fn query_text(is_sql: bool, key: &str, p: &Profile) -> Option<String> {
+fn query_text(is_sql: bool, key: &str) -> Option<String> {
     let fixed = if is_sql { collect::SQL_QUERIES } else { collect::MI_QUERIES };
     if let Some((_, q)) = fixed.iter().find(|(k, _)| *k == key) {
         return Some(q.to_string());
     }
-    p.databases.iter().flat_map(|db| collect::database_queries(db)).find(|(k, _)| k == key).map(|(_, q)| q)
+    // A database's key names it (`filegroups:<db>`), whether the profile listed it or all were read.
+    let db = key.split_once(':').map(|(_, db)| db)?;
+    collect::database_queries(db).into_iter().find(|(k, _)| k == key).map(|(_, q)| q)
 }
 
 /// DER as PEM.

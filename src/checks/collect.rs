@@ -57,6 +57,8 @@ pub struct Facts {
     pub jobs: Vec<(&'static str, Result<agent::JobProbe, agent::ProbeError>)>,
     /// Set when the run's deadline came before every query was asked: how far it got.
     pub cut_short: Option<String>,
+    /// SQL Server's user databases, when the profile asks for all of them.
+    pub all_databases: Option<Vec<String>>,
 }
 
 impl Facts {
@@ -96,6 +98,26 @@ pub struct Evidence {
     pub arm: Option<Result<crate::azure::instance::InstanceFacts, String>>,
 }
 
+impl Evidence {
+    /// The databases the run is about: the profile's, or with `all_databases`
+    /// every user database SQL Server listed.
+    pub fn databases(&self, p: &Profile) -> Vec<String> {
+        match &self.sql.sql {
+            Sql::Facts(f) if p.all_databases => f.all_databases.clone().unwrap_or_default(),
+            _ => p.databases.clone(),
+        }
+    }
+}
+
+/// SQL Server's user databases a link could carry: not system, not snapshots, ONLINE.
+pub const USER_DATABASES: &str = "SELECT name FROM sys.databases \
+     WHERE database_id > 4 AND source_database_id IS NULL AND state_desc = N'ONLINE' ORDER BY name";
+
+/// Reads `USER_DATABASES` on a session.
+pub async fn user_databases(s: &mut sql::Session) -> Result<Vec<String>, SqlFailure> {
+    Ok(s.rows(USER_DATABASES).await?.iter().filter_map(|r| r.str("name").map(str::to_string)).collect())
+}
+
 /// Queries shared by both sides.
 const PROPS: &str = "SELECT CAST(SERVERPROPERTY('ProductVersion') AS nvarchar(128)) AS version, \
          CAST(SERVERPROPERTY('ProductUpdateLevel') AS nvarchar(128)) AS update_level, \
@@ -113,7 +135,7 @@ pub const LINK_REPLICAS: &str = "SELECT ag.name AS ag_name, ag.is_distributed, r
          rs.last_connect_error_description, rs.last_connect_error_timestamp \
          FROM sys.availability_groups AS ag JOIN sys.availability_replicas AS r ON r.group_id = ag.group_id \
          JOIN sys.dm_hadr_availability_replica_states AS rs ON rs.replica_id = r.replica_id";
-const LINK_DATABASES: &str = "SELECT ag.name AS ag_name, drs.is_local, drs.synchronization_state_desc, drs.synchronization_health_desc, \
+const LINK_DATABASES: &str = "SELECT ag.name AS ag_name, DB_NAME(drs.database_id) AS database_name, drs.is_local, drs.synchronization_state_desc, drs.synchronization_health_desc, \
          drs.log_send_queue_size, drs.redo_queue_size, drs.secondary_lag_seconds \
          FROM sys.dm_hadr_database_replica_states AS drs JOIN sys.availability_groups AS ag ON ag.group_id = drs.group_id \
          WHERE ag.is_distributed = 1";
@@ -480,19 +502,26 @@ async fn side(p: &Profile, is_sql: bool, addr: Option<SocketAddr>) -> (SideEvide
             let mut facts = Facts { routed_to: session.routed_to.clone(), ..Default::default() };
             let fixed =
                 if is_sql { SQL_QUERIES } else { MI_QUERIES }.iter().map(|(k, q)| (k.to_string(), q.to_string()));
-            let per_db = p.databases.iter().filter(|_| is_sql).flat_map(|db| database_queries(db));
+            let databases = if is_sql && p.all_databases {
+                let all = user_databases(&mut session).await.unwrap_or_default();
+                facts.all_databases = Some(all.clone());
+                all
+            } else {
+                p.databases.clone()
+            };
+            let per_db = databases.iter().filter(|_| is_sql).flat_map(|db| database_queries(db));
             let all: Vec<(String, String)> = fixed.chain(per_db).collect();
-            for (key, q) in &all {
-                if p.limit().passed() {
-                    break;
-                }
-                let r = session.table(q).await;
-                let stalled = matches!(&r, Err(e) if e.timed_out);
+            // One round trip for the side's evidence (see `probe::batch`).
+            let texts: Vec<&str> = all.iter().map(|(_, q)| q.as_str()).collect();
+            let answers = if p.limit().passed() { Vec::new() } else { session.batch(&texts).await };
+            for ((key, _), r) in all.iter().zip(answers) {
+                let stalled = matches!(&r, Err(e) if e.ended_batch());
                 let r = r.map(|t| {
                     facts.columns.insert(key.clone(), t.columns);
                     t.rows
                 });
                 facts.queries.insert(key.clone(), r);
+                // The first query the batch broke at says so; the ones after were not answered.
                 if stalled {
                     break;
                 }

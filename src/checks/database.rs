@@ -35,14 +35,15 @@ fn hours_since(t: &str) -> Option<i64> {
 
 pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
     let s = Side::SqlServer;
-    if p.databases.is_empty() {
+    let databases = ev.databases(p);
+    if databases.is_empty() {
         out.push(F::skip("database-exists", s, "no databases in the profile").done());
         return;
     }
     let f = facts(&ev.sql, "login-sql");
     // What the managed instance says, for the checks that compare with it.
     let mi = facts(&ev.mi, "login-mi");
-    for db in &p.databases {
+    for db in &databases {
         let push = |out: &mut Vec<Finding>, f: F| out.push(f.subject(db.clone()).done());
         let dbs = match f.clone().and_then(|f| rows(f, "databases", "login-sql-permissions")) {
             Err(why) => {

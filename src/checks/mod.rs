@@ -2,6 +2,7 @@
 //! each family turns it into findings with stable IDs. `CHECKS` is the one
 //! list of IDs: `milink checks` prints it and the README is tested against it.
 
+mod capacity;
 mod certificates;
 pub mod collect;
 mod database;
@@ -83,6 +84,12 @@ checks![
     ("instance-sql-master-key", "instance", "A database master key exists in master", PREP),
     ("instance-sql-trace-flags", "instance", "Startup trace flags 1800 and 9567", PREP),
     ("instance-collation-match", "instance", "SQL Server and the managed instance use the same collation", SCRIPTS),
+    (
+        "instance-mi-capacity",
+        "instance",
+        "The instance stays within its database limit with the link's databases",
+        OVERVIEW
+    ),
     ("instance-mi-update-policy", "instance", "The managed instance's update policy fits the link's direction", POLICY),
     (
         "instance-mi-hybrid-secondary",
@@ -266,6 +273,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile) -> Vec<Finding> {
     login::evaluate(ev, p, &mut out);
     instance::evaluate(ev, p, &mut out);
     policy::evaluate(ev, p, &mut out);
+    capacity::evaluate(ev, p, &mut out);
     endpoint::evaluate(ev, p, &mut out);
     certificates::evaluate(ev, p, &mut out);
     database::evaluate(ev, p, &mut out);

@@ -81,6 +81,9 @@ pub struct TargetArgs {
     /// Database to check (repeat for several).
     #[arg(long = "database")]
     databases: Vec<String>,
+    /// Every user database of SQL Server (and so every link of the pair).
+    #[arg(long, conflicts_with = "databases")]
+    all_databases: bool,
     #[arg(long)]
     warn_days: Option<i64>,
     #[arg(long)]
@@ -136,6 +139,10 @@ impl TargetArgs {
         set(&mut p.managed_instance.ca_cert, &self.mi_ca_cert);
         if !self.databases.is_empty() {
             p.databases = self.databases.clone();
+            p.all_databases = false;
+        }
+        if self.all_databases {
+            p.all_databases = true;
         }
         if let Some(d) = self.warn_days {
             p.thresholds.warn_days = d;
@@ -233,7 +240,7 @@ pub enum Job {
 async fn produce(mut profile: Profile, job: Job) -> Diagnosis {
     profile.start_clock();
     match job {
-        Job::Check => Diagnosis { report: checks::run(&profile).await, root_cause: None },
+        Job::Check => Diagnosis::checks_only(checks::run(&profile).await),
         Job::Diagnose => diagnose::run(&profile).await,
     }
 }
@@ -274,24 +281,51 @@ pub fn headline(d: &Diagnosis, job: Job) -> String {
             format!("Ready to create the link: {} checks passed{skipped}.\n\n", s.pass + s.info)
         }
         (Job::Check, _) => String::new(),
-        (Job::Diagnose, None) => "Root cause: none — the link is connected and healthy.\n\n".into(),
-        (Job::Diagnose, Some(rc)) => {
-            let mut s = format!("Root cause ({} confidence): {} [{}]\n", rc.confidence, rc.summary, rc.id);
-            for e in &rc.evidence {
-                s.push_str(&format!("  evidence: {e}\n"));
+        (Job::Diagnose, _) => {
+            let causes = d.root_causes();
+            let mut s = String::new();
+            if d.links.len() > 1 {
+                let healthy: Vec<&str> = d.links.iter().filter(|l| l.healthy).map(|l| l.link.as_str()).collect();
+                s.push_str(&format!(
+                    "{} links: {} broken, {} healthy{}\n",
+                    d.links.len(),
+                    causes.len(),
+                    healthy.len(),
+                    if healthy.is_empty() { String::new() } else { format!(" ({})", healthy.join(", ")) }
+                ));
             }
-            s.push_str(&format!("  fix: {}\n", rc.remedy));
-            for m in &rc.missing_evidence {
-                s.push_str(&format!("  missing: {m}\n"));
+            if causes.is_empty() {
+                s.push_str(match d.links.len() {
+                    0 | 1 => "Root cause: none — the link is connected and healthy.\n",
+                    _ => "Root cause: none — every link is connected and healthy.\n",
+                });
             }
-            if !rc.candidates.is_empty() {
-                let other: Vec<String> = rc.candidates.iter().map(|c| format!("{} ({})", c.id, c.confidence)).collect();
-                s.push_str(&format!("  other candidates: {}\n", other.join(", ")));
+            let named = d.links.len() > 1;
+            for rc in causes {
+                s.push_str(&cause_text(rc, named));
             }
             s.push('\n');
             s
         }
     }
+}
+
+/// One root cause, as a person reads it.
+fn cause_text(rc: &crate::diagnose::RootCause, named: bool) -> String {
+    let of = rc.link.as_ref().filter(|_| named).map(|l| format!(" of {l}")).unwrap_or_default();
+    let mut s = format!("Root cause{of} ({} confidence): {} [{}]\n", rc.confidence, rc.summary, rc.id);
+    for e in &rc.evidence {
+        s.push_str(&format!("  evidence: {e}\n"));
+    }
+    s.push_str(&format!("  fix: {}\n", rc.remedy));
+    for m in &rc.missing_evidence {
+        s.push_str(&format!("  missing: {m}\n"));
+    }
+    if !rc.candidates.is_empty() {
+        let other: Vec<String> = rc.candidates.iter().map(|c| format!("{} ({})", c.id, c.confidence)).collect();
+        s.push_str(&format!("  other candidates: {}\n", other.join(", ")));
+    }
+    s
 }
 
 /// `milink checks`: every check ID, from the same list the checks use.

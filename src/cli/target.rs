@@ -21,6 +21,10 @@ pub struct Target {
     /// Database to link (repeat for several; default: the profile's).
     #[arg(long = "database")]
     pub(super) databases: Vec<String>,
+    /// Every user database of SQL Server (to create links), or every database
+    /// the pair's links carry (to remove them, or for their life).
+    #[arg(long, conflicts_with = "databases")]
+    pub(super) all_databases: bool,
     /// Where the journal is kept (default: beside the profile).
     #[arg(long)]
     pub(super) journal: Option<PathBuf>,
@@ -47,6 +51,9 @@ pub(super) async fn profile(t: &Target) -> anyhow::Result<(Profile, Option<Lab>)
     };
     if let Some(j) = &t.journal {
         p.link.journal = Some(j.clone());
+    }
+    if t.all_databases {
+        p.all_databases = true;
     }
     Ok((p, lab))
 }

@@ -29,12 +29,14 @@ fn sql_dag<'a>(link: &'a Link<'_>) -> Option<(&'a Record, Option<&'a Record>)> {
 }
 
 pub fn findings(link: &Link<'_>, cx: &Context<'_>, out: &mut Vec<Finding>) {
-    out.push(listener_url(link, cx));
-    out.push(local_ag(link));
-    let dag = sql_dag(link).and_then(|(l, _)| l.str("ag_name")).map(str::to_string);
+    let dag = link.dag.clone().or_else(|| sql_dag(link).and_then(|(l, _)| l.str("ag_name")).map(str::to_string));
     let arm_dag = arm_dag(cx, dag.as_deref());
-    out.push(names(link, cx, arm_dag.as_ref().map_err(Clone::clone)));
-    out.push(health(arm_dag));
+    let names = names(link, &arm_dag);
+    for mut f in [listener_url(link, cx), local_ag(link), names, health(arm_dag)] {
+        // Each is about this link.
+        f.subject = link.dag.clone();
+        out.push(f);
+    }
 }
 
 /// `tcp://<fqdn>:5022;Server=[<instance name>]`: without the `Server=` part the
@@ -132,33 +134,57 @@ fn local_ag(link: &Link<'_>) -> Finding {
 }
 
 /// The instance's DAG resource of this link (by name, else the only one).
-fn arm_dag(cx: &Context<'_>, dag: Option<&str>) -> Result<Value, String> {
+/// The instance's DAG resource of a link, as ARM lists them.
+enum ArmDag {
+    Found(Value),
+    /// ARM was read and has no such resource: the instance's half is gone.
+    Missing(String),
+    /// ARM could not tell (not configured, not readable, not listed).
+    Unknown(String),
+}
+
+/// The instance's DAG resource of this link (by name, else the only one).
+fn arm_dag(cx: &Context<'_>, dag: Option<&str>) -> ArmDag {
     let facts = match cx.arm {
-        None => return Err("the profile names no ARM resource of the instance ([arm])".into()),
-        Some(Err(why)) => return Err(format!("ARM could not be read: {why}")),
+        None => return ArmDag::Unknown("the profile names no ARM resource of the instance ([arm])".into()),
+        Some(Err(why)) => return ArmDag::Unknown(format!("ARM could not be read: {why}")),
         Some(Ok(f)) => f,
+    };
+    let Some(dags) = &facts.dags else {
+        return ArmDag::Unknown("ARM did not list the instance's distributed availability groups".into());
     };
     let by_name = |v: &&Value| {
         let n = v["properties"]["distributedAvailabilityGroupName"].as_str().or(v["name"].as_str());
         dag.is_some_and(|d| n.is_some_and(|n| n.eq_ignore_ascii_case(d)))
     };
-    match (facts.dags.iter().find(by_name), facts.dags.as_slice()) {
-        (Some(v), _) => Ok(v.clone()),
-        (None, [only]) => Ok(only.clone()),
-        (None, []) => Err("the instance has no DAG resource in ARM".into()),
-        (None, _) => Err(format!("no DAG resource named {}", dag.unwrap_or("?"))),
+    match (dags.iter().find(by_name), dags.as_slice()) {
+        (Some(v), _) => ArmDag::Found(v.clone()),
+        // One link each side, named differently: compare them.
+        (None, [only]) => ArmDag::Found(only.clone()),
+        (None, _) => ArmDag::Missing(format!(
+            "the instance has no DAG resource {} ({} others): its half of the link is gone",
+            dag.unwrap_or("?"),
+            dags.len()
+        )),
     }
 }
 
 /// SQL Server's names against the resource's: a mismatch is what 41976 means.
-fn names(link: &Link<'_>, _cx: &Context<'_>, arm: Result<&Value, String>) -> Finding {
+fn names(link: &Link<'_>, arm: &ArmDag) -> Finding {
     let id = "link-names-match-arm";
     let Some((local, remote)) = sql_dag(link) else {
         return F::skip(id, Side::Link, "SQL Server has no distributed AG").done();
     };
     let v = match arm {
-        Err(why) => return F::skip(id, Side::Link, why).done(),
-        Ok(v) => v,
+        ArmDag::Unknown(why) => return F::skip(id, Side::Link, why.clone()).done(),
+        ArmDag::Missing(why) => {
+            return F::new(id, Side::Link, Severity::Fail)
+                .found(why.clone())
+                .ev("missing_on_instance", local.str("ag_name").unwrap_or(""))
+                .remedy("Create the instance's half again (milink link apply makes the DAG resource from SQL Server's names), or, if the link is meant to be gone, remove SQL Server's half too (milink link remove).")
+                .done();
+        }
+        ArmDag::Found(v) => v,
     };
     let p = &v["properties"];
     // New schema, then the old one's names.
@@ -189,11 +215,11 @@ fn names(link: &Link<'_>, _cx: &Context<'_>, arm: Result<&Value, String>) -> Fin
 }
 
 /// ARM's own view of each database of the link.
-fn health(arm: Result<Value, String>) -> Finding {
+fn health(arm: ArmDag) -> Finding {
     let id = "link-arm-health";
     let v = match arm {
-        Err(why) => return F::skip(id, Side::ManagedInstance, why).done(),
-        Ok(v) => v,
+        ArmDag::Unknown(why) | ArmDag::Missing(why) => return F::skip(id, Side::ManagedInstance, why).done(),
+        ArmDag::Found(v) => v,
     };
     let dbs = v["properties"]["databases"].as_array().cloned().unwrap_or_default();
     if dbs.is_empty() {

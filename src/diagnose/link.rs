@@ -28,35 +28,92 @@ pub(super) fn rows<'a>(f: Option<&'a Facts>, q: &str) -> &'a [Record] {
     f.and_then(|f| f.rows(q)).and_then(|r| r.as_ref().ok()).map(|v| v.as_slice()).unwrap_or(&[])
 }
 
+/// The link evidence of both sides; with `dag`, one link's only (a pair can
+/// have many: one per database, or one for several in multi-database mode).
+#[derive(Clone)]
 pub struct Link<'a> {
     pub sql: Option<&'a Facts>,
     pub mi: Option<&'a Facts>,
+    pub dag: Option<String>,
 }
 
-impl Link<'_> {
-    pub(super) fn side(&self, side: Side) -> Option<&Facts> {
+impl<'a> Link<'a> {
+    pub fn new(sql: Option<&'a Facts>, mi: Option<&'a Facts>) -> Link<'a> {
+        Link { sql, mi, dag: None }
+    }
+
+    /// The same evidence, narrowed to one distributed AG.
+    pub fn one(&self, dag: &str) -> Link<'a> {
+        Link { dag: Some(dag.to_string()), ..self.clone() }
+    }
+
+    /// Every distributed AG either side has, sorted.
+    pub fn dags(&self) -> Vec<String> {
+        let mut out: Vec<String> = [Side::SqlServer, Side::ManagedInstance]
+            .into_iter()
+            .flat_map(|s| rows(self.side(s), "link_replicas"))
+            .filter(|r| r.flag("is_distributed") == Some(true))
+            .filter_map(|r| r.str("ag_name").map(str::to_string))
+            .collect();
+        out.sort_by_key(|d| d.to_ascii_lowercase());
+        out.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+        out
+    }
+
+    fn in_link(&self, r: &Record) -> bool {
+        self.dag.as_deref().is_none_or(|d| r.str("ag_name").is_some_and(|n| n.eq_ignore_ascii_case(d)))
+    }
+
+    pub(super) fn side(&self, side: Side) -> Option<&'a Facts> {
         if side == Side::SqlServer { self.sql } else { self.mi }
     }
 
     /// The local replica's row of the distributed AG on a side.
-    fn local(&self, side: Side) -> Option<&Record> {
+    fn local(&self, side: Side) -> Option<&'a Record> {
         rows(self.side(side), "link_replicas")
             .iter()
-            .find(|r| r.flag("is_distributed") == Some(true) && r.flag("is_local") == Some(true))
+            .find(|r| r.flag("is_distributed") == Some(true) && r.flag("is_local") == Some(true) && self.in_link(r))
     }
 
-    pub(super) fn dag_rows(&self, side: Side) -> impl Iterator<Item = &Record> {
-        rows(self.side(side), "link_replicas").iter().filter(|r| r.flag("is_distributed") == Some(true))
+    pub(super) fn dag_rows(&self, side: Side) -> impl Iterator<Item = &'a Record> + '_ {
+        rows(self.side(side), "link_replicas")
+            .iter()
+            .filter(move |r| r.flag("is_distributed") == Some(true) && self.in_link(r))
     }
 
     /// Each side's own rows of the link's databases (queues, lag, state).
-    fn local_databases(&self) -> impl Iterator<Item = (Side, &Record)> {
+    fn local_databases(&self) -> impl Iterator<Item = (Side, &'a Record)> + '_ {
         [Side::SqlServer, Side::ManagedInstance].into_iter().flat_map(move |side| {
-            rows(self.side(side), "link_databases")
-                .iter()
-                .filter(|r| r.flag("is_local") == Some(true))
-                .map(move |r| (side, r))
+            self.database_rows(side).filter(|r| r.flag("is_local") == Some(true)).map(move |r| (side, r))
         })
+    }
+
+    fn database_rows(&self, side: Side) -> impl Iterator<Item = &'a Record> + '_ {
+        rows(self.side(side), "link_databases").iter().filter(move |r| self.in_link(r))
+    }
+
+    /// The databases of the link, as either side names them.
+    pub fn databases(&self) -> Vec<String> {
+        let mut out: Vec<String> = [Side::SqlServer, Side::ManagedInstance]
+            .into_iter()
+            .flat_map(|s| self.database_rows(s))
+            .filter_map(|r| r.str("database_name").map(str::to_string))
+            .collect();
+        out.sort();
+        out.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+        out
+    }
+
+    /// A side's seeding rows of the link's databases.
+    pub(super) fn seeding(&self, side: Side) -> Vec<&'a Record> {
+        let dbs = self.databases();
+        rows(self.side(side), "seeding")
+            .iter()
+            .filter(|r| {
+                self.dag.is_none()
+                    || r.str("local_database_name").is_some_and(|n| dbs.iter().any(|d| d.eq_ignore_ascii_case(n)))
+            })
+            .collect()
     }
 
     pub(super) fn rows(&self, side: Side, q: &str) -> &[Record] {
@@ -80,7 +137,7 @@ impl Link<'_> {
                     out.push(Seen { side, number: Some(n), text, source: "last_connect_error" });
                 }
             }
-            for r in rows(self.side(side), "seeding") {
+            for r in self.seeding(side) {
                 let code = r.int("error_code").filter(|c| *c != 0).or(r.int("failure_code").filter(|c| *c != 0));
                 if code.is_some() || r.int("failure_state").is_some_and(|f| f != 0) {
                     let text = r.str("failure_message").or(r.str("failure_state_desc")).unwrap_or("").to_string();
@@ -98,30 +155,42 @@ impl Link<'_> {
     }
 }
 
-pub fn link_findings(link: &Link<'_>, seen: &[Seen], out: &mut Vec<Finding>) {
-    if !link.exists() {
+/// `link-present`: the distributed AGs either side has; false when there are none.
+pub fn present(all: &Link<'_>, out: &mut Vec<Finding>) -> bool {
+    if !all.exists() {
         out.push(
             F::new("link-present", Side::Link, Severity::Warn)
                 .found("no distributed availability group on either side")
                 .ev("note", "no distributed availability group on either side: there is no link to diagnose yet (see milink check)")
                 .done(),
         );
-        return;
+        return false;
     }
-    let names: Vec<String> = [Side::SqlServer, Side::ManagedInstance]
-        .into_iter()
-        .filter_map(|s| link.local(s).and_then(|r| r.str("ag_name")).map(|n| format!("{}: {n}", s.as_str())))
-        .collect();
+    let dags = all.dags();
     out.push(
         F::new("link-present", Side::Link, Severity::Pass)
-            .found(names.join("; "))
-            .ev("distributed_ag", names.join(", "))
+            .found(if dags.len() == 1 { dags[0].clone() } else { format!("{} links: {}", dags.len(), dags.join(", ")) })
+            .ev("distributed_ag", dags.join(", "))
+            .ev("links", dags.len())
             .done(),
     );
+    true
+}
 
+/// A finding of one link names it.
+pub(super) fn of_link(f: F, link: &Link<'_>) -> F {
+    match &link.dag {
+        Some(d) => f.subject(d.clone()),
+        None => f,
+    }
+}
+
+/// One link's own findings: connected on each side, health, lag, roles.
+pub fn link_findings(link: &Link<'_>, seen: &[Seen], out: &mut Vec<Finding>) {
+    let mut push = |f: F| out.push(of_link(f, link).done());
     for side in [Side::SqlServer, Side::ManagedInstance] {
         if link.side(side).is_none() {
-            out.push(F::skip("link-connected", side, "no SQL session to this side").done());
+            push(F::skip("link-connected", side, "no SQL session to this side"));
             continue;
         }
         let mut f = F::new("link-connected", side, Severity::Pass).found("CONNECTED");
@@ -138,14 +207,14 @@ pub fn link_findings(link: &Link<'_>, seen: &[Seen], out: &mut Vec<Finding>) {
                     .ev("meaning", meaning.join(" "));
             }
         }
-        out.push(f.done());
+        push(f);
     }
 
     let unhealthy: Vec<String> = [Side::SqlServer, Side::ManagedInstance]
         .into_iter()
         .flat_map(|s| {
             // Each side's own row first.
-            let mut rs: Vec<_> = rows(link.side(s), "link_databases").iter().collect();
+            let mut rs: Vec<_> = link.database_rows(s).collect();
             rs.sort_by_key(|r| r.flag("is_local") == Some(false));
             rs.into_iter().map(move |r| (s, r))
         })
@@ -175,18 +244,15 @@ pub fn link_findings(link: &Link<'_>, seen: &[Seen], out: &mut Vec<Finding>) {
             ),
         );
     }
-    out.push(
-        if unhealthy.is_empty() {
-            f.found("HEALTHY")
-        } else {
-            f.severity(Severity::Fail)
-                .found(format!("NOT_HEALTHY ({})", unhealthy.join("; ")))
-                .ev("not_healthy", unhealthy.join("; "))
-        }
-        .done(),
-    );
+    push(if unhealthy.is_empty() {
+        f.found("HEALTHY")
+    } else {
+        f.severity(Severity::Fail)
+            .found(format!("NOT_HEALTHY ({})", unhealthy.join("; ")))
+            .ev("not_healthy", unhealthy.join("; "))
+    });
 
-    out.push(lag(link).done());
+    push(lag(link));
 
     let roles: Vec<Option<&str>> = [Side::SqlServer, Side::ManagedInstance]
         .into_iter()
@@ -195,21 +261,21 @@ pub fn link_findings(link: &Link<'_>, seen: &[Seen], out: &mut Vec<Finding>) {
     let f = F::new("link-split-brain", Side::Link, Severity::Pass)
         .ev("sql_server_role", roles[0].unwrap_or("unknown"))
         .ev("managed_instance_role", roles[1].unwrap_or("unknown"));
-    out.push(
-        if roles.iter().all(|r| *r == Some("PRIMARY")) {
-            f.severity(Severity::Fail).found("both sides PRIMARY").remedy(
+    push(if roles.iter().all(|r| *r == Some("PRIMARY")) {
+        f.severity(Severity::Fail).found("both sides PRIMARY").remedy(
                 "Split brain after a forced failover: back up the old primary first (tail-log backup if it was SQL Server, copy-only full if it was the MI), then on it: ALTER AVAILABILITY GROUP [<DAG>] SET (ROLE = SECONDARY); milink link reconcile --primary <side> --backup-to <folder or URL> does both and waits for the link.",
             )
-        } else {
-            f.found(format!(
-                "SQL Server {}, managed instance {}",
-                roles[0].unwrap_or("unknown"),
-                roles[1].unwrap_or("unknown")
-            ))
-        }
-        .done(),
-    );
+    } else {
+        f.found(format!(
+            "SQL Server {}, managed instance {}",
+            roles[0].unwrap_or("unknown"),
+            roles[1].unwrap_or("unknown")
+        ))
+    });
+}
 
+/// `link-errorlog`: the mirroring lines of both error logs (the endpoint is shared by every link).
+pub fn errorlog(seen: &[Seen], out: &mut Vec<Finding>) {
     let lines: Vec<String> =
         seen.iter().filter(|e| e.source == "errorlog").map(|e| format!("{}: {}", e.side.as_str(), e.text)).collect();
     let f = F::new("link-errorlog", Side::Link, Severity::Pass);

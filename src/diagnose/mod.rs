@@ -1,6 +1,7 @@
-//! `milink diagnose`: the pre-flight checks plus the link's own state (replicas,
-//! errors, seeding, error log), then one most likely root cause first, with the
-//! evidence from both, and the other candidates ranked.
+//! `milink diagnose`: the pre-flight checks plus each link's own state
+//! (replicas, errors, seeding, error log), then per broken link one most likely
+//! root cause, with the evidence from both, and the other candidates ranked.
+//! Findings every link shares (network, certificates, instances) come once.
 
 mod definition;
 pub mod judge;
@@ -40,36 +41,89 @@ pub struct RootCause {
     /// Evidence that would have made the answer firmer.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub missing_evidence: Vec<String>,
+    /// The link it explains (its distributed AG), when the pair has any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    #[serde(skip)]
+    weight: Weight,
+}
+
+/// One link of the pair: healthy, or broken with its root cause.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkVerdict {
+    pub link: String,
+    pub databases: Vec<String>,
+    pub healthy: bool,
+    pub root_cause: Option<RootCause>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Diagnosis {
     #[serde(flatten)]
     pub report: Report,
+    /// The weightiest root cause of any link (null when every link is healthy).
     pub root_cause: Option<RootCause>,
+    /// Every link of the pair, broken ones first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<LinkVerdict>,
 }
 
 impl Diagnosis {
-    /// The root cause as the first section of a Markdown document.
+    /// A report with no link part (what `check` makes).
+    pub fn checks_only(report: Report) -> Diagnosis {
+        Diagnosis { report, root_cause: None, links: Vec::new() }
+    }
+
+    /// The root causes of every broken link, weightiest first.
+    pub fn root_causes(&self) -> Vec<&RootCause> {
+        self.links.iter().filter_map(|l| l.root_cause.as_ref()).collect()
+    }
+}
+
+impl Diagnosis {
+    /// The root causes as the first section of a Markdown document.
     pub fn root_cause_markdown(&self) -> String {
-        let d = self;
-        let Some(rc) = &d.root_cause else {
-            return "## Root cause\n\nNone: the link is connected and healthy.\n".into();
-        };
-        let mut s = format!("## Root cause\n\n**{}** (`{}`, {} confidence)\n\n", rc.summary, rc.id, rc.confidence);
-        for e in &rc.evidence {
-            s.push_str(&format!("- evidence: {}\n", e.replace('\n', " ")));
+        let causes = self.root_causes();
+        if causes.is_empty() {
+            return match self.links.len() {
+                0 | 1 => "## Root cause\n\nNone: the link is connected and healthy.\n".into(),
+                n => format!("## Root cause\n\nNone: all {n} links are connected and healthy.\n"),
+            };
         }
-        for m in &rc.missing_evidence {
-            s.push_str(&format!("- missing: {}\n", m.replace('\n', " ")));
+        let mut s = String::new();
+        if self.links.len() > 1 {
+            let healthy: Vec<&str> = self.links.iter().filter(|l| l.healthy).map(|l| l.link.as_str()).collect();
+            s.push_str(&format!(
+                "## Links\n\n{} links, {} broken; healthy: {}\n\n",
+                self.links.len(),
+                causes.len(),
+                if healthy.is_empty() { "none".to_string() } else { healthy.join(", ") }
+            ));
         }
-        s.push_str(&format!("\nFix:\n\n```\n{}\n```\n", rc.remedy));
-        if !rc.candidates.is_empty() {
-            let other: Vec<String> = rc.candidates.iter().map(|c| format!("`{}` ({})", c.id, c.confidence)).collect();
-            s.push_str(&format!("\nOther candidates: {}\n", other.join(", ")));
+        let named = self.links.len() > 1;
+        for rc in causes {
+            s.push_str(&cause_markdown(rc, named));
         }
         s
     }
+}
+
+/// `named`: the pair has several links, so the cause says whose it is.
+fn cause_markdown(rc: &RootCause, named: bool) -> String {
+    let of = rc.link.as_ref().filter(|_| named).map(|l| format!(" of {l}")).unwrap_or_default();
+    let mut s = format!("## Root cause{of}\n\n**{}** (`{}`, {} confidence)\n\n", rc.summary, rc.id, rc.confidence);
+    for e in &rc.evidence {
+        s.push_str(&format!("- evidence: {}\n", e.replace('\n', " ")));
+    }
+    for m in &rc.missing_evidence {
+        s.push_str(&format!("- missing: {}\n", m.replace('\n', " ")));
+    }
+    s.push_str(&format!("\nFix:\n\n```\n{}\n```\n", rc.remedy));
+    if !rc.candidates.is_empty() {
+        let other: Vec<String> = rc.candidates.iter().map(|c| format!("`{}` ({})", c.id, c.confidence)).collect();
+        s.push_str(&format!("\nOther candidates: {}\n", other.join(", ")));
+    }
+    s
 }
 
 /// The rules against the report: each that holds is a candidate, the
@@ -114,6 +168,8 @@ fn correlate(findings: &[Finding], link: &Link<'_>, seen: &[Seen]) -> Option<Roo
         confidence: best.weight.confidence(),
         candidates: it.map(|j| Candidate { id: j.id, confidence: j.weight.confidence() }).collect(),
         missing_evidence: best.missing,
+        link: link.dag.clone(),
+        weight: best.weight,
     })
 }
 
@@ -143,17 +199,41 @@ fn kb_explains(f: &Facts<'_>) -> Vec<Judged> {
 
 pub fn evaluate(ev: &Evidence, p: &Profile) -> Diagnosis {
     let mut findings = checks::evaluate(ev, p);
-    let link = Link { sql: link::facts(&ev.sql), mi: link::facts(&ev.mi) };
-    let seen = link.errors();
-    link::link_findings(&link, &seen, &mut findings);
-    if link.exists() {
-        findings.push(seeding::finding(&link, &seen, time::OffsetDateTime::now_utc()));
-        let mi_name = link.mi.and_then(|f| f.first("props")).and_then(|r| r.str("server_name"));
+    let all = Link::new(link::facts(&ev.sql), link::facts(&ev.mi));
+    let mut links: Vec<(Link<'_>, Vec<Seen>)> = Vec::new();
+    if link::present(&all, &mut findings) {
+        let mi_name = all.mi.and_then(|f| f.first("props")).and_then(|r| r.str("server_name"));
         let cx = definition::Context { arm: ev.arm.as_ref(), mi_name, mi_fqdn: &p.managed_instance.fqdn };
-        definition::findings(&link, &cx, &mut findings);
+        let now = time::OffsetDateTime::now_utc();
+        for dag in all.dags() {
+            let one = all.one(&dag);
+            let seen = one.errors();
+            link::link_findings(&one, &seen, &mut findings);
+            findings.push(seeding::finding(&one, &seen, now));
+            definition::findings(&one, &cx, &mut findings);
+            links.push((one, seen));
+        }
+        link::errorlog(&all.errors(), &mut findings);
     }
-    let root_cause = correlate(&findings, &link, &seen);
-    Diagnosis { report: Report::new(findings), root_cause }
+    let mut verdicts: Vec<LinkVerdict> = links.iter().map(|(one, seen)| verdict(&findings, one, seen)).collect();
+    // Broken links first, the weightiest cause first; then the healthy ones by name.
+    verdicts
+        .sort_by_key(|v| (std::cmp::Reverse(v.root_cause.as_ref().map(|rc| rc.weight)), v.link.to_ascii_lowercase()));
+    let root_cause = verdicts.first().and_then(|v| v.root_cause.clone());
+    Diagnosis { report: Report::new(findings), root_cause, links: verdicts }
+}
+
+/// One link against the findings it shares with the others and its own.
+fn verdict(findings: &[Finding], one: &Link<'_>, seen: &[Seen]) -> LinkVerdict {
+    let dag = one.dag.clone().unwrap_or_default();
+    let databases = one.databases();
+    let mine = |f: &&Finding| match &f.subject {
+        None => true,
+        Some(s) => s.eq_ignore_ascii_case(&dag) || databases.iter().any(|d| d.eq_ignore_ascii_case(s)),
+    };
+    let relevant: Vec<Finding> = findings.iter().filter(mine).cloned().collect();
+    let root_cause = correlate(&relevant, one, seen);
+    LinkVerdict { healthy: root_cause.is_none(), link: dag, databases, root_cause }
 }
 
 pub async fn run(p: &Profile) -> Diagnosis {

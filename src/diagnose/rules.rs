@@ -203,6 +203,14 @@ pub static RULES: &[Rule] = &[
         doc: SCRIPTS,
     },
     Rule {
+        id: "mi-half-missing",
+        summary: "The instance's half of the link is gone: ARM has no DAG resource of that name while SQL Server's half remains, DISCONNECTED (deleted on the instance's side, or never created).",
+        routes: &[route(&[Has("link-names-match-arm", "missing_on_instance"), Link(Disconnected)], Weight::Confirmed)],
+        quote: &["link-names-match-arm"],
+        fix: Fix { from: Some("link-names-match-arm"), text: "Create the instance's half again (milink link apply)." },
+        doc: SCRIPTS,
+    },
+    Rule {
         id: "link-definition-wrong",
         summary: "The link's two halves do not agree: SQL Server's distributed AG names the instance wrongly (its LISTENER_URL lacks ;Server=[<instance name>], or its AG names differ from the instance's DAG resource), so the group does not answer (41976).",
         routes: &[

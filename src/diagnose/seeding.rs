@@ -71,14 +71,14 @@ fn span(s: i64) -> String {
 }
 
 pub fn finding(link: &Link<'_>, seen: &[Seen], now: OffsetDateTime) -> Finding {
-    let f = F::new("link-seeding", Side::Link, Severity::Pass);
+    let f = super::link::of_link(F::new("link-seeding", Side::Link, Severity::Pass), link);
     if let Some(e) = seen.iter().find(|e| e.source == "seeding") {
         return failed(link, e, f);
     }
     // The source side (the primary) shows the transfer; either side will do.
     let running: Vec<Running> = [Side::SqlServer, Side::ManagedInstance]
         .into_iter()
-        .flat_map(|s| rows(link.side(s), "seeding"))
+        .flat_map(|s| link.seeding(s))
         .filter_map(|r| Running::read(r, now))
         .collect();
     let Some(r) = running.iter().max_by_key(|r| (r.too_slow(), r.attempts, r.elapsed_s)) else {

@@ -173,6 +173,21 @@ impl Control {
         Ok(())
     }
 
+    /// The instance's half of one link is deleted (its DAG resource, as an ARM
+    /// DELETE would); SQL Server's half stays, DISCONNECTED.
+    pub fn remove_mi_link(&self, dag: &str) -> Result<(), String> {
+        {
+            let mut w = self.world();
+            if !w.arm.dags.iter().any(|d| d.name.eq_ignore_ascii_case(dag)) {
+                return Err(format!("the instance has no link {dag}"));
+            }
+            crate::lab::arm::ops::delete_dag(&mut w, dag);
+            w.mutated(SideId::Mi, "DELETE distributedAvailabilityGroups", dag.to_string());
+        }
+        self.changed();
+        Ok(())
+    }
+
     /// The managed instance's endpoint certificate is replaced, as Azure rotates it.
     pub fn rotate_mi_certificate(&self) -> Result<(), String> {
         {

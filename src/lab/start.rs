@@ -141,6 +141,7 @@ impl Stage<'_> {
             redirect,
             fault: side.tds.fault,
             delay: side.tds.delay,
+            rtt: scenario.network.rtt(label),
         };
         // In loopback mode a network fault is a property of the target port.
         let loopback_fault = |port: u16| -> Option<scenario::Listener> {

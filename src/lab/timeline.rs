@@ -34,6 +34,9 @@ fn apply(step: &Step, c: &Control) -> Result<(), String> {
     if let Some(w) = &step.workload {
         return c.set_workload(w.tps);
     }
+    if let Some(dag) = &step.remove_mi_link {
+        return c.remove_mi_link(dag);
+    }
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! are read again, so a run stopped by an error, a timeout or a kill continues
 //! where it stopped and never repeats a step.
 
+mod apply;
 pub mod exec;
 pub mod failover;
 mod journal;
@@ -14,9 +15,10 @@ pub mod run;
 
 use std::net::IpAddr;
 
+pub use apply::apply;
 pub use journal::{Entry, Journal};
 pub use plan::{Action, Blocker, Plan, State, Step, Until, Where};
-pub use run::{Outcome, Session, apply, remove};
+pub use run::{Outcome, Session, remove};
 
 use crate::azure::arm::ArmError;
 use crate::checks::collect;
@@ -25,7 +27,7 @@ use crate::profile::Profile;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
-    #[error("name the databases to link (--database, or `databases` in the profile)")]
+    #[error("name the databases to link (--database, --all-databases, or `databases` in the profile)")]
     NoDatabases,
     #[error("cannot log in to {side}: {why}")]
     Login { side: &'static str, why: String },
@@ -60,9 +62,23 @@ pub async fn endpoint_host(p: &Profile) -> Result<String, LinkError> {
     }
 }
 
-/// The databases a command is about.
-pub fn databases(p: &Profile, given: &[String]) -> Result<Vec<String>, LinkError> {
-    let dbs = if given.is_empty() { p.databases.clone() } else { given.to_vec() };
+/// The databases a command is about: those given, the profile's, or with
+/// `all_databases` what SQL Server lists (`linked`: the databases its links
+/// carry, for the link's life; else every user database, to create links).
+pub async fn databases(
+    p: &Profile,
+    given: &[String],
+    sql: Option<&mut crate::probe::sql::Session>,
+    linked: bool,
+) -> Result<Vec<String>, LinkError> {
+    let dbs = match (given.is_empty() && p.all_databases, sql) {
+        (true, Some(s)) => {
+            let read = if linked { observe::linked_databases(s).await } else { collect::user_databases(s).await };
+            read.map_err(|failure| LinkError::Read { side: "SQL Server", failure })?
+        }
+        _ if given.is_empty() => p.databases.clone(),
+        _ => given.to_vec(),
+    };
     if dbs.is_empty() {
         return Err(LinkError::NoDatabases);
     }

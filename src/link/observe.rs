@@ -311,3 +311,13 @@ pub async fn arm_side(arm: &Arm) -> Result<ArmSide, ArmError> {
         endpoint_cert,
     })
 }
+
+/// The databases SQL Server's distributed AGs carry (its side of every link).
+pub async fn linked_databases(s: &mut Session) -> Result<Vec<String>, SqlFailure> {
+    let q = "SELECT DISTINCT DB_NAME(drs.database_id) AS name FROM sys.dm_hadr_database_replica_states AS drs \
+             JOIN sys.availability_groups AS ag ON ag.group_id = drs.group_id \
+             WHERE ag.is_distributed = 1 AND drs.is_local = 1";
+    let mut out: Vec<String> = s.rows(q).await?.iter().filter_map(|r| r.str("name").map(str::to_string)).collect();
+    out.sort();
+    Ok(out)
+}

@@ -2,6 +2,7 @@
 //! has a timeout; nothing here decides what is wrong (that is `checks`).
 
 pub mod agent;
+mod batch;
 pub mod dns;
 pub mod sql;
 pub mod tcp;

@@ -46,7 +46,7 @@ pub struct SqlFailure {
 }
 
 impl SqlFailure {
-    fn from(e: tiberius::error::Error) -> SqlFailure {
+    pub(super) fn from(e: tiberius::error::Error) -> SqlFailure {
         match e {
             tiberius::error::Error::Server(t) => {
                 SqlFailure { code: Some(t.code()), message: t.message().to_string(), timed_out: false, routed_to: None }
@@ -55,7 +55,7 @@ impl SqlFailure {
         }
     }
 
-    fn timeout(what: &str, limit: &Limit) -> SqlFailure {
+    pub(super) fn timeout(what: &str, limit: &Limit) -> SqlFailure {
         SqlFailure { code: None, message: limit.why(what), timed_out: true, routed_to: None }
     }
 }
@@ -73,8 +73,8 @@ pub fn datetime(s: &str) -> Option<time::PrimitiveDateTime> {
 }
 
 pub struct Session {
-    client: Client<Compat<TcpStream>>,
-    limit: Limit,
+    pub(super) client: Client<Compat<TcpStream>>,
+    pub(super) limit: Limit,
     /// Set when the server routed the login (managed instance Redirect policy).
     pub routed_to: Option<(String, u16)>,
 }
@@ -247,7 +247,7 @@ pub struct Column {
 }
 
 impl Column {
-    fn of(c: &tiberius::Column, data: Option<&ColumnData<'static>>) -> Column {
+    pub(super) fn of(c: &tiberius::Column, data: Option<&ColumnData<'static>>) -> Column {
         Column { name: c.name().to_ascii_lowercase(), sql_type: type_name(c.column_type(), data).into() }
     }
 }
@@ -305,14 +305,14 @@ impl Session {
 pub const MAX_ROWS: usize = 100_000;
 pub const MAX_BYTES: usize = 64 << 20;
 
-fn size(v: &Value) -> usize {
+pub(super) fn size(v: &Value) -> usize {
     match v {
         Value::String(s) => s.len(),
         _ => 8,
     }
 }
 
-fn record(row: &tiberius::Row) -> Record {
+pub(super) fn record(row: &tiberius::Row) -> Record {
     let names: Vec<String> = row.columns().iter().map(|c| c.name().to_ascii_lowercase()).collect();
     row.cells().zip(names).map(|((_, data), name)| (name, cell(data))).collect()
 }

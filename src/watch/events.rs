@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::poll::{SideState, Snapshot};
+use super::poll::{LinkState, SideState, Snapshot};
 use crate::checks::{LOG_FILLING_PERCENT, LOG_FULL_PERCENT};
 use crate::diagnose::{LAG_FAIL_S, LAG_WARN_S, QUEUE_FAIL_KB, QUEUE_WARN_KB};
 use crate::profile::Thresholds;
@@ -40,37 +40,9 @@ type Value = (&'static str, Option<String>, String, &'static str, Option<String>
 
 fn values(s: &SideState, t: &Thresholds, now: i64) -> Vec<Value> {
     let mut v: Vec<Value> = Vec::new();
-    if let Some(c) = &s.connected {
-        v.push(("connected", None, c.clone(), if c == "CONNECTED" { "ok" } else { "fail" }, None));
-    }
-    if let Some(r) = &s.role {
-        v.push(("role", None, r.clone(), "ok", None));
-    }
-    if let Some(h) = &s.health {
-        let sev = match h.as_str() {
-            "HEALTHY" => "ok",
-            "PARTIALLY_HEALTHY" => "warn",
-            _ => "fail",
-        };
-        v.push(("health", None, h.clone(), sev, None));
-    }
-    if let Some(e) = &s.last_error {
-        let value = format!("{} at {}", e.number, e.timestamp);
-        v.push(("last_connect_error", None, value, "fail", Some(e.description.clone())));
-    }
-    let level = |x: i64, warn: i64, fail: i64| match x {
-        x if x >= fail => ("far behind", "fail"),
-        x if x >= warn => ("behind", "warn"),
-        _ => ("keeping up", "ok"),
-    };
-    // Queues and lag only mean something where the link has a replica.
-    if s.role.is_some() {
-        let queue = s.send_queue_kb.max(s.redo_queue_kb);
-        let (q, qs) = level(queue, QUEUE_WARN_KB, QUEUE_FAIL_KB);
-        let detail = format!("send queue {} KB, redo queue {} KB", s.send_queue_kb, s.redo_queue_kb);
-        v.push(("queue", None, q.into(), qs, Some(detail)));
-        let (l, ls) = level(s.lag_s, LAG_WARN_S, LAG_FAIL_S);
-        v.push(("lag", None, l.into(), ls, Some(format!("{} s behind", s.lag_s))));
+    // Each link's own values, named by its distributed AG.
+    for (dag, l) in &s.links {
+        link_values(dag, l, &mut v);
     }
     if let Some(f) = &s.seeding_failure {
         v.push(("seeding", None, "failed".into(), "fail", Some(f.clone())));
@@ -98,12 +70,51 @@ fn values(s: &SideState, t: &Thresholds, now: i64) -> Vec<Value> {
     v
 }
 
+fn link_values(dag: &str, l: &LinkState, v: &mut Vec<Value>) {
+    let subject = || Some(dag.to_string());
+    if let Some(c) = &l.connected {
+        v.push(("connected", subject(), c.clone(), if c == "CONNECTED" { "ok" } else { "fail" }, None));
+    }
+    if let Some(r) = &l.role {
+        v.push(("role", subject(), r.clone(), "ok", None));
+    }
+    if let Some(h) = &l.health {
+        let sev = match h.as_str() {
+            "HEALTHY" => "ok",
+            "PARTIALLY_HEALTHY" => "warn",
+            _ => "fail",
+        };
+        v.push(("health", subject(), h.clone(), sev, None));
+    }
+    if let Some(e) = &l.last_error {
+        let value = format!("{} at {}", e.number, e.timestamp);
+        v.push(("last_connect_error", subject(), value, "fail", Some(e.description.clone())));
+    }
+    let level = |x: i64, warn: i64, fail: i64| match x {
+        x if x >= fail => ("far behind", "fail"),
+        x if x >= warn => ("behind", "warn"),
+        _ => ("keeping up", "ok"),
+    };
+    // Queues and lag only mean something where the link has a replica.
+    if l.role.is_some() {
+        let queue = l.send_queue_kb.max(l.redo_queue_kb);
+        let (q, qs) = level(queue, QUEUE_WARN_KB, QUEUE_FAIL_KB);
+        let detail = format!("send queue {} KB, redo queue {} KB", l.send_queue_kb, l.redo_queue_kb);
+        v.push(("queue", subject(), q.into(), qs, Some(detail)));
+        let (lg, ls) = level(l.lag_s, LAG_WARN_S, LAG_FAIL_S);
+        v.push(("lag", subject(), lg.into(), ls, Some(format!("{} s behind", l.lag_s))));
+    }
+}
+
 /// Both sides PRIMARY of the distributed AG: a split brain.
 fn split_brain(s: &Snapshot) -> Option<bool> {
-    match (&s.sql_server.role, &s.managed_instance.role) {
-        (Some(a), Some(b)) => Some(a == "PRIMARY" && b == "PRIMARY"),
-        _ => None,
+    let mut any = None;
+    for (dag, a) in &s.sql_server.links {
+        if let (Some(a), Some(b)) = (&a.role, s.managed_instance.links.get(dag).and_then(|l| l.role.as_ref())) {
+            any = Some(any.unwrap_or(false) || (a == "PRIMARY" && b == "PRIMARY"));
+        }
     }
+    any
 }
 
 /// Follows the polls: each side's last values seen while it answered, so a
@@ -191,15 +202,42 @@ pub fn turned_bad(events: &[Event]) -> bool {
 mod tests {
     use super::*;
 
-    fn snap(connected: &str, role_mi: &str) -> Snapshot {
-        let side = |role: &str| SideState {
-            reachable: true,
+    fn link(connected: &str, role: &str) -> LinkState {
+        LinkState {
             connected: Some(connected.into()),
             role: Some(role.into()),
             health: Some("HEALTHY".into()),
             ..Default::default()
+        }
+    }
+
+    fn snap(connected: &str, role_mi: &str) -> Snapshot {
+        let side = |role: &str| SideState {
+            reachable: true,
+            links: [("DAG_SalesDB".to_string(), link(connected, role))].into(),
+            ..Default::default()
         };
         Snapshot { at: time::OffsetDateTime::now_utc(), sql_server: side("PRIMARY"), managed_instance: side(role_mi) }
+    }
+
+    /// Two links: one breaking is one link's events only, each naming it.
+    #[test]
+    fn a_broken_link_among_several_changes_alone() {
+        let (t, mut k) = (Thresholds::default(), Tracker::default());
+        let mut a = snap("CONNECTED", "SECONDARY");
+        for side in [&mut a.sql_server, &mut a.managed_instance] {
+            let role = side.links["DAG_SalesDB"].role.clone().unwrap();
+            side.links.insert("DAG_HRDB".into(), link("CONNECTED", &role));
+        }
+        k.update(&a, &t);
+        let mut b = a.clone();
+        b.managed_instance.links.get_mut("DAG_HRDB").unwrap().connected = Some("DISCONNECTED".into());
+        let e = k.update(&b, &t);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(
+            (e[0].kind.as_str(), e[0].subject.as_deref(), e[0].to.as_str()),
+            ("connected", Some("DAG_HRDB"), "DISCONNECTED")
+        );
     }
 
     #[test]
@@ -227,7 +265,7 @@ mod tests {
         assert_eq!(e.len(), 1, "{e:?}");
         assert_eq!((e[0].kind.as_str(), e[0].to.as_str()), ("reachable", "unreachable"));
         let mut back = a.clone();
-        back.sql_server.connected = Some("DISCONNECTED".into());
+        back.sql_server.links.get_mut("DAG_SalesDB").unwrap().connected = Some("DISCONNECTED".into());
         let e = k.update(&back, &t);
         let kinds: Vec<_> = e.iter().map(|e| (e.kind.as_str(), e.from.as_deref(), e.to.as_str())).collect();
         assert_eq!(

@@ -9,13 +9,14 @@ pub mod metrics;
 mod notify;
 pub mod poll;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::diagnose::Diagnosis;
+use crate::diagnose::{Diagnosis, RootCause};
 use crate::profile::Profile;
 use events::{Event, Tracker};
 
@@ -64,7 +65,8 @@ pub async fn run(profile: Profile, o: Options, report: &mut dyn FnMut(Report)) -
     let mut counters = metrics::Counters::default();
     let (diag_tx, mut diag_rx) = tokio::sync::mpsc::channel::<Diagnosis>(1);
     let mut diagnosing = false;
-    let mut last_cause: Option<String> = None;
+    // Each link's root cause as said last (keyed "" for a pair with no link).
+    let mut last_cause: BTreeMap<String, String> = BTreeMap::new();
     let mut tick = tokio::time::interval(o.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut full = tokio::time::interval_at(tokio::time::Instant::now() + o.full_every, o.full_every);
@@ -95,7 +97,7 @@ pub async fn run(profile: Profile, o: Options, report: &mut dyn FnMut(Report)) -
             _ = tick.tick() => {}
             Some(d) = diag_rx.recv() => {
                 diagnosing = false;
-                if let Some(e) = new_root_cause(&d, &mut last_cause) {
+                for e in new_root_causes(&d, &mut last_cause) {
                     history.record_events(std::slice::from_ref(&e))?;
                     emit(e, &mut counters, report);
                 }
@@ -135,12 +137,11 @@ pub async fn run(profile: Profile, o: Options, report: &mut dyn FnMut(Report)) -
         }
     }
     // A diagnosis under way when the watch ends still gets said.
-    if diagnosing
-        && let Ok(Some(d)) = tokio::time::timeout(Duration::from_secs(30), diag_rx.recv()).await
-        && let Some(e) = new_root_cause(&d, &mut last_cause)
-    {
-        history.record_events(std::slice::from_ref(&e))?;
-        emit(e, &mut counters, report);
+    if diagnosing && let Ok(Some(d)) = tokio::time::timeout(Duration::from_secs(30), diag_rx.recv()).await {
+        for e in new_root_causes(&d, &mut last_cause) {
+            history.record_events(std::slice::from_ref(&e))?;
+            emit(e, &mut counters, report);
+        }
     }
     if let Some(s) = server {
         s.abort();
@@ -169,19 +170,32 @@ fn is_broken(s: &poll::Snapshot) -> bool {
     both_primary || s.sides().iter().any(|(_, st)| !st.reachable || st.connected.as_deref() == Some("DISCONNECTED"))
 }
 
-/// The diagnosis as an event, when its root cause is not the one said last.
-fn new_root_cause(d: &Diagnosis, last: &mut Option<String>) -> Option<Event> {
-    let cause = d.root_cause.as_ref().map(|rc| rc.id.to_string()).unwrap_or_else(|| "none".into());
-    if last.as_ref() == Some(&cause) {
-        return None;
+/// The diagnosis as events: one per link whose root cause is not the one said
+/// last for it (a pair with no link yet: one for the pair).
+fn new_root_causes(d: &Diagnosis, last: &mut BTreeMap<String, String>) -> Vec<Event> {
+    let verdicts: Vec<(Option<String>, Option<&RootCause>)> = if d.links.is_empty() {
+        vec![(None, d.root_cause.as_ref())]
+    } else {
+        d.links.iter().map(|l| (Some(l.link.clone()), l.root_cause.as_ref())).collect()
+    };
+    let mut out = Vec::new();
+    for (link, rc) in verdicts {
+        let cause = rc.map(|rc| rc.id.to_string()).unwrap_or_else(|| "none".into());
+        let key = link.clone().unwrap_or_default();
+        // A link first seen healthy needs no word; one that was broken does when it heals.
+        if last.get(&key) == Some(&cause) || (cause == "none" && !last.contains_key(&key) && !d.links.is_empty()) {
+            last.insert(key, cause);
+            continue;
+        }
+        let before = last.insert(key, cause);
+        out.push(root_cause_event(link, rc, before));
     }
-    let before = last.replace(cause);
-    Some(root_cause_event(d, before))
+    out
 }
 
-fn root_cause_event(d: &Diagnosis, before: Option<String>) -> Event {
+fn root_cause_event(link: Option<String>, rc: Option<&RootCause>, before: Option<String>) -> Event {
     let at = events::stamp(time::OffsetDateTime::now_utc());
-    let (to, severity, detail) = match &d.root_cause {
+    let (to, severity, detail) = match rc {
         None => ("none".to_string(), "ok", "the link is connected and healthy".to_string()),
         Some(rc) => {
             let mut text = format!("{} Evidence: {}. Fix: {}", rc.summary, rc.evidence.join("; "), rc.remedy);
@@ -195,7 +209,7 @@ fn root_cause_event(d: &Diagnosis, before: Option<String>) -> Event {
         at,
         side: "link".into(),
         kind: "root_cause".into(),
-        subject: None,
+        subject: link,
         from: before,
         to,
         severity: severity.into(),

@@ -20,13 +20,10 @@ const DATABASES: &str = "SELECT ag.name AS ag_name, drs.is_local, drs.synchroniz
 const CERTIFICATES: &str = "SELECT name, expiry_date FROM sys.certificates WHERE name NOT LIKE N'##%'";
 const LOG_SPACE: &str = "DBCC SQLPERF(LOGSPACE)";
 
-/// What one side showed at one poll.
+/// One link as one side showed it at one poll.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct SideState {
-    pub reachable: bool,
-    /// Why the side could not be asked (login or query failure).
-    pub problem: Option<String>,
-    /// The local replica's role in the distributed AG (`None`: no link here).
+pub struct LinkState {
+    /// The local replica's role in the distributed AG.
     pub role: Option<String>,
     /// DISCONNECTED when any replica of the distributed AG is, else CONNECTED.
     pub connected: Option<String>,
@@ -35,7 +32,27 @@ pub struct SideState {
     pub send_queue_kb: i64,
     pub redo_queue_kb: i64,
     pub lag_s: i64,
-    /// Seconds since the log was last hardened on this side's link database.
+    pub since_hardened_s: Option<i64>,
+}
+
+/// What one side showed at one poll: each link (by distributed AG), and the
+/// worst of them in the side's own fields.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SideState {
+    pub reachable: bool,
+    /// Why the side could not be asked (login or query failure).
+    pub problem: Option<String>,
+    pub links: BTreeMap<String, LinkState>,
+    /// The local replica's role in a distributed AG (`None`: no link here).
+    pub role: Option<String>,
+    /// DISCONNECTED when any replica of any link is, else CONNECTED.
+    pub connected: Option<String>,
+    pub health: Option<String>,
+    pub last_error: Option<LastError>,
+    pub send_queue_kb: i64,
+    pub redo_queue_kb: i64,
+    pub lag_s: i64,
+    /// Seconds since the log was last hardened on this side's link databases.
     pub since_hardened_s: Option<i64>,
     /// A seeding failure, as the DMV words it.
     pub seeding_failure: Option<String>,
@@ -60,6 +77,24 @@ pub struct Snapshot {
     pub at: OffsetDateTime,
     pub sql_server: SideState,
     pub managed_instance: SideState,
+}
+
+impl SideState {
+    /// The side's own fields: the worst of its links (DISCONNECTED if one is,
+    /// the least healthy, the largest queues and lag, the latest error).
+    fn worst_of_links(&mut self) {
+        let links: Vec<&LinkState> = self.links.values().collect();
+        let rank = |h: &str| ["NOT_HEALTHY", "PARTIALLY_HEALTHY", "HEALTHY"].iter().position(|x| *x == h).unwrap_or(0);
+        self.role = links.iter().find_map(|l| l.role.clone());
+        self.connected = links.iter().filter_map(|l| l.connected.clone()).min_by_key(|c| c == "CONNECTED");
+        self.health = links.iter().filter_map(|l| l.health.clone()).min_by_key(|h| rank(h));
+        self.last_error =
+            links.iter().filter_map(|l| l.last_error.clone()).max_by(|a, b| a.timestamp.cmp(&b.timestamp));
+        self.send_queue_kb = links.iter().map(|l| l.send_queue_kb).max().unwrap_or(0);
+        self.redo_queue_kb = links.iter().map(|l| l.redo_queue_kb).max().unwrap_or(0);
+        self.lag_s = links.iter().map(|l| l.lag_s).max().unwrap_or(0);
+        self.since_hardened_s = links.iter().filter_map(|l| l.since_hardened_s).max();
+    }
 }
 
 impl Snapshot {
@@ -154,33 +189,39 @@ async fn login(p: &Profile, is_sql: bool) -> Result<Session, String> {
 async fn read(s: &mut Session, p: &Profile, is_sql: bool, st: &mut SideState) -> Result<(), sql::SqlFailure> {
     let replicas = s.rows(collect::LINK_REPLICAS).await?;
     let dag: Vec<&Record> = replicas.iter().filter(|r| r.flag("is_distributed") == Some(true)).collect();
-    if let Some(local) = dag.iter().find(|r| r.flag("is_local") == Some(true)) {
-        st.role = local.str("role_desc").map(str::to_string);
-        st.health = local.str("synchronization_health_desc").map(str::to_string);
-    }
-    if !dag.is_empty() {
-        let down = dag.iter().any(|r| r.str("connected_state_desc") == Some("DISCONNECTED"));
-        st.connected = Some(if down { "DISCONNECTED" } else { "CONNECTED" }.into());
-    }
-    st.last_error = dag
-        .iter()
-        .filter(|r| r.int("last_connect_error_number").is_some_and(|n| n != 0))
-        .map(|r| LastError {
-            number: r.int("last_connect_error_number").unwrap_or(0),
-            description: r.str("last_connect_error_description").unwrap_or("").to_string(),
-            timestamp: r.str("last_connect_error_timestamp").unwrap_or("").to_string(),
-        })
-        .max_by(|a, b| a.timestamp.cmp(&b.timestamp));
-    let now = OffsetDateTime::now_utc();
-    for r in s.rows(DATABASES).await?.iter().filter(|r| r.flag("is_local") == Some(true)) {
-        st.send_queue_kb = st.send_queue_kb.max(r.int("log_send_queue_size").unwrap_or(0));
-        st.redo_queue_kb = st.redo_queue_kb.max(r.int("redo_queue_size").unwrap_or(0));
-        st.lag_s = st.lag_s.max(r.int("secondary_lag_seconds").unwrap_or(0));
-        if let Some(t) = r.str("last_hardened_time").and_then(sql::datetime) {
-            let age = (now - t.assume_utc()).whole_seconds().max(0);
-            st.since_hardened_s = Some(st.since_hardened_s.map_or(age, |a: i64| a.max(age)));
+    for r in &dag {
+        let l = st.links.entry(r.str("ag_name").unwrap_or("").to_string()).or_default();
+        if r.flag("is_local") == Some(true) {
+            l.role = r.str("role_desc").map(str::to_string);
+            l.health = r.str("synchronization_health_desc").map(str::to_string);
+        }
+        let down = r.str("connected_state_desc") == Some("DISCONNECTED");
+        if down || l.connected.is_none() {
+            l.connected = Some(if down { "DISCONNECTED" } else { "CONNECTED" }.into());
+        }
+        if let Some(n) = r.int("last_connect_error_number").filter(|n| *n != 0) {
+            let e = LastError {
+                number: n,
+                description: r.str("last_connect_error_description").unwrap_or("").to_string(),
+                timestamp: r.str("last_connect_error_timestamp").unwrap_or("").to_string(),
+            };
+            if l.last_error.as_ref().is_none_or(|old| old.timestamp < e.timestamp) {
+                l.last_error = Some(e);
+            }
         }
     }
+    let now = OffsetDateTime::now_utc();
+    for r in s.rows(DATABASES).await?.iter().filter(|r| r.flag("is_local") == Some(true)) {
+        let l = st.links.entry(r.str("ag_name").unwrap_or("").to_string()).or_default();
+        l.send_queue_kb = l.send_queue_kb.max(r.int("log_send_queue_size").unwrap_or(0));
+        l.redo_queue_kb = l.redo_queue_kb.max(r.int("redo_queue_size").unwrap_or(0));
+        l.lag_s = l.lag_s.max(r.int("secondary_lag_seconds").unwrap_or(0));
+        if let Some(t) = r.str("last_hardened_time").and_then(sql::datetime) {
+            let age = (now - t.assume_utc()).whole_seconds().max(0);
+            l.since_hardened_s = Some(l.since_hardened_s.map_or(age, |a: i64| a.max(age)));
+        }
+    }
+    st.worst_of_links();
     for r in s.rows(collect::SEEDING).await? {
         let failed = r.int("failure_state").is_some_and(|f| f != 0) || r.int("error_code").is_some_and(|c| c != 0);
         if failed {
@@ -196,7 +237,8 @@ async fn read(s: &mut Session, p: &Profile, is_sql: bool, st: &mut SideState) ->
     if is_sql {
         for r in s.rows(LOG_SPACE).await? {
             let Some(db) = r.str("database name") else { continue };
-            if p.databases.iter().any(|d| d.eq_ignore_ascii_case(db))
+            let system = ["master", "tempdb", "model", "msdb"].iter().any(|x| x.eq_ignore_ascii_case(db));
+            if (p.databases.iter().any(|d| d.eq_ignore_ascii_case(db)) || (p.all_databases && !system))
                 && let Some(u) = r.get("log space used (%)").and_then(|v| v.as_f64())
             {
                 st.log_used.insert(db.to_string(), u);

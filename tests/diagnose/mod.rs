@@ -41,6 +41,18 @@ fn every_link_scenario_names_its_root_cause() {
         if want != got {
             failures.push(format!("{name}: root cause {got}, expected {want}: {}", v["root_cause"]));
         }
+        // A pair with several links: the broken one is named, and the others are counted healthy.
+        if let Some(link) = s.expect.get("root_cause_link").and_then(|x| x.as_str())
+            && v["root_cause"]["link"] != link
+        {
+            failures.push(format!("{name}: root cause of {}, expected of {link}", v["root_cause"]["link"]));
+        }
+        if let Some(n) = s.expect.get("healthy_links").and_then(|x| x.as_integer()) {
+            let healthy = v["links"].as_array().map_or(0, |l| l.iter().filter(|l| l["healthy"] == true).count());
+            if healthy as i64 != n {
+                failures.push(format!("{name}: {healthy} healthy links, expected {n}: {}", v["links"]));
+            }
+        }
         if want == "none" && !v["root_cause"].is_null() {
             failures.push(format!("{name}: root_cause must be null for a healthy link"));
         }

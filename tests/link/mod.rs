@@ -450,3 +450,40 @@ fn the_managed_instance_login_can_be_azure_ad_from_the_same_sign_in() {
     let calls = std::fs::read_to_string(bin.path().join("calls")).unwrap();
     assert!(calls.contains("https://database.windows.net/.default"), "a token for SQL was asked: {calls}");
 }
+
+/// Ten links on one pair from one command: `apply --all-databases` takes every
+/// user database, creates a link for each, and diagnose then sees ten healthy
+/// links; `remove --all-databases` takes every linked one.
+#[test]
+fn apply_all_databases_creates_ten_links_at_once() {
+    let lab = Running::start("link-create-ten.toml");
+    let t = Instant::now();
+    let o = lab.link(&["apply", "--all-databases", "--yes"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    eprintln!("apply of ten links took {:?}", t.elapsed());
+    let d = milink_with(
+        &["diagnose", "--all-databases", "--format", "json", "--profile", lab.profile().to_str().unwrap()],
+        &[],
+    );
+    let v: Value = serde_json::from_slice(&d.stdout).unwrap();
+    assert!(v["root_cause"].is_null(), "{}", v["root_cause"]);
+    let links = v["links"].as_array().unwrap();
+    assert_eq!(links.len(), 10, "{links:?}");
+    assert!(links.iter().all(|l| l["healthy"] == true), "{links:?}");
+    let dags: Vec<&str> = links.iter().map(|l| l["link"].as_str().unwrap()).collect();
+    assert!(dags.contains(&"DAG_Db09") && dags.contains(&"DAG_SalesDB"), "{dags:?}");
+    // Each database is checked once, and each link's own findings name it.
+    let exists: Vec<&Value> =
+        v["findings"].as_array().unwrap().iter().filter(|f| f["id"] == "database-exists").collect();
+    assert_eq!(exists.len(), 10);
+    let health: Vec<&Value> =
+        v["findings"].as_array().unwrap().iter().filter(|f| f["id"] == "link-sync-health").collect();
+    assert_eq!(health.len(), 10);
+    assert!(health.iter().all(|f| f["subject"].as_str().is_some_and(|s| s.starts_with("DAG_"))));
+    let plan = plan_json(&lab.link(&["plan", "--all-databases", "--format", "json"]));
+    assert!(states(&plan).iter().all(|(_, s)| s == "done"), "{plan}");
+    let r = lab.link(&["remove", "--all-databases", "--yes"]);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r));
+    assert_eq!(lab.state()["links"].as_array().unwrap().len(), 0, "every link removed");
+    assert!(lab.lab.stop().success());
+}

@@ -172,7 +172,10 @@ async fn token_server(login: Vec<u8>, query: Vec<u8>, tls: Arc<rustls::ServerCon
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
         let Some(tcp) = after_prelogin(l).await else { return };
-        let Ok(channel) = TlsChannel::accept(tcp, tls, Some(packet::PRELOGIN)).await else { return };
+        let Ok(channel) = TlsChannel::accept(tcp, tls, Some(packet::PRELOGIN), Duration::ZERO, Duration::ZERO).await
+        else {
+            return;
+        };
         let mut t = Transport::Tls(Box::new(channel));
         if packet::read_message(&mut t).await.is_err() {
             return;

@@ -64,6 +64,19 @@ fn run_one(file: &Path, dir: &Path) -> Result<(), String> {
     if let Some(missing) = out_of_order(&events, &want) {
         return Err(format!("{name}: `{missing}` not in order in {printed:#?}"));
     }
+    // With several links, one breaking changes that link's events alone.
+    if let Some(only) = w.get("changes_only").and_then(|v| v.as_str()) {
+        let others: Vec<String> = events
+            .iter()
+            .filter(|e| {
+                !e["from"].is_null() && e["subject"].as_str().is_some_and(|s| s.starts_with("DAG_") && s != only)
+            })
+            .map(said)
+            .collect();
+        if !others.is_empty() {
+            return Err(format!("{name}: links other than {only} changed: {others:?}"));
+        }
+    }
     let code = w["exit_code"].as_integer().unwrap();
     if out.status.code() != Some(code as i32) {
         return Err(format!(

@@ -138,7 +138,7 @@ fn arm(f: &Files) -> anyhow::Result<Option<Table>> {
                 t.insert(k.into(), T::from(x));
             }
         }
-        if let Some(dags) = i.get("dags").filter(|d| d.as_array().is_some_and(|a| !a.is_empty())) {
+        if let Some(dags) = i.get("dags").filter(|d| d.is_array()) {
             t.insert("recorded_dags".into(), T::from(dags.to_string()));
         }
     }

@@ -264,7 +264,8 @@ fn put_dag(w: &mut World, d: ArmDag, now: OffsetDateTime) {
 }
 
 /// Breaking the link keeps the database on the instance, now its own.
-fn delete_dag(w: &mut World, name: &str) {
+/// The instance's half of a link gone, as an ARM DELETE leaves it.
+pub(crate) fn delete_dag(w: &mut World, name: &str) {
     let Some(i) = w.arm.dags.iter().position(|d| d.name.eq_ignore_ascii_case(name)) else { return };
     let d = w.arm.dags.remove(i);
     w.mi.ags.retain(|a| !(a.distributed && a.name.eq_ignore_ascii_case(name)));

@@ -80,6 +80,8 @@ pub struct Catalog {
     pub world: Arc<Mutex<World>>,
     /// The session's database while a statement runs (for per-database views).
     pub current_db: Arc<AtomicI64>,
+    /// The error a CATCH block is handling: ERROR_NUMBER() and ERROR_MESSAGE() read it.
+    pub caught: Arc<Mutex<Option<(i64, String)>>>,
     /// Tables this server has (a 2016 server has no sys.dm_os_host_info…).
     pub tables: Vec<&'static schema::Table>,
     /// The scenario's raw rows for tables the state owns, shown after its own.
@@ -190,6 +192,7 @@ pub fn build(input: BuildInput<'_>) -> Result<Catalog, CatalogError> {
         shown: Arc::new(RwLock::new(Shown::default())),
         world: input.world,
         current_db: Arc::new(AtomicI64::new(1)),
+        caught: Arc::new(Mutex::new(None)),
         tables,
         extra_rows,
         host: None,

@@ -59,6 +59,9 @@ pub struct Link {
     /// The DNS name of SQL Server's AG listener: the link then names it, not the node.
     #[serde(default)]
     pub sql_listener: Option<String>,
+    /// `false`: only SQL Server's half exists (the instance's was deleted, or never made).
+    #[serde(default = "yes")]
+    pub mi_half: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

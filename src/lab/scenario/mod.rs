@@ -46,6 +46,9 @@ pub struct Scenario {
     pub managed_instance: Side,
     #[serde(default)]
     pub link: Option<Link>,
+    /// More links on the same pair (`[[links]]`), one per database.
+    #[serde(default)]
+    pub links: Vec<Link>,
     #[serde(default)]
     pub dns: Dns,
     #[serde(default)]
@@ -123,6 +126,11 @@ pub struct Plan {
 }
 
 impl Scenario {
+    /// Every link the file describes: `[link]`, then `[[links]]`.
+    pub fn all_links(&self) -> impl Iterator<Item = &Link> {
+        self.link.iter().chain(&self.links)
+    }
+
     pub fn sides(&self) -> [(&'static str, &Side); 2] {
         [("sql_server", &self.sql_server), ("managed_instance", &self.managed_instance)]
     }

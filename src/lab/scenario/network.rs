@@ -13,6 +13,41 @@ use super::defaults::*;
 pub struct Network {
     #[serde(default)]
     pub faults: Vec<Fault>,
+    /// Round-trip time the lab's TDS servers add: to the connect (on the first
+    /// answer) and to every answer, so round trips can be counted here. One
+    /// number for both sides, or `{ sql_server = 40, managed_instance = 60 }`.
+    #[serde(default)]
+    pub rtt_ms: Option<Rtt>,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(untagged)]
+pub enum Rtt {
+    Both(u64),
+    Sides {
+        #[serde(default)]
+        sql_server: u64,
+        #[serde(default)]
+        managed_instance: u64,
+    },
+}
+
+impl Network {
+    /// The round-trip time of a side (`sql_server` or `managed_instance`).
+    pub fn rtt(&self, side: &str) -> std::time::Duration {
+        let ms = match &self.rtt_ms {
+            None => 0,
+            Some(Rtt::Both(ms)) => *ms,
+            Some(Rtt::Sides { sql_server, managed_instance }) => {
+                if side == "sql_server" {
+                    *sql_server
+                } else {
+                    *managed_instance
+                }
+            }
+        };
+        std::time::Duration::from_millis(ms.min(10_000))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]

@@ -62,6 +62,9 @@ pub struct Side {
     pub certificates: Vec<Certificate>,
     #[serde(default)]
     pub databases: Vec<Database>,
+    /// This many more user databases (`Filler0001`…, ONLINE): an instance near its limit.
+    #[serde(default)]
+    pub more_databases: u32,
     #[serde(default)]
     pub backups: Vec<Backup>,
     /// Availability groups the server has already (not the link's).

@@ -37,6 +37,9 @@ pub struct Step {
     /// The application's writes change: `{ tps = 0 }` stops them.
     #[serde(default)]
     pub workload: Option<WorkloadChange>,
+    /// The instance's half of this link (its DAG resource) is deleted.
+    #[serde(default)]
+    pub remove_mi_link: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +89,7 @@ impl Step {
             self.fill_log.is_some(),
             self.restart.is_some(),
             self.workload.is_some(),
+            self.remove_mi_link.is_some(),
         ]
         .iter()
         .filter(|b| **b)

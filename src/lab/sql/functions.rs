@@ -22,6 +22,15 @@ pub fn register(catalog: &Catalog) -> rusqlite::Result<()> {
         let name: String = ctx.get::<Option<String>>(0)?.unwrap_or_default();
         Ok(props.get(&name.to_ascii_lowercase()).cloned().unwrap_or(Value::Null))
     })?;
+    // Outside a CATCH block both are NULL.
+    let c = catalog.caught.clone();
+    db.create_scalar_function("error_number", 0, FunctionFlags::SQLITE_UTF8, move |_| {
+        Ok(c.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|(n, _)| *n))
+    })?;
+    let c = catalog.caught.clone();
+    db.create_scalar_function("error_message", 0, FunctionFlags::SQLITE_UTF8, move |_| {
+        Ok(c.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|(_, m)| m.clone()))
+    })?;
     // System procedures have negative object ids; the link's exist with its update.
     let link_procs = facts.connect_pack;
     db.create_scalar_function("object_id", 1, flags, move |ctx| {

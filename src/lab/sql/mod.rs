@@ -1,6 +1,7 @@
 //! T-SQL executed for real against a side's catalog: parsed with sqlparser's
 //! MsSqlDialect, rewritten for SQLite, run there, and typed for TDS.
 
+pub mod blocks;
 mod ddl;
 pub mod errors;
 pub mod functions;
@@ -45,6 +46,9 @@ pub enum Output {
     Transaction(TranChange),
     /// The session was reset for a pooled connection's next user (ENVCHANGE 18).
     ResetAck,
+    /// A replayed statement that broke the connection as recorded: what came
+    /// before is sent, then the transport does what the fault says.
+    Fault(crate::lab::replay::AnswerFault),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +82,8 @@ pub struct Session {
     pub spid: u16,
     pub vars: HashMap<String, (SqlType, Value)>,
     pub tran: Tran,
+    /// A replayed bundle's recorded answers, for dynamic batches.
+    pub replay: Option<std::sync::Arc<crate::lab::replay::Answers>>,
 }
 
 static NEXT_SPID: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(51);
@@ -92,6 +98,7 @@ impl Session {
             spid,
             vars: HashMap::new(),
             tran: Tran::default(),
+            replay: None,
         }
     }
 
@@ -194,6 +201,12 @@ pub fn execute_batch(catalog: &Catalog, session: &mut Session, sql: &str) -> Vec
     let trimmed = sql.trim().trim_end_matches(';');
     if trimmed.len() >= 4 && trimmed[..4].eq_ignore_ascii_case("dbcc") {
         return procs::dbcc(catalog, trimmed);
+    }
+    // TRY/CATCH and dynamic SQL, around the statements (see `blocks`).
+    if let Ok(tokens) = ddl::tokens(sql)
+        && blocks::has_blocks(&tokens)
+    {
+        return blocks::run(catalog, session, sql, &tokens);
     }
     // The link's DDL (CREATE CERTIFICATE, ENDPOINT, AVAILABILITY GROUP…) is not
     // sqlparser's: such runs go to `ddl`, the rest of the batch as before.

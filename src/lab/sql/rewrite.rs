@@ -268,10 +268,11 @@ impl Resolver<'_> {
                 Some(match name.as_str() {
                     "serverproperty" | "certproperty" => SqlType::Variant,
                     "certencoded" => SqlType::VarBinary(None),
-                    "cert_id" | "db_id" | "object_id" | "datediff" | "len" | "charindex" | "count"
+                    "cert_id" | "db_id" | "object_id" | "error_number" | "datediff" | "len" | "charindex" | "count"
                     | "is_srvrolemember" | "has_perms_by_name" => SqlType::Int,
                     "count_big" => SqlType::BigInt,
                     "db_name" | "suser_name" | "suser_sname" | "original_login" => SqlType::NVarChar(Some(128)),
+                    "error_message" => SqlType::NVarChar(Some(4000)),
                     "newid" => SqlType::Guid,
                     "getdate" | "getutcdate" | "sysutcdatetime" | "sysdatetime" | "dateadd" => SqlType::DateTime,
                     "isnull" | "coalesce" | "max" | "min" | "upper" | "lower" | "ltrim" | "rtrim" | "trim" | "left"

@@ -26,8 +26,11 @@ pub fn build(scenario: &Scenario, now: OffsetDateTime, sql_endpoint_host: &str) 
     if let Some(u) = &scenario.arm.hybrid_secondary_usage {
         arm.hybrid_secondary_usage = u.clone();
     }
-    if let Some(link) = &scenario.link {
-        arm.dags.push(scenario_link(scenario, link, &mut sql, &mut mi, sql_endpoint_host, now));
+    for link in scenario.all_links() {
+        let dag = scenario_link(scenario, link, &mut sql, &mut mi, sql_endpoint_host, now);
+        if link.mi_half {
+            arm.dags.push(dag);
+        }
         let status = pinned_status(link, now);
         links.push(Link {
             pinned: !link.live,
@@ -157,6 +160,11 @@ fn server(
     }
     for (i, d) in side.databases.iter().enumerate() {
         s.databases.push(database(i as i64 + 5, d, now));
+    }
+    let first = side.databases.len() as i64 + 5;
+    for n in 0..i64::from(side.more_databases) {
+        let filler: scenario::Database = toml::from_str(&format!("name = \"Filler{:04}\"", n + 1)).expect("defaults");
+        s.databases.push(database(first + n, &filler, now));
     }
     own_ags(&mut s, side, now);
     Ok(s)
@@ -297,8 +305,10 @@ fn scenario_link(
         let id = mi.databases.iter().map(|d| d.id).max().unwrap_or(4) + 1;
         mi.databases.push(Database { id, created, ..src });
     }
+    let halves = [(sql, &sql_ag, &mi_ag, &dag_sql_url, &sql_view_of_mi), (mi, &mi_ag, &sql_ag, &mi_url, &dag_sql_url)];
+    // Without the instance's half, SQL Server's stands alone.
     for (server, local_ag, remote_ag, local_url, remote_url) in
-        [(sql, &sql_ag, &mi_ag, &dag_sql_url, &sql_view_of_mi), (mi, &mi_ag, &sql_ag, &mi_url, &dag_sql_url)]
+        halves.into_iter().take(if link.mi_half { 2 } else { 1 })
     {
         let cluster_type = if server.side == SideId::Sql && server.version.0 == 13 { (0, "WSFC") } else { (2, "NONE") };
         let replica = |server: &mut Server, name: &str, url: &str| Replica {

@@ -43,6 +43,9 @@ pub struct TdsConfig {
     pub fault: Option<TdsFault>,
     /// For `slow_queries`.
     pub delay: Duration,
+    /// The network's round-trip time (`[network] rtt_ms`): the first answer
+    /// waits two (the connect's and its own), every other answer one.
+    pub rtt: Duration,
 }
 
 /// Serves until the task is aborted; dropping the JoinSet ends every connection.
@@ -110,6 +113,7 @@ async fn handle(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<()> {
         return Ok(());
     };
     let mut session = Session::new(&database, &login);
+    session.replay = Some(cfg.replay.clone());
     loop {
         let (kind, status, payload) = packet::read_request(&mut transport, packet::FROM_CLIENT).await?;
         // A pooled connection handed to a new user: the session starts over.
@@ -117,8 +121,28 @@ async fn handle(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<()> {
         if reset {
             session.reset(status & packet::RESET_CONNECTION_SKIP_TRAN == 0);
         }
+        let slow = cfg.fault == Some(TdsFault::SlowQueries);
+        // A slow server is slow at each statement of a batch: what is done goes out as it is done.
+        if slow
+            && kind == packet::SQL_BATCH
+            && let Some(pieces) = sql::blocks::pieces(&batch_text(&payload)?)
+        {
+            for (text, works) in pieces {
+                if works {
+                    tokio::time::sleep(cfg.delay).await;
+                }
+                let outputs = run(cfg, |c| sql::execute_batch(c, &mut session, &text));
+                let head = tokens(&outputs, &cfg.server_name).unfinished();
+                if !head.is_empty() {
+                    transport.write_all(&unfinished_frame(&head, packet_size)).await?;
+                }
+            }
+            packet::write_message(&mut transport, packet::TABULAR_RESULT, &Tokens::default().finish(), packet_size)
+                .await?;
+            continue;
+        }
         match cfg.fault {
-            Some(TdsFault::SlowQueries) => tokio::time::sleep(cfg.delay).await,
+            _ if slow => tokio::time::sleep(cfg.delay).await,
             Some(TdsFault::EndlessRows) if kind == packet::SQL_BATCH => return endless_rows(&mut transport).await,
             _ => {}
         }
@@ -150,7 +174,21 @@ async fn handle(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<()> {
         if reset {
             outputs.insert(0, Output::ResetAck);
         }
+        // A replayed statement that broke the connection: what came before it goes out, then the fault.
+        if let Some(k) = outputs.iter().position(|o| matches!(o, Output::Fault(_))) {
+            let Output::Fault(fault) = outputs[k] else { unreachable!() };
+            let head = tokens(&outputs[..k], &cfg.server_name).unfinished();
+            if !head.is_empty() {
+                transport.write_all(&unfinished_frame(&head, packet_size)).await?;
+            }
+            match fault {
+                AnswerFault::Silence => std::future::pending::<()>().await,
+                AnswerFault::Endless => return endless_rows(&mut transport).await,
+                AnswerFault::HangUp => return Ok(()),
+            }
+        }
         let reply = encode(&outputs, &cfg.server_name);
+        tokio::time::sleep(cfg.rtt).await;
         packet::write_message(&mut transport, packet::TABULAR_RESULT, &reply, packet_size).await?;
     }
 }
@@ -197,7 +235,8 @@ async fn open(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<(Transport, Opened,
     let tls_first = first[0] == 0x16;
     let mut transport = match (cfg.encryption, tls_first) {
         (Encryption::Strict, true) => {
-            Transport::Tls(Box::new(TlsChannel::accept(tcp, cfg.tls_strict.clone(), None).await?))
+            // The connect's round trip comes with the first answer.
+            Transport::Tls(Box::new(TlsChannel::accept(tcp, cfg.tls_strict.clone(), None, cfg.rtt * 2, cfg.rtt).await?))
         }
         (Encryption::Strict, false) => {
             return Err(bad("strict encryption is enforced: PRELOGIN before TLS"));
@@ -219,6 +258,8 @@ async fn open(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<(Transport, Opened,
         return Err(bad("sent garbage, as the scenario asked"));
     }
     let fed_auth = client.fed_auth_required && cfg.accept_access_token;
+    // The connect's round trip and PRELOGIN's (after TLS first, only PRELOGIN's).
+    tokio::time::sleep(if tls_first { cfg.rtt } else { cfg.rtt * 2 }).await;
     let response = prelogin::build(cfg.version, reply, fed_auth);
     let framed = packet::frame(packet::TABULAR_RESULT, &response, 4096);
     match cfg.fault {
@@ -255,9 +296,9 @@ async fn open(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<(Transport, Opened,
     let framing = if cfg.legacy_framing { packet::TABULAR_RESULT } else { packet::PRELOGIN };
     transport = match (mode, transport) {
         (Mode::Refuse, _) => return Err(bad("client cannot encrypt, server requires it")),
-        (Mode::LoginOnly | Mode::Full, Transport::Plain(tcp)) => {
-            Transport::Tls(Box::new(TlsChannel::accept(tcp, cfg.tls_prelogin.clone(), Some(framing)).await?))
-        }
+        (Mode::LoginOnly | Mode::Full, Transport::Plain(tcp)) => Transport::Tls(Box::new(
+            TlsChannel::accept(tcp, cfg.tls_prelogin.clone(), Some(framing), cfg.rtt, cfg.rtt).await?,
+        )),
         (_, t) => t,
     };
     let (kind, payload) = packet::read_message(&mut transport).await?;
@@ -274,6 +315,7 @@ async fn open(tcp: TcpStream, cfg: &TdsConfig) -> io::Result<(Transport, Opened,
         n => (n as usize).clamp(512, 32767),
     };
     let (reply, database) = login_reply(cfg, &login, packet_size);
+    tokio::time::sleep(cfg.rtt).await;
     packet::write_message(&mut transport, packet::TABULAR_RESULT, &reply, packet_size).await?;
     Ok((transport, database, packet_size))
 }
@@ -353,6 +395,23 @@ fn batch_text(payload: &[u8]) -> io::Result<String> {
 }
 
 fn encode(outputs: &[Output], server: &str) -> Vec<u8> {
+    tokens(outputs, server).finish()
+}
+
+/// A response's packets with no end of message: the client waits for more.
+fn unfinished_frame(payload: &[u8], packet_size: usize) -> Vec<u8> {
+    let mut framed = packet::frame(packet::TABULAR_RESULT, payload, packet_size);
+    // Clear EOM on the last packet (status byte of each header: index 1).
+    let mut at = 0;
+    while at < framed.len() {
+        let len = u16::from_be_bytes([framed[at + 2], framed[at + 3]]) as usize;
+        framed[at + 1] = 0;
+        at += len;
+    }
+    framed
+}
+
+fn tokens(outputs: &[Output], server: &str) -> Tokens {
     let mut t = Tokens::default();
     for o in outputs {
         match o {
@@ -373,6 +432,7 @@ fn encode(outputs: &[Output], server: &str) -> Vec<u8> {
                 t.done(0xFE, DONE_MORE, 0, 0);
             }
             Output::ResetAck => t.env_change(18, "", ""),
+            Output::Fault(_) => {}
             Output::Transaction(change) => match change {
                 TranChange::Began(d) => t.env_change_bytes(8, &d.to_le_bytes(), &[]),
                 TranChange::Committed(d) => t.env_change_bytes(9, &[], &d.to_le_bytes()),
@@ -380,5 +440,5 @@ fn encode(outputs: &[Output], server: &str) -> Vec<u8> {
             },
         }
     }
-    t.finish()
+    t
 }

@@ -140,6 +140,11 @@ impl Tokens {
     }
 
     /// Clears DONE_MORE on the last DONE: the end of the response.
+    /// The tokens so far, for a response that goes on (every DONE says MORE).
+    pub fn unfinished(self) -> Vec<u8> {
+        self.buf
+    }
+
     pub fn finish(mut self) -> Vec<u8> {
         match self.last_done {
             Some(at) => {

@@ -66,17 +66,28 @@ fn tls_err(e: rustls::Error) -> io::Error {
 impl TlsChannel {
     /// Runs the server side of the handshake. With `framing`, each flight travels
     /// in TDS packets of that type (0x12, or 0x04 as older servers send).
+    /// `first` and `rtt`: how long the first server flight and each later one
+    /// wait (the network's round trips, `[network] rtt_ms`).
     pub async fn accept(
         mut tcp: TcpStream,
         config: Arc<rustls::ServerConfig>,
         framing: Option<u8>,
+        first: std::time::Duration,
+        rtt: std::time::Duration,
     ) -> io::Result<TlsChannel> {
         let mut tls = ServerConnection::new(config).map_err(tls_err)?;
         let mut raw = vec![0u8; 16 * 1024];
+        // What the next server flight waits: `first` for the first, then a
+        // round trip for each that answers a client flight.
+        let mut owed = first;
         while tls.is_handshaking() {
             if tls.wants_write() {
+                tokio::time::sleep(std::mem::take(&mut owed)).await;
                 flush(&mut tcp, &mut tls, framing).await?;
                 continue;
+            }
+            if owed.is_zero() {
+                owed = rtt;
             }
             let data = match framing {
                 Some(_) => {
@@ -101,6 +112,11 @@ impl TlsChannel {
             }
         }
         if tls.wants_write() {
+            // TLS 1.2 (inside PRELOGIN): the client waits for this last flight, a
+            // round trip. TLS 1.3 (strict): it is session tickets nobody waits for.
+            if framing.is_some() {
+                tokio::time::sleep(owed).await;
+            }
             flush(&mut tcp, &mut tls, framing).await?;
         }
         Ok(TlsChannel { tcp, tls })

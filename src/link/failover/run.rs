@@ -279,8 +279,8 @@ pub async fn failover(
     o: &FailoverOptions,
     out: &mut dyn Write,
 ) -> Result<Outcome, LinkError> {
-    let dbs = databases(p, given)?;
     let mut sides = Sides::open(p).await?;
+    let dbs = databases(p, given, sides.sql.as_mut(), true).await?;
     // A forced failover goes on without the old primary; everything else needs both sides and ARM.
     let needs = match (o.forced, o.to) {
         (false, _) => [true, true, true],
@@ -441,8 +441,8 @@ fn capital(s: &str) -> String {
 }
 
 pub async fn mode(p: &Profile, given: &[String], o: &ModeOptions, out: &mut dyn Write) -> Result<Outcome, LinkError> {
-    let dbs = databases(p, given)?;
     let mut sides = Sides::open(p).await?;
+    let dbs = databases(p, given, sides.sql.as_mut(), true).await?;
     if let Some(why) = sides.why[0].clone().filter(|_| o.mode.is_some()) {
         return Err(LinkError::Login { side: "SQL Server", why });
     }
@@ -490,8 +490,8 @@ pub async fn reconcile(
     if yields == Side::SqlServer && url {
         return Err(LinkError::Usage("--backup-to names a folder on SQL Server's disk for its tail-log backup".into()));
     }
-    let dbs = databases(p, given)?;
     let mut sides = Sides::open(p).await?;
+    let dbs = databases(p, given, sides.sql.as_mut(), true).await?;
     let mut cx =
         Ctx { journal: journal_of(p), out, max_wait: o.max_wait, settle: Duration::ZERO, needs: [true, true, true] };
     let mut links = Vec::new();

@@ -17,7 +17,7 @@ mod statement;
 use super::{Output, Session, SqlError};
 use crate::lab::catalog::Catalog;
 use crate::lab::state::SideId;
-pub use lex::{Token, tokens};
+pub use lex::{Tok, Token, tokens};
 use parse::Ddl;
 pub use parse::{is_head, segments};
 
