@@ -78,12 +78,17 @@ fn main() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let (zero, forty) = (check(&pair(&dir, "healthy.toml", 1, 0), 9).await, check(&pair(&dir, "healthy.toml", 1, 40), 9).await);
-        let trips = (forty.as_secs_f64() - zero.as_secs_f64()) / 0.040;
+        // Round trips: how the time grows with the round-trip time, once the
+        // sessions are the longest path (rtt 40 against rtt 80).
+        let zero = check(&pair(&dir, "healthy.toml", 1, 0), 9).await;
+        let forty = check(&pair(&dir, "healthy.toml", 1, 40), 9).await;
+        let eighty = check(&pair(&dir, "healthy.toml", 1, 80), 9).await;
+        let trips = (eighty.as_secs_f64() - forty.as_secs_f64()) / 0.040;
         println!(
-            "check, healthy pair: rtt 0 {:6.1} ms, rtt 40 ms {:6.1} ms: {trips:.1} round trips per side (sides run side by side)",
+            "check, healthy pair: rtt 0 {:6.1} ms, rtt 40 {:6.1} ms, rtt 80 {:6.1} ms: {trips:.1} round trips per side (both sides at once)",
             ms(zero),
-            ms(forty)
+            ms(forty),
+            ms(eighty)
         );
 
         let one = check(&pair(&dir, "link-healthy.toml", 1, 0), 9).await;

@@ -156,9 +156,19 @@ impl TlsChannel {
         Ok(())
     }
 
+    /// rustls takes a bounded amount of plaintext at a time (64 KiB by
+    /// default): a large answer goes out in pieces, each sent before the next.
     async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        self.tls.writer().write_all(data)?;
-        flush(&mut self.tcp, &mut self.tls, None).await
+        let mut rest = data;
+        while !rest.is_empty() {
+            let n = self.tls.writer().write(rest)?;
+            flush(&mut self.tcp, &mut self.tls, None).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            rest = &rest[n..];
+        }
+        Ok(())
     }
 }
 
