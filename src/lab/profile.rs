@@ -59,6 +59,7 @@ impl Lab {
             mi_password: Some(Secret::new(m.password.clone())),
             link: crate::profile::LinkSection {
                 journal: Some(self.dir.join("link.journal.jsonl")),
+                mode: scenario.plan.link_mode,
                 ..Default::default()
             },
             arm_token: Some(Secret::new(self.info.arm.token.clone())),

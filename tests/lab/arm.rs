@@ -304,3 +304,65 @@ async fn the_instance_shows_the_scenarios_tier() {
         assert_eq!(mi["properties"]["isGeneralPurposeV2"].as_bool().unwrap_or(false), v2, "{tier}");
     }
 }
+
+/// The preview's multi-database mode as the fake ARM keeps it: linkMode only in
+/// 2025-08-01-preview, one database in a single-database link, a lowercase
+/// name, the modes never mixed on one instance, and add/remove databases as
+/// operations of a multi-database link alone.
+#[tokio::test]
+async fn multi_database_links_have_rules_of_their_own() {
+    let lab = lab_with(|_| {}).await;
+    let http = arm_client(&lab);
+    let token = &lab.info.arm.token;
+    let put = |name: &'static str, api: &'static str, body: Value| {
+        let req = http
+            .put(arm_url(&lab, &format!("distributedAvailabilityGroups/{name}"), api))
+            .bearer_auth(token)
+            .json(&body);
+        async move { req.send().await.unwrap() }
+    };
+    let mut multi = dag_body(&lab);
+    multi["properties"]["linkMode"] = json!("MultiDatabase");
+    multi["properties"]["databases"] = json!([{ "databaseName": "SalesDB" }, { "databaseName": "HRDB" }]);
+    // linkMode is unknown before the preview.
+    assert_eq!(code(put("link-sql", "2025-01-01", multi.clone()).await).await, (400, "InvalidRequestContent".into()));
+    // A single-database link carries one database.
+    let mut two = multi.clone();
+    two["properties"]["linkMode"] = json!("SingleDatabase");
+    assert_eq!(code(put("DAG_Two", "2025-08-01-preview", two).await).await, (400, "InvalidRequestContent".into()));
+    // Capitals in a multi-database link's name.
+    assert_eq!(
+        code(put("Link-SQL", "2025-08-01-preview", multi.clone()).await).await,
+        (400, "InvalidResourceName".into())
+    );
+    let ok = put("link-sql", "2025-08-01-preview", multi.clone()).await;
+    assert_eq!(ok.status(), 202);
+    wait_operation(&http, token, ok.headers()["azure-asyncoperation"].to_str().unwrap()).await;
+    let got =
+        arm_get(&http, arm_url(&lab, "distributedAvailabilityGroups/link-sql", "2025-08-01-preview"), token).await;
+    assert_eq!(got["properties"]["linkMode"], "MultiDatabase", "{got}");
+    // A single-database link beside it: the modes do not mix.
+    let single = dag_body(&lab);
+    assert_eq!(code(put("DAG_SalesDB", "2025-08-01-preview", single).await).await, (409, "LinkModeMismatch".into()));
+    // addDatabases: an operation in the preview, unknown before it.
+    let action = |verb: &str, api: &str| {
+        let url = arm_url(&lab, &format!("distributedAvailabilityGroups/link-sql/{verb}"), api);
+        http.post(url).bearer_auth(token).json(&json!({ "databases": [{ "databaseName": "StockDB" }] })).send()
+    };
+    let (status, _) = code(action("addDatabases", "2025-01-01").await.unwrap()).await;
+    assert_eq!(status, 404);
+    let add = action("addDatabases", "2025-08-01-preview").await.unwrap();
+    assert_eq!(add.status(), 202);
+    wait_operation(&http, token, add.headers()["azure-asyncoperation"].to_str().unwrap()).await;
+    let got =
+        arm_get(&http, arm_url(&lab, "distributedAvailabilityGroups/link-sql", "2025-08-01-preview"), token).await;
+    let names: Vec<&str> =
+        got["properties"]["databases"].as_array().unwrap().iter().filter_map(|d| d["databaseName"].as_str()).collect();
+    assert_eq!(names, ["SalesDB", "HRDB", "StockDB"], "{got}");
+    let remove = action("removeDatabases", "2025-08-01-preview").await.unwrap();
+    assert_eq!(remove.status(), 202);
+    wait_operation(&http, token, remove.headers()["azure-asyncoperation"].to_str().unwrap()).await;
+    let got =
+        arm_get(&http, arm_url(&lab, "distributedAvailabilityGroups/link-sql", "2025-08-01-preview"), token).await;
+    assert_eq!(got["properties"]["databases"].as_array().unwrap().len(), 2, "{got}");
+}

@@ -83,7 +83,11 @@ impl Arm {
             failover_mode: pick("failoverMode", "None"),
             seeding_mode: pick("seedingMode", "Automatic"),
             instance_role: pick("instanceLinkRole", "Secondary"),
+            link_mode: pick("linkMode", "SingleDatabase"),
         };
+        if let Some(refusal) = self.refuse_mode(&dag, api) {
+            return refusal;
+        }
         if let Some(e) = &existing
             && same_dag(e, &dag)
         {
@@ -91,6 +95,87 @@ impl Arm {
             return reply(StatusCode::OK, &views::dag(&self.names(), &w, e, api));
         }
         self.accept(req, Change::PutDag(dag), api)
+    }
+}
+
+impl Arm {
+    /// What the preview's multi-database mode refuses (its codes are the lab's,
+    /// UNCONFIRMED): linkMode outside 2025-08-01-preview, several databases in a
+    /// single-database link, a name against the rules, and the two modes mixed
+    /// on one instance.
+    fn refuse_mode(&self, d: &ArmDag, api: &str) -> Option<Resp> {
+        let bad = |code: &str, message: String| Some(error(StatusCode::BAD_REQUEST, code, message));
+        let multi = d.link_mode.eq_ignore_ascii_case("MultiDatabase");
+        if !d.link_mode.eq_ignore_ascii_case("SingleDatabase") && !multi {
+            return bad(
+                "InvalidRequestContent",
+                format!("linkMode `{}` is not SingleDatabase or MultiDatabase.", d.link_mode),
+            );
+        }
+        if multi && api != "2025-08-01-preview" {
+            return bad("InvalidRequestContent", format!("linkMode is not known in api-version '{api}'."));
+        }
+        if !multi && d.databases.len() > 1 {
+            return bad("InvalidRequestContent", "A single-database link carries one database.".into());
+        }
+        if multi && let Some(why) = crate::profile::link_name_problem(&d.name) {
+            return bad("InvalidResourceName", format!("The link name is not valid: {why}."));
+        }
+        let w = self.world();
+        let other = w
+            .arm
+            .dags
+            .iter()
+            .find(|x| !x.name.eq_ignore_ascii_case(&d.name) && !x.link_mode.eq_ignore_ascii_case(&d.link_mode));
+        other.map(|o| {
+            error(
+                StatusCode::CONFLICT,
+                "LinkModeMismatch",
+                format!(
+                    "The instance has the {} link {}: single- and multi-database links do not mix on one instance.",
+                    o.link_mode, o.name
+                ),
+            )
+        })
+    }
+
+    /// `POST …/addDatabases` and `…/removeDatabases` (2025-08-01-preview, a
+    /// multi-database link): the link's databases change as an operation.
+    pub(super) fn dag_databases(self: &Arc<Self>, req: &Req, name: &str, add: bool, api: &str) -> Resp {
+        let body = match self.body(req) {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        let dbs: Vec<String> = body::get(&body, "databases")
+            .or_else(|| body::get(&body, "properties").and_then(|p| body::get(p, "databases")))
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|d| body::get(d, "databaseName").and_then(Value::as_str).map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if dbs.is_empty() {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestContent",
+                "databases (each with databaseName) is required.",
+            );
+        }
+        let mode =
+            self.world().arm.dags.iter().find(|d| d.name.eq_ignore_ascii_case(name)).map(|d| d.link_mode.clone());
+        match mode {
+            None => return self.not_found("distributedAvailabilityGroups", name),
+            Some(m) if !m.eq_ignore_ascii_case("MultiDatabase") => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidRequestContent",
+                    "Databases are added to and removed from multi-database links only.",
+                );
+            }
+            Some(_) => {}
+        }
+        self.accept(req, Change::DagDatabases { name: name.to_string(), databases: dbs, add }, api)
     }
 }
 

@@ -112,12 +112,13 @@ impl Arm {
                 let body = match &op.change {
                     Change::PutTrust { name, cert } => Some(views::trust(&n, name, &cert.der)),
                     Change::PatchInstance { .. } => Some(self.instance_view(&w)),
-                    Change::PutDag(_) | Change::PatchDag { .. } | Change::Role { .. } => w
-                        .arm
-                        .dags
-                        .iter()
-                        .find(|x| x.name.eq_ignore_ascii_case(dag_name(&op.change)))
-                        .map(|d| views::dag(&n, &w, d, &op.api_version)),
+                    Change::PutDag(_) | Change::PatchDag { .. } | Change::Role { .. } | Change::DagDatabases { .. } => {
+                        w.arm
+                            .dags
+                            .iter()
+                            .find(|x| x.name.eq_ignore_ascii_case(dag_name(&op.change)))
+                            .map(|d| views::dag(&n, &w, d, &op.api_version))
+                    }
                     _ => None,
                 };
                 match body {
@@ -132,7 +133,10 @@ impl Arm {
 fn dag_name(c: &Change) -> &str {
     match c {
         Change::PutDag(d) => &d.name,
-        Change::PatchDag { name, .. } | Change::DeleteDag { name } | Change::Role { name, .. } => name,
+        Change::PatchDag { name, .. }
+        | Change::DeleteDag { name }
+        | Change::Role { name, .. }
+        | Change::DagDatabases { name, .. } => name,
         Change::PutTrust { name, .. } | Change::DeleteTrust { name } => name,
         Change::PatchInstance { .. } => "",
     }

@@ -41,6 +41,12 @@ pub enum Change {
     PatchInstance {
         hybrid_secondary_usage: String,
     },
+    /// `POST …/addDatabases` or `…/removeDatabases` of a multi-database link.
+    DagDatabases {
+        name: String,
+        databases: Vec<String>,
+        add: bool,
+    },
 }
 
 /// What a role change asks of the managed instance.
@@ -62,7 +68,10 @@ impl Change {
         match self {
             Change::PutTrust { name, .. } | Change::DeleteTrust { name } => format!("trust/{}", name.to_lowercase()),
             Change::PutDag(d) => format!("dag/{}", d.name.to_lowercase()),
-            Change::PatchDag { name, .. } | Change::DeleteDag { name } | Change::Role { name, .. } => {
+            Change::PatchDag { name, .. }
+            | Change::DeleteDag { name }
+            | Change::Role { name, .. }
+            | Change::DagDatabases { name, .. } => {
                 format!("dag/{}", name.to_lowercase())
             }
             Change::PatchInstance { .. } => "instance".into(),
@@ -202,6 +211,19 @@ fn apply(w: &mut World, change: Change) -> Result<(), (String, String)> {
             w.arm.hybrid_secondary_usage = hybrid_secondary_usage;
         }
         Change::DeleteDag { name } => delete_dag(w, &name),
+        Change::DagDatabases { name, databases, add } => {
+            if let Some(d) = w.arm.dags.iter_mut().find(|d| d.name.eq_ignore_ascii_case(&name)) {
+                for db in databases {
+                    let has = d.databases.iter().any(|x| x.eq_ignore_ascii_case(&db));
+                    match (add, has) {
+                        (true, false) => d.databases.push(db),
+                        (false, true) => d.databases.retain(|x| !x.eq_ignore_ascii_case(&db)),
+                        _ => {}
+                    }
+                }
+            }
+            w.mutated(SideId::Mi, if add { "POST addDatabases" } else { "POST removeDatabases" }, name);
+        }
     }
     Ok(())
 }

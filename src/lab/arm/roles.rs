@@ -23,6 +23,9 @@ const QUEUE_LIMIT_KB: i64 = 1 << 20;
 impl Arm {
     pub(super) fn dag_action(self: &Arc<Self>, req: &Req, name: &str, action: &str, api: &str) -> Resp {
         let action = action.to_ascii_lowercase();
+        if matches!(action.as_str(), "adddatabases" | "removedatabases") && api == "2025-08-01-preview" {
+            return self.dag_databases(req, name, action == "adddatabases", api);
+        }
         let known = match action.as_str() {
             "failover" => FAILOVER_APIS.contains(&api),
             // setRole came with the preview schemas; the first ones lack it.

@@ -166,21 +166,19 @@ struct DagFacts<'a> {
     /// The instance's own copy: what it hardened (only equality means anything).
     lsn: String,
     state: &'static str,
-    error: Option<String>,
     connected: bool,
 }
 
 pub fn dag(n: &Names<'_>, w: &World, d: &ArmDag, api: &str) -> Value {
     let link = w.link(&d.name);
     let mi_dag = w.mi.ag(&d.name);
-    let (state, error) = replica_state(link);
+    let (state, _) = replica_state(link);
     let f = DagFacts {
         link,
         instance_replica: mi_dag.and_then(|a| a.replicas.first()).map(|r| r.id.clone()),
         partner_replica: mi_dag.and_then(|a| a.replicas.get(1)).map(|r| r.id.clone()),
         lsn: crate::lab::state::lsn(link.map(|l| l.status.log.mi).unwrap_or(0)).to_string(),
         state,
-        error,
         connected: link.is_some_and(|l| l.status.connected),
     };
     let id = format!("{}/distributedAvailabilityGroups/{}", n.instance_id(), d.name);
@@ -189,7 +187,7 @@ pub fn dag(n: &Names<'_>, w: &World, d: &ArmDag, api: &str) -> Value {
     }
     let mut v = new_schema_dag(&id, w, d, &f);
     if api == "2025-08-01-preview" {
-        v["properties"]["linkMode"] = json!("SingleDatabase");
+        v["properties"]["linkMode"] = json!(d.link_mode);
     }
     v
 }
@@ -226,8 +224,7 @@ fn new_schema_dag(id: &str, w: &World, d: &ArmDag, f: &DagFacts<'_>) -> Value {
         _ => default,
     };
     let link = f.link;
-    let (connected, lsn) = (f.connected, f.lsn.as_str());
-    let health = link.map(|l| l.status.health.clone()).unwrap_or_else(|| "NOT_HEALTHY".into());
+    let lsn = f.lsn.as_str();
     let now = iso(time::OffsetDateTime::now_utc());
     // The SQL Server certificate the instance trusts: the one it presents now, if trusted.
     let sql_der = w.sql.endpoint_certificate().map(|c| c.cert.der.clone());
@@ -237,19 +234,24 @@ fn new_schema_dag(id: &str, w: &World, d: &ArmDag, f: &DagFacts<'_>) -> Value {
             .filter(|c| c.origin == Origin::ServerTrust)
             .find(|c| Some(&c.cert.der) == sql_der.as_ref())
             .map(|c| json!({ "certificateName": c.name, "expiryDate": iso(c.cert.expiry) }));
-    let seeding = link.and_then(|l| l.status.seeding.as_ref()).map(|s| {
-        let pct = if s.size_bytes > 0 { s.transferred_bytes * 100 / s.size_bytes } else { 100 };
-        format!("{pct}%")
-    });
     let databases: Vec<Value> = d
         .databases
         .iter()
         .map(|db| {
+            // Each database's own state (several in multi-database mode).
+            let link = w.link_of(&d.name, db).or(link);
+            let (state, error) = replica_state(link);
+            let seeding = link.and_then(|l| l.status.seeding.as_ref()).map(|s| {
+                let pct = if s.size_bytes > 0 { s.transferred_bytes * 100 / s.size_bytes } else { 100 };
+                format!("{pct}%")
+            });
+            let health = link.map(|l| l.status.health.clone()).unwrap_or_else(|| "NOT_HEALTHY".into());
+            let connected = link.is_some_and(|l| l.status.connected);
             json!({
                 "databaseName": db,
                 "instanceReplicaId": f.instance_replica,
                 "partnerReplicaId": f.partner_replica,
-                "replicaState": f.state,
+                "replicaState": state,
                 "seedingProgress": seeding,
                 "synchronizationHealth": health,
                 "connectedState": if connected { "CONNECTED" } else { "DISCONNECTED" },
@@ -263,7 +265,7 @@ fn new_schema_dag(id: &str, w: &World, d: &ArmDag, f: &DagFacts<'_>) -> Value {
                 "lastHardenedTime": connected.then(|| now.clone()),
                 "lastBackupLsn": lsn,
                 "lastBackupTime": now,
-                "mostRecentLinkError": f.error,
+                "mostRecentLinkError": error,
                 "partnerAuthCertValidity": cert,
                 "instanceSendReplicationLagSeconds": 0,
                 "instanceRedoReplicationLagSeconds": link.map(|l| l.status.lag_seconds).unwrap_or(0),

@@ -37,6 +37,8 @@ pub struct Facts {
     pub agent_xps: bool,
     /// `sp_certificate_add_issuer` and `sp_get_endpoint_certificate` exist.
     pub connect_pack: bool,
+    /// `sys.sp_multidb_milink` exists (multi-database links, preview).
+    pub multidb: bool,
 }
 
 /// What the state shows outside rows: certificate bytes for CERTENCODED, the
@@ -306,6 +308,7 @@ fn facts(side: &Side) -> Facts {
         agent_running: mi || side.agent.running,
         agent_xps: mi || side.agent.xps,
         connect_pack: side.has_link_procedures(),
+        multidb: !mi && side.has_multidb(),
     }
 }
 

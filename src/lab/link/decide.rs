@@ -64,7 +64,9 @@ fn fail(side: SideId, number: i32, description: impl Into<String>) -> Verdict {
 }
 
 /// Decides one link. `mi_dial` and `sql_dial` are the outcomes of `dials()`.
-pub fn decide(world: &World, dag: &str, mi_dial: Option<&Dial>, sql_dial: Option<&Dial>) -> Verdict {
+/// `db`: the database of the link state being decided (a multi-database
+/// link has one per database).
+pub fn decide(world: &World, dag: &str, db: &str, mi_dial: Option<&Dial>, sql_dial: Option<&Dial>) -> Verdict {
     let sql_dag = world.sql.ag(dag).filter(|a| a.distributed);
     let mi_dag = world.arm.dags.iter().find(|d| d.name.eq_ignore_ascii_case(dag));
     let (sql_dag, mi_dag) = match (sql_dag, mi_dag) {
@@ -149,9 +151,12 @@ pub fn decide(world: &World, dag: &str, mi_dial: Option<&Dial>, sql_dial: Option
     if !mi_dag.partner_ag.eq_ignore_ascii_case(&sql_ag_name) || !mi_dag.instance_ag.eq_ignore_ascii_case(&mi_ag_name) {
         return fail(SideId::Mi, 41976, texts::not_responding(&mi_dag.partner_ag, &sql_url));
     }
-    let db_in_ag = world.sql.ag(&sql_ag_name).and_then(|a| a.databases.first().cloned());
-    match db_in_ag {
-        Some(db) if mi_dag.databases.iter().any(|d| d.eq_ignore_ascii_case(&db)) => Verdict::Connect,
+    let in_ag = world.sql.ag(&sql_ag_name).is_some_and(|a| a.databases.iter().any(|d| d.eq_ignore_ascii_case(db)));
+    let in_dag = mi_dag.databases.iter().any(|d| d.eq_ignore_ascii_case(db));
+    match (in_ag, in_dag) {
+        (true, true) => Verdict::Connect,
+        // Removed from a multi-database link on both sides: its state goes.
+        (false, false) if mi_dag.databases.len() > 1 || world.links_of(dag).count() > 1 => Verdict::Gone,
         _ => fail(SideId::Mi, 41977, texts::NO_TARGET_DATABASE),
     }
 }

@@ -63,13 +63,19 @@ impl Machine {
 
     /// Decides every link once; returns how soon to look again.
     pub async fn step(&self) -> Duration {
-        let (todo, growing, moving): (Vec<(String, decide::Dials)>, bool, bool) = {
+        // One state per link and database (several per DAG in multi-database mode).
+        #[allow(clippy::type_complexity)]
+        let (todo, growing, moving): (Vec<((String, String), decide::Dials)>, bool, bool) = {
             let mut w = self.lock();
             let now = OffsetDateTime::now_utc();
             adopt_arm_halves(&mut w);
             let growing = grow(&mut w, now) | log::advance(&mut w, now);
             (
-                w.links.iter().filter(|l| !l.pinned).map(|l| (l.dag.clone(), decide::dials(&w, &l.dag))).collect(),
+                w.links
+                    .iter()
+                    .filter(|l| !l.pinned)
+                    .map(|l| ((l.dag.clone(), l.database.clone()), decide::dials(&w, &l.dag)))
+                    .collect(),
                 growing,
                 log::moving(&w, now),
             )
@@ -89,7 +95,7 @@ impl Machine {
             return idle;
         }
         let mut verdicts = Vec::new();
-        for (dag, d) in todo {
+        for ((dag, db), d) in todo {
             let (mi_dial, sql_dial) = tokio::join!(
                 async {
                     match &d.mi_to_sql {
@@ -112,15 +118,16 @@ impl Machine {
                 }
             );
             let w = self.lock();
-            verdicts.push((dag.clone(), decide::decide(&w, &dag, mi_dial.as_ref(), sql_dial.as_ref())));
+            verdicts
+                .push(((dag.clone(), db.clone()), decide::decide(&w, &dag, &db, mi_dial.as_ref(), sql_dial.as_ref())));
         }
         let (changed, wait) = {
             let mut w = self.lock();
             let mut changed = false;
             let mut wait = idle;
             let now = OffsetDateTime::now_utc();
-            for (dag, v) in verdicts {
-                let (c, next) = apply(&mut w, &dag, v, &self.params, now);
+            for ((dag, db), v) in verdicts {
+                let (c, next) = apply(&mut w, &dag, &db, v, &self.params, now);
                 changed |= c;
                 wait = wait.min(next);
             }
@@ -164,13 +171,15 @@ impl Machine {
 
 /// A DAG the managed instance got over ARM before SQL Server made its half
 /// still is a link to decide.
+/// Each of its databases is a link state of its own (one, but for a
+/// multi-database link).
 fn adopt_arm_halves(w: &mut World) {
     let missing: Vec<(String, String)> = w
         .arm
         .dags
         .iter()
-        .filter(|d| w.link(&d.name).is_none())
-        .map(|d| (d.name.clone(), d.databases.first().cloned().unwrap_or_default()))
+        .flat_map(|d| d.databases.iter().map(move |db| (d.name.clone(), db.clone())))
+        .filter(|(dag, db)| w.link_of(dag, db).is_none())
         .collect();
     for (dag, database) in missing {
         w.links.push(Link::new(&dag, &database));
@@ -179,8 +188,9 @@ fn adopt_arm_halves(w: &mut World) {
 
 /// Applies a verdict; returns whether anything shown changed, and how soon the
 /// link wants another look.
-fn apply(w: &mut World, dag: &str, v: Verdict, p: &Replication, now: OffsetDateTime) -> (bool, Duration) {
-    let Some(i) = w.links.iter().position(|l| l.dag.eq_ignore_ascii_case(dag)) else {
+fn apply(w: &mut World, dag: &str, db: &str, v: Verdict, p: &Replication, now: OffsetDateTime) -> (bool, Duration) {
+    let Some(i) = w.links.iter().position(|l| l.dag.eq_ignore_ascii_case(dag) && l.database.eq_ignore_ascii_case(db))
+    else {
         return (false, p.retry_every);
     };
     let before = w.links[i].status.clone();

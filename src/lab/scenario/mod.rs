@@ -123,6 +123,9 @@ pub struct Plan {
     /// Log in even when a TLS certificate does not verify.
     #[serde(default)]
     pub trust_server_certificate: bool,
+    /// `single` (default) or `multi`: the link mode the DBA plans (`--link-mode`).
+    #[serde(default)]
+    pub link_mode: crate::profile::LinkMode,
 }
 
 impl Scenario {

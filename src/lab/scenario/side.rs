@@ -411,6 +411,18 @@ impl Side {
         parse_version(&self.version).expect("validated")
     }
 
+    /// Whether `sys.sp_multidb_milink` exists: SQL Server 2022 CU27 or later,
+    /// 2025 CU9 or later (by the update level the scenario gives).
+    pub fn has_multidb(&self) -> bool {
+        let cu: u32 =
+            self.update_level.as_deref().and_then(|l| l.strip_prefix("CU")).and_then(|n| n.parse().ok()).unwrap_or(0);
+        match self.version_parts().0 {
+            16 => cu >= 27,
+            17 => cu >= 9,
+            _ => false,
+        }
+    }
+
     /// Whether the link's procedures exist (`sp_certificate_add_issuer`,
     /// `sp_get_endpoint_certificate`): the scenario's word, else the builds
     /// that ship them (2022 and later, 2019 CU20+, the Azure Connect packs of

@@ -33,6 +33,7 @@ pub fn register(catalog: &Catalog) -> rusqlite::Result<()> {
     })?;
     // System procedures have negative object ids; the link's exist with its update.
     let link_procs = facts.connect_pack;
+    let multidb = facts.multidb;
     db.create_scalar_function("object_id", 1, flags, move |ctx| {
         let name: String = ctx.get::<Option<String>>(0)?.unwrap_or_default().to_ascii_lowercase();
         let short = name.replace(['[', ']'], "");
@@ -41,6 +42,7 @@ pub fn register(catalog: &Catalog) -> rusqlite::Result<()> {
             "sp_certificate_add_issuer" if link_procs => Some(-1_072_722_139i64),
             "sp_get_endpoint_certificate" if link_procs => Some(-1_072_722_140),
             "sp_executesql" => Some(-1_073_741_000),
+            "sp_multidb_milink" if multidb => Some(-1_072_722_141),
             _ => None,
         })
     })?;

@@ -376,6 +376,7 @@ fn scenario_link(
         failover_mode: "None".into(),
         seeding_mode: "Automatic".into(),
         instance_role: if link.mi_role.eq_ignore_ascii_case("PRIMARY") { "Primary" } else { "Secondary" }.into(),
+        link_mode: "SingleDatabase".into(),
     }
 }
 

@@ -387,6 +387,8 @@ pub struct ArmDag {
     pub failover_mode: String,
     pub seeding_mode: String,
     pub instance_role: String,
+    /// `linkMode` (2025-08-01-preview): SingleDatabase, or MultiDatabase.
+    pub link_mode: String,
 }
 
 pub struct World {
@@ -420,6 +422,16 @@ impl World {
             SideId::Sql => &mut self.sql,
             SideId::Mi => &mut self.mi,
         }
+    }
+
+    /// One database's link state of a DAG.
+    pub fn link_of(&self, dag: &str, db: &str) -> Option<&Link> {
+        self.links.iter().find(|l| l.dag.eq_ignore_ascii_case(dag) && l.database.eq_ignore_ascii_case(db))
+    }
+
+    /// Every database's link state of a DAG (one, but in multi-database mode).
+    pub fn links_of<'a>(&'a self, dag: &'a str) -> impl Iterator<Item = &'a Link> + 'a {
+        self.links.iter().filter(move |l| l.dag.eq_ignore_ascii_case(dag))
     }
 
     pub fn link(&self, dag: &str) -> Option<&Link> {

@@ -39,8 +39,15 @@ impl Rows<'_> {
                 self.replica_row(ag, r)?;
             }
             if ag.distributed {
-                match world.link(&ag.name) {
-                    Some(link) => self.link_states(ag, link, &world.server(self.server.side.other()).fqdn)?,
+                let links: Vec<&Link> = world.links_of(&ag.name).collect();
+                match links.first() {
+                    // The replicas' connection is the DAG's; each database has its own rows.
+                    Some(first) => {
+                        self.link_replicas(ag, first)?;
+                        for link in links {
+                            self.link_database(ag, link, &world.server(self.server.side.other()).fqdn)?;
+                        }
+                    }
                     // A half with no partner yet: the documented "created, DISCONNECTED" state.
                     None => self.unjoined_states(ag)?,
                 }
@@ -216,8 +223,8 @@ impl Rows<'_> {
         Ok(())
     }
 
-    /// The distributed AG's rows as the link's status says.
-    fn link_states(&self, ag: &AvailabilityGroup, link: &Link, other_fqdn: &str) -> Result<(), CatalogError> {
+    /// The distributed AG's replica rows as the link's status says.
+    fn link_replicas(&self, ag: &AvailabilityGroup, link: &Link) -> Result<(), CatalogError> {
         let st = &link.status;
         let here_sql = self.server.side == SideId::Sql;
         let (local_role, remote_role) =
@@ -241,6 +248,16 @@ impl Rows<'_> {
         if let (Some(remote), false) = (remote, secondary) {
             self.replica_state(remote, ag, false, remote_role, st.connected, &st.health, err)?;
         }
+        Ok(())
+    }
+
+    /// One database's rows of the distributed AG (and its seeding).
+    fn link_database(&self, ag: &AvailabilityGroup, link: &Link, other_fqdn: &str) -> Result<(), CatalogError> {
+        let st = &link.status;
+        let local_role = if self.server.side == SideId::Sql { &st.sql_role } else { &st.mi_role };
+        let (Some(local), remote) = (ag.replicas.first(), ag.replicas.get(1)) else {
+            return Ok(());
+        };
         let Some(db) = self.server.database(&link.database) else {
             return Ok(());
         };

@@ -58,6 +58,12 @@ pub(super) fn alter_ag(p: &mut P<'_>) -> Result<Ddl, SqlError> {
             }
             _ => return Err(SqlError::syntax_near("SET")),
         }
+    } else if p.eat("ADD") {
+        p.expect("DATABASE")?;
+        AgAction::AddDatabase(p.name()?)
+    } else if p.eat("REMOVE") {
+        p.expect("DATABASE")?;
+        AgAction::RemoveDatabase(p.name()?)
     } else if p.eat("MODIFY") {
         if p.eat("AVAILABILITY") {
             p.expect("GROUP")?;

@@ -106,6 +106,9 @@ pub enum AgAction {
     ForceFailoverAllowDataLoss,
     /// `SET (ROLE = SECONDARY)`
     SetRole(String),
+    /// `ADD DATABASE [db]` / `REMOVE DATABASE [db]`
+    AddDatabase(String),
+    RemoveDatabase(String),
 }
 
 /// `BACKUP DATABASE|LOG name TO DISK|URL = '…' [, …] [WITH …]`

@@ -124,6 +124,14 @@ pub fn execute(catalog: &Catalog, session: &mut Session, proc: &str, args: &Args
             session.database = inner.database;
             out.push(Output::ReturnStatus(0));
         }
+        // Turns the multi-database mode on for this replica (preview); nothing here reads it back.
+        "sp_multidb_milink" if facts.multidb => {
+            if !facts.sysadmin {
+                out.push(Output::Error(SqlError::execute_denied(&short, "master", "sys")));
+                return;
+            }
+            out.push(Output::ReturnStatus(0));
+        }
         "sp_certificate_add_issuer" if facts.connect_pack => {
             if !facts.sysadmin {
                 out.push(Output::Error(SqlError::execute_denied(&short, "master", "sys")));
