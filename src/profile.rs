@@ -314,6 +314,47 @@ pub struct LinkSection {
     /// How long `apply` waits for seeding.
     #[serde(default = "seeding_wait", with = "humantime_serde")]
     pub seeding_wait: Duration,
+    /// `single` (a link per database, the default) or `multi` (one link for
+    /// every database of an AG: the preview multi-database mode).
+    #[serde(default)]
+    pub mode: LinkMode,
+    /// The link's name in multi-database mode (lowercase, no leading or
+    /// trailing hyphen); by default `link-<SQL Server's host name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkMode {
+    #[default]
+    Single,
+    Multi,
+}
+
+impl LinkSection {
+    /// The multi-database link's name, as the profile gives it or from SQL Server's host.
+    pub fn multi_name(&self, sql_host: &str) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            let host: String = sql_host.split('.').next().unwrap_or("sql").to_ascii_lowercase();
+            let clean: String = host.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+            format!("link-{}", clean.trim_matches('-'))
+        })
+    }
+}
+
+/// Why a multi-database link name breaks the documented rules, if it does.
+pub fn link_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("the name is empty".into());
+    }
+    if name.chars().any(|c| c.is_ascii_uppercase()) {
+        return Some(format!("`{name}` has capitals: multi-database link names are lowercase"));
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return Some(format!("`{name}` begins or ends with a hyphen"));
+    }
+    None
 }
 
 impl Default for LinkSection {

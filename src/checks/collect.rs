@@ -161,7 +161,8 @@ pub const SQL_QUERIES: &[(&str, &str)] = &[
     (
         "link_procs",
         "SELECT OBJECT_ID(N'sys.sp_certificate_add_issuer') AS add_issuer, \
-         OBJECT_ID(N'sys.sp_get_endpoint_certificate') AS get_endpoint_certificate",
+         OBJECT_ID(N'sys.sp_get_endpoint_certificate') AS get_endpoint_certificate, \
+         OBJECT_ID(N'sys.sp_multidb_milink') AS multidb",
     ),
     (
         "endpoint",

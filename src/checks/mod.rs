@@ -11,6 +11,7 @@ mod dns;
 mod endpoint;
 mod instance;
 mod login;
+mod multidb;
 mod network;
 mod policy;
 mod tls;
@@ -32,6 +33,8 @@ pub struct CheckInfo {
 }
 
 const PREP: &str = "https://learn.microsoft.com/azure/azure-sql/managed-instance/managed-instance-link-preparation";
+const MULTIDB: &str =
+    "https://learn.microsoft.com/azure/azure-sql/managed-instance/managed-instance-link-feature-overview";
 const SCRIPTS: &str =
     "https://learn.microsoft.com/azure/azure-sql/managed-instance/managed-instance-link-configure-how-to-scripts";
 const OVERVIEW: &str =
@@ -84,6 +87,7 @@ checks![
     ("instance-sql-master-key", "instance", "A database master key exists in master", PREP),
     ("instance-sql-trace-flags", "instance", "Startup trace flags 1800 and 9567", PREP),
     ("instance-collation-match", "instance", "SQL Server and the managed instance use the same collation", SCRIPTS),
+    ("instance-sql-multidb", "instance", "SQL Server can carry a multi-database link (preview)", MULTIDB),
     (
         "instance-mi-capacity",
         "instance",
@@ -274,6 +278,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile) -> Vec<Finding> {
     instance::evaluate(ev, p, &mut out);
     policy::evaluate(ev, p, &mut out);
     capacity::evaluate(ev, p, &mut out);
+    multidb::evaluate(ev, p, &mut out);
     endpoint::evaluate(ev, p, &mut out);
     certificates::evaluate(ev, p, &mut out);
     database::evaluate(ev, p, &mut out);

@@ -25,6 +25,10 @@ pub struct Target {
     /// the pair's links carry (to remove them, or for their life).
     #[arg(long, conflicts_with = "databases")]
     pub(super) all_databases: bool,
+    /// One link per database (single, the default) or one link for every
+    /// database (multi: the multi-database mode, preview).
+    #[arg(long, value_enum)]
+    pub(super) link_mode: Option<crate::profile::LinkMode>,
     /// Where the journal is kept (default: beside the profile).
     #[arg(long)]
     pub(super) journal: Option<PathBuf>,
@@ -54,6 +58,9 @@ pub(super) async fn profile(t: &Target) -> anyhow::Result<(Profile, Option<Lab>)
     }
     if t.all_databases {
         p.all_databases = true;
+    }
+    if let Some(m) = t.link_mode {
+        p.link.mode = m;
     }
     Ok((p, lab))
 }

@@ -97,6 +97,17 @@ pub static RULES: &[Rule] = &[
         doc: TROUBLESHOOT,
     },
     Rule {
+        id: "seeding-in-progress",
+        summary: "Initial seeding is still running: the link reads NOT_HEALTHY until it completes.",
+        routes: &[route(
+            &[Has("link-seeding", "eta_s"), NotFailing("link-seeding"), Link(Connected)],
+            Weight::Plausible,
+        )],
+        quote: &["link-seeding"],
+        fix: Fix { from: None, text: "Nothing to fix yet: wait for seeding to finish (milink watch follows it)." },
+        doc: TROUBLESHOOT,
+    },
+    Rule {
         id: "sql-inbound-5022-blocked",
         summary: "SQL Server's inbound TCP 5022 is blocked for the managed instance: the managed instance cannot reach SQL Server's mirroring endpoint, while SQL Server reaches the managed instance.",
         routes: &[

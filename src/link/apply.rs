@@ -26,10 +26,11 @@ pub async fn apply(
 ) -> Result<Outcome, LinkError> {
     let (first, mut session) = make_plan(p, given, waive).await?;
     if first.blocked() {
-        let list: Vec<&str> = first.blockers.iter().filter(|b| !b.waived).map(|b| b.check).collect();
+        let list: Vec<String> =
+            first.blockers.iter().filter(|b| !b.waived).map(|b| format!("\n  - {}: {}", b.check, b.said())).collect();
         return Err(LinkError::Usage(format!(
-            "pre-flight checks that the link cannot be created with: {}. Fix them, or waive each with --waive <check-id> if you know better.",
-            list.join(", ")
+            "pre-flight checks that the link cannot be created with:{}\nFix them, or waive each with --waive <check-id> if you know better.",
+            list.concat()
         )));
     }
     let todo = first.steps.iter().filter(|s| s.state == State::Todo).count();
@@ -193,7 +194,7 @@ async fn wait_seeding(
 ) -> Result<bool, LinkError> {
     let started = Instant::now();
     let tty = std::io::stderr().is_terminal();
-    let dags: Vec<String> = dbs.iter().map(|db| plan::Names::of(p, db).dag).collect();
+    let dags: Vec<String> = dbs.iter().map(|db| plan::Names::in_mode(p, db).dag).collect();
     let mut failing_since: Option<Instant> = None;
     say(out, &format!("      waiting for the managed instance to connect and seed {}…", dbs.join(", ")));
     let seeded = loop {
@@ -210,7 +211,9 @@ async fn wait_seeding(
             if let Some(x) = seed {
                 (moved, total, rate) = (moved + x.transferred, total + x.size, rate + x.rate);
             }
-            if !(seed.is_some_and(|x| x.size > 0 && x.transferred >= x.size) || (seed.is_none() && healthy)) {
+            let per_database = p.link.mode == crate::profile::LinkMode::Multi;
+            let by_link = seed.is_none() && healthy && !per_database;
+            if !(seed.is_some_and(|x| x.size > 0 && x.transferred >= x.size) || by_link) {
                 left.push(*db);
             }
         }

@@ -7,6 +7,7 @@ mod apply;
 pub mod exec;
 pub mod failover;
 mod journal;
+mod multi;
 pub mod observe;
 pub mod plan;
 pub mod render;
@@ -17,6 +18,7 @@ use std::net::IpAddr;
 
 pub use apply::apply;
 pub use journal::{Entry, Journal};
+pub use multi::{add_databases, remove_databases};
 pub use plan::{Action, Blocker, Plan, State, Step, Until, Where};
 pub use run::{Outcome, Session, remove};
 

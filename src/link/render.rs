@@ -74,7 +74,7 @@ pub fn table(p: &Plan) -> String {
                 if b.waived { "waived".into() } else { "BLOCKER".to_string() },
                 b.check.to_string(),
                 b.side.to_string(),
-                b.what.clone(),
+                b.said(),
                 b.remedy.clone().map(|r| short(&r)).unwrap_or_default(),
             ]);
         }
@@ -123,7 +123,7 @@ pub fn markdown(p: &Plan) -> String {
                 "| `{}`{mark} | {} | {} | {} |\n",
                 b.check,
                 b.side,
-                b.what.replace('|', "\\|"),
+                b.said().replace('|', "\\|"),
                 b.remedy.clone().map(|r| short(&r).replace('|', "\\|")).unwrap_or_default()
             ));
         }

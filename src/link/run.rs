@@ -126,8 +126,15 @@ pub async fn remove(p: &Profile, given: &[String], yes: bool, out: &mut dyn Writ
     let journal = Journal::at(p.link.journal.as_deref().unwrap_or(std::path::Path::new("milink-link.journal.jsonl")));
     let observed = session.observe().await?;
     let mut kept = Vec::new();
+    // A multi-database link is one DAG for all its databases: removed once.
+    let mut gone: Vec<String> = Vec::new();
     for db in session.databases.clone() {
-        let n = plan::Names::of(p, &db);
+        let n = plan::Names::in_mode(p, &db);
+        if gone.iter().any(|g| g.eq_ignore_ascii_case(&n.dag)) {
+            kept.push(format!("the database {db} on both sides"));
+            continue;
+        }
+        gone.push(n.dag.clone());
         let api = if observed.arm.api.is_empty() { observe::NEW_API.to_string() } else { observed.arm.api.clone() };
         if observed.arm.dag(&n.dag).is_some() {
             let id = format!("remove-mi-link:{db}");

@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::support::*;
 
 mod failover;
+mod multi;
 
 struct Running {
     lab: LabProcess,

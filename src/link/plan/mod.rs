@@ -5,6 +5,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
+pub mod multi;
 pub(crate) mod steps;
 
 use super::observe::{Observed, SqlSide};
@@ -101,8 +102,21 @@ pub struct Blocker {
     pub side: &'static str,
     pub severity: Severity,
     pub what: String,
+    /// What the check found, when it says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found: Option<String>,
     pub remedy: Option<String>,
     pub waived: bool,
+}
+
+impl Blocker {
+    /// The check's title and, when it says, what it found.
+    pub fn said(&self) -> String {
+        match &self.found {
+            Some(f) => format!("{}: {f}", self.what),
+            None => self.what.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -161,6 +175,7 @@ pub fn blockers(findings: &[Finding], waive: &[String]) -> Vec<Blocker> {
             side: f.side.as_str(),
             severity: f.severity,
             what: format!("{}{}", f.title, f.subject.as_ref().map(|s| format!(" ({s})")).unwrap_or_default()),
+            found: f.found.clone(),
             remedy: f.remedy.clone(),
             waived: waive.iter().any(|w| w == f.id),
         })
@@ -176,6 +191,18 @@ pub struct Names {
 }
 
 impl Names {
+    /// A database's names in the profile's mode: its own link, or the one
+    /// multi-database link (preview) it belongs to.
+    pub fn in_mode(p: &Profile, db: &str) -> Names {
+        match p.link.mode {
+            crate::profile::LinkMode::Single => Names::of(p, db),
+            crate::profile::LinkMode::Multi => {
+                let link = p.link.multi_name(&p.sql_server.host);
+                Names { db: db.to_string(), sql_ag: format!("ag_{link}"), mi_ag: format!("ag_{link}_mi"), dag: link }
+            }
+        }
+    }
+
     pub fn of(p: &Profile, db: &str) -> Names {
         let f = |pattern: &str| pattern.replace("{db}", db);
         Names { db: db.to_string(), sql_ag: f(&p.link.sql_ag), mi_ag: f(&p.link.mi_ag), dag: f(&p.link.dag) }
@@ -210,8 +237,12 @@ pub fn plan(i: &Inputs<'_>) -> Vec<Step> {
     ];
     steps.extend(steps::azure_roots(i));
     steps.push(steps::endpoint(i, &cert));
-    for db in i.databases {
-        steps.extend(steps::database(i, db));
+    if i.profile.link.mode == crate::profile::LinkMode::Multi {
+        steps.extend(multi::steps(i));
+    } else {
+        for db in i.databases {
+            steps.extend(steps::database(i, db));
+        }
     }
     // A step that depends on an unfinished blocked one cannot run either.
     let mut blocked = false;

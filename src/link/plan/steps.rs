@@ -218,7 +218,7 @@ pub fn endpoint(i: &Inputs<'_>, cert: &str) -> Step {
     )
 }
 
-fn endpoint_port(i: &Inputs<'_>) -> u16 {
+pub(super) fn endpoint_port(i: &Inputs<'_>) -> u16 {
     i.profile.sql_server.endpoint_port.or(i.observed.sql.endpoint.as_ref().map(|e| e.port)).unwrap_or(5022)
 }
 
@@ -263,7 +263,7 @@ fn availability_group(i: &Inputs<'_>, db: &str, ag: &str, sql_url: &str) -> Step
     step
 }
 
-fn distributed_ag(i: &Inputs<'_>, n: &Names, ag: &str, sql_url: &str) -> Step {
+pub(super) fn distributed_ag(i: &Inputs<'_>, n: &Names, ag: &str, sql_url: &str) -> Step {
     let fqdn = &i.profile.managed_instance.fqdn;
     let mi_name =
         i.profile.arm.managed_instance.clone().unwrap_or_else(|| fqdn.split('.').next().unwrap_or("").to_string());
@@ -323,11 +323,15 @@ fn mi_link(i: &Inputs<'_>, n: &Names, ag: &str, sql_url: &str) -> Step {
     }
 }
 
-fn wait_seeding(i: &Inputs<'_>, n: &Names) -> Step {
+pub(super) fn wait_seeding(i: &Inputs<'_>, n: &Names) -> Step {
     let s = &i.observed.sql;
+    // A multi-database link is healthy as a whole while a database added to it
+    // still seeds: there only the database's own seeding tells.
+    let per_database = i.profile.link.mode == crate::profile::LinkMode::Multi;
     let seeded =
         s.seeding.iter().any(|x| x.database.eq_ignore_ascii_case(&n.db) && x.size > 0 && x.transferred >= x.size)
-            || s.links.iter().any(|(d, c, h)| d.eq_ignore_ascii_case(&n.dag) && *c && h == "HEALTHY");
+            || (!per_database
+                && s.links.iter().any(|(d, c, h)| d.eq_ignore_ascii_case(&n.dag) && *c && h == "HEALTHY"));
     Step {
         id: format!("wait-seeding:{}", n.db),
         place: Where::Milink,
