@@ -285,7 +285,7 @@ pub fn headline(d: &Diagnosis, job: Job) -> String {
             let causes = d.root_causes();
             let mut s = String::new();
             if d.links.len() > 1 {
-                let healthy: Vec<&str> = d.links.iter().filter(|l| l.healthy).map(|l| l.link.as_str()).collect();
+                let healthy = d.healthy_links();
                 s.push_str(&format!(
                     "{} links: {} broken, {} healthy{}\n",
                     d.links.len(),

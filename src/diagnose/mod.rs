@@ -74,6 +74,11 @@ impl Diagnosis {
         Diagnosis { report, root_cause: None, links: Vec::new() }
     }
 
+    /// The names of the links that are healthy.
+    pub fn healthy_links(&self) -> Vec<&str> {
+        self.links.iter().filter(|l| l.healthy).map(|l| l.link.as_str()).collect()
+    }
+
     /// The root causes of every broken link, weightiest first.
     pub fn root_causes(&self) -> Vec<&RootCause> {
         self.links.iter().filter_map(|l| l.root_cause.as_ref()).collect()
@@ -92,7 +97,7 @@ impl Diagnosis {
         }
         let mut s = String::new();
         if self.links.len() > 1 {
-            let healthy: Vec<&str> = self.links.iter().filter(|l| l.healthy).map(|l| l.link.as_str()).collect();
+            let healthy = self.healthy_links();
             s.push_str(&format!(
                 "## Links\n\n{} links, {} broken; healthy: {}\n\n",
                 self.links.len(),

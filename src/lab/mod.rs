@@ -14,7 +14,6 @@ pub mod listener;
 pub mod net;
 pub mod netns;
 pub mod ports;
-pub mod replay;
 pub mod scenario;
 pub mod sql;
 pub mod sqltime;

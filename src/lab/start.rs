@@ -10,9 +10,10 @@ use time::OffsetDateTime;
 use super::catalog::{self, BuildInput, Catalog, CatalogError};
 use super::net::{self, Net};
 use super::scenario::{self, Scenario, Side};
+use super::sql::replay;
 use super::state::{self, SideId, World};
 use super::tds::server::TdsConfig;
-use super::{EndpointInfo, LabError, Mode, SideInfo, agent, certs, control, dns, netns, ports, replay, sql, tds};
+use super::{EndpointInfo, LabError, Mode, SideInfo, agent, certs, control, dns, netns, ports, sql, tds};
 
 /// The names the lab's DNS answers: both sides, the managed instance's current
 /// node (its HADR listener), and the scenario's records, per side's view.

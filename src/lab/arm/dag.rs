@@ -19,15 +19,7 @@ impl Arm {
         let new_schema = views::is_new_schema(api);
         let get = |k: &str| body::prop(&body, k).filter(|v| !v.trim().is_empty());
         let (partner_ag, instance_ag, endpoint, databases) = if new_schema {
-            let dbs: Vec<String> = body::get(&body, "properties")
-                .and_then(|p| body::get(p, "databases"))
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|d| body::get(d, "databaseName").and_then(Value::as_str).map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let dbs = database_names(body::get(&body, "properties").and_then(|p| body::get(p, "databases")));
             (get("partnerAvailabilityGroupName"), get("instanceAvailabilityGroupName"), get("partnerEndpoint"), dbs)
         } else {
             (
@@ -146,15 +138,10 @@ impl Arm {
             Ok(b) => b,
             Err(r) => return r,
         };
-        let dbs: Vec<String> = body::get(&body, "databases")
-            .or_else(|| body::get(&body, "properties").and_then(|p| body::get(p, "databases")))
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|d| body::get(d, "databaseName").and_then(Value::as_str).map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let dbs = database_names(
+            body::get(&body, "databases")
+                .or_else(|| body::get(&body, "properties").and_then(|p| body::get(p, "databases"))),
+        );
         if dbs.is_empty() {
             return error(
                 StatusCode::BAD_REQUEST,
@@ -177,6 +164,12 @@ impl Arm {
         }
         self.accept(req, Change::DagDatabases { name: name.to_string(), databases: dbs, add }, api)
     }
+}
+
+/// The `databaseName` of each entry of a `databases` array, in any case.
+fn database_names(databases: Option<&Value>) -> Vec<String> {
+    let names = databases.and_then(Value::as_array).into_iter().flatten();
+    names.filter_map(|d| body::get(d, "databaseName").and_then(Value::as_str).map(str::to_string)).collect()
 }
 
 fn same_dag(a: &ArmDag, b: &ArmDag) -> bool {

@@ -1,5 +1,5 @@
 //! A support bundle's recorded answers, as a scenario holds them
-//! (`[[sql_server.recorded]]`, `login.refuse`); `lab::replay` gives them back.
+//! (`[[sql_server.recorded]]`, `login.refuse`); `lab::sql::replay` gives them back.
 
 use serde::{Deserialize, Serialize};
 

@@ -145,7 +145,7 @@ pub fn run(catalog: &Catalog, session: &mut Session, text: &str, tokens: &[Token
 
 /// Dynamic SQL: a recorded answer when a replayed bundle has one, else the batch.
 fn dynamic(catalog: &Catalog, session: &mut Session, sql: &str) -> Vec<Output> {
-    use crate::lab::replay::Answer;
+    use crate::lab::sql::replay::Answer;
     match session.replay.as_ref().and_then(|r| r.get(sql)) {
         Some(Answer::Rows(rs)) => vec![Output::Rows(rs.clone())],
         Some(Answer::Error(e)) => vec![Output::Error(e.clone())],

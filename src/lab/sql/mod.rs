@@ -6,6 +6,7 @@ mod ddl;
 pub mod errors;
 pub mod functions;
 mod procs;
+pub mod replay;
 pub mod rewrite;
 
 use std::collections::HashMap;
@@ -48,7 +49,7 @@ pub enum Output {
     ResetAck,
     /// A replayed statement that broke the connection as recorded: what came
     /// before is sent, then the transport does what the fault says.
-    Fault(crate::lab::replay::AnswerFault),
+    Fault(crate::lab::sql::replay::AnswerFault),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +84,7 @@ pub struct Session {
     pub vars: HashMap<String, (SqlType, Value)>,
     pub tran: Tran,
     /// A replayed bundle's recorded answers, for dynamic batches.
-    pub replay: Option<std::sync::Arc<crate::lab::replay::Answers>>,
+    pub replay: Option<std::sync::Arc<crate::lab::sql::replay::Answers>>,
 }
 
 static NEXT_SPID: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(51);

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::lab::sql::{ResultSet, SqlError, SqlType};
+use super::{ResultSet, SqlError, SqlType};
 use rusqlite::types::Value;
 
 pub use crate::lab::scenario::recorded::{AnswerFault, Recorded, RecordedError};

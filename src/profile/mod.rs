@@ -8,24 +8,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// A password or token: never printed, never serialised.
-#[derive(Clone, Default)]
-pub struct Secret(String);
+mod link;
+mod secrets;
 
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use link::{LinkMode, LinkSection, link_name_problem};
+pub use secrets::{Secret, Secrets};
+use secrets::{read_env_or_file, secret};
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -283,105 +271,6 @@ fn arm_timeout() -> Duration {
     Duration::from_secs(600)
 }
 
-/// Names and choices for `milink link`; `{db}` stands for each database.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct LinkSection {
-    #[serde(default = "default_dag")]
-    pub dag: String,
-    #[serde(default = "default_sql_ag")]
-    pub sql_ag: String,
-    #[serde(default = "default_mi_ag")]
-    pub mi_ag: String,
-    /// SQL Server's endpoint certificate (default `Cert_<@@SERVERNAME>_endpoint`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub certificate: Option<String>,
-    /// Days a certificate milink creates is valid.
-    #[serde(default = "cert_days")]
-    pub certificate_days: u32,
-    /// The mirroring endpoint milink creates when there is none.
-    #[serde(default = "default_endpoint_name")]
-    pub endpoint_name: String,
-    /// Environment variable with the database master key's password (default
-    /// MILINK_MASTER_KEY_PASSWORD), or a file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub master_key_password_env: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub master_key_password_file: Option<PathBuf>,
-    /// The journal of what `apply` did (default: `<profile>.journal.jsonl`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub journal: Option<PathBuf>,
-    /// How long `apply` waits for seeding.
-    #[serde(default = "seeding_wait", with = "humantime_serde")]
-    pub seeding_wait: Duration,
-    /// `single` (a link per database, the default) or `multi` (one link for
-    /// every database of an AG: the preview multi-database mode).
-    #[serde(default)]
-    pub mode: LinkMode,
-    /// The link's name in multi-database mode (lowercase, no leading or
-    /// trailing hyphen); by default `link-<SQL Server's host name>`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum LinkMode {
-    #[default]
-    Single,
-    Multi,
-}
-
-impl LinkSection {
-    /// The multi-database link's name, as the profile gives it or from SQL Server's host.
-    pub fn multi_name(&self, sql_host: &str) -> String {
-        self.name.clone().unwrap_or_else(|| {
-            let host: String = sql_host.split('.').next().unwrap_or("sql").to_ascii_lowercase();
-            let clean: String = host.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
-            format!("link-{}", clean.trim_matches('-'))
-        })
-    }
-}
-
-/// Why a multi-database link name breaks the documented rules, if it does.
-pub fn link_name_problem(name: &str) -> Option<String> {
-    if name.is_empty() {
-        return Some("the name is empty".into());
-    }
-    if name.chars().any(|c| c.is_ascii_uppercase()) {
-        return Some(format!("`{name}` has capitals: multi-database link names are lowercase"));
-    }
-    if name.starts_with('-') || name.ends_with('-') {
-        return Some(format!("`{name}` begins or ends with a hyphen"));
-    }
-    None
-}
-
-impl Default for LinkSection {
-    fn default() -> Self {
-        toml::from_str("").expect("every field has a default")
-    }
-}
-
-fn default_dag() -> String {
-    "DAG_{db}".into()
-}
-fn default_sql_ag() -> String {
-    "AG_{db}".into()
-}
-fn default_mi_ag() -> String {
-    "AG_{db}_MI".into()
-}
-fn default_endpoint_name() -> String {
-    "database_mirroring_endpoint".into()
-}
-fn cert_days() -> u32 {
-    365
-}
-fn seeding_wait() -> Duration {
-    Duration::from_secs(3600)
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
     #[error("cannot read profile {0}: {1}")]
@@ -513,78 +402,6 @@ impl Profile {
         }
         Ok(())
     }
-}
-
-/// The secrets file: TOML, readable by its owner only (like an ssh key).
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Secrets {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sql_password: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mi_password: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mi_token: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub arm_token: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub master_key_password: Option<String>,
-}
-
-impl Secrets {
-    pub fn load(path: &Path) -> Result<Secrets, ProfileError> {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let meta = std::fs::metadata(path).map_err(|e| ProfileError::Read(path.display().to_string(), e))?;
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(ProfileError::Missing(format!(
-                    "{} is readable by others (mode {mode:o}): chmod 600 it, it holds secrets",
-                    path.display()
-                )));
-            }
-        }
-        let text = crate::input::read_file(path).map_err(|e| ProfileError::Read(path.display().to_string(), e))?;
-        // The error names the line only: a value could be a secret.
-        toml::from_str(&text).map_err(|e| ProfileError::Invalid {
-            path: path.display().to_string(),
-            line: e.span().map(|s| text[..s.start].matches('\n').count() + 1).unwrap_or(0),
-            message: "not a secrets file (keys: sql_password, mi_password, mi_token, arm_token, master_key_password)"
-                .into(),
-        })
-    }
-
-    /// Writes the file with mode 0600 from the start.
-    pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        use std::io::Write;
-        let mut o = std::fs::OpenOptions::new();
-        o.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-        let mut f = o.open(path)?;
-        f.write_all(toml::to_string(self).map_err(std::io::Error::other)?.as_bytes())
-    }
-}
-
-fn read_env_or_file(env: &str, file: Option<&Path>) -> Result<Option<Secret>, ProfileError> {
-    if let Some(f) = file {
-        let s = std::fs::read_to_string(f).map_err(|e| ProfileError::Read(f.display().to_string(), e))?;
-        return Ok(Some(Secret::new(s.trim_end_matches(['\r', '\n']))));
-    }
-    Ok(std::env::var(env).ok().filter(|s| !s.is_empty()).map(Secret::new))
-}
-
-fn secret(env: &str, file: Option<&Path>, what: &str) -> Result<Option<Secret>, ProfileError> {
-    if let Some(s) = read_env_or_file(env, file)? {
-        return Ok(Some(s));
-    }
-    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        let p =
-            rpassword::prompt_password(format!("{what}: ")).map_err(|e| ProfileError::Read("terminal".into(), e))?;
-        return Ok(Some(Secret::new(p)));
-    }
-    Ok(None)
 }
 
 #[cfg(test)]
