@@ -53,12 +53,7 @@ pub struct Summary {
 pub async fn run(profile: Profile, o: Options, report: &mut dyn FnMut(Report)) -> anyhow::Result<Summary> {
     let mut history = history::History::open(&o.history)?;
     let page = Arc::new(Mutex::new(String::new()));
-    let mut server = None;
-    if let Some(addr) = &o.metrics_listen {
-        let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("--metrics-listen {addr}"))?;
-        report(Report::Serving(format!("http://{}/metrics", l.local_addr()?)));
-        server = Some(tokio::spawn(metrics::serve(l, page.clone())));
-    }
+    let server = serve_metrics(&o, &page, report).await?;
     let notifier = o.on_change.clone().map(|c| notify::Notifier::new(c, o.on_change_limit));
     let mut poller = poll::Poller::new(profile.clone());
     let mut tracker = Tracker::default();
@@ -151,6 +146,18 @@ pub async fn run(profile: Profile, o: Options, report: &mut dyn FnMut(Report)) -
         n.finish(o.on_change_limit * 4).await;
     }
     Ok(Summary { polls: counters.polls, events: counters.events, broken })
+}
+
+/// `--metrics-listen`: the page each poll renders, served until the watch ends.
+async fn serve_metrics(
+    o: &Options,
+    page: &Arc<Mutex<String>>,
+    report: &mut dyn FnMut(Report),
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(addr) = &o.metrics_listen else { return Ok(None) };
+    let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("--metrics-listen {addr}"))?;
+    report(Report::Serving(format!("http://{}/metrics", l.local_addr()?)));
+    Ok(Some(tokio::spawn(metrics::serve(l, page.clone()))))
 }
 
 /// Resolves when the signal comes (never, without a handler).

@@ -1,7 +1,7 @@
 //! T-SQL built-in functions, registered on the catalog's SQLite connection.
 
-use std::sync::RwLock;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
 
 use rusqlite::Error;
 use rusqlite::functions::{Context, FunctionFlags};
@@ -46,6 +46,39 @@ pub fn register(catalog: &Catalog) -> rusqlite::Result<()> {
             _ => None,
         })
     })?;
+    certificates(db, &shown)?;
+    dates(db)?;
+    let d = shown.clone();
+    db.create_scalar_function("db_name", 1, flags, move |ctx| {
+        let id: Option<i64> = ctx.get(0)?;
+        Ok(id.and_then(|i| read(&d).databases.iter().find(|(di, _)| *di == i).map(|(_, n)| n.clone())))
+    })?;
+    let d = shown;
+    db.create_scalar_function("db_id", 1, flags, move |ctx| {
+        let name: Option<String> = ctx.get(0)?;
+        Ok(name.and_then(|n| read(&d).databases.iter().find(|(_, dn)| dn.eq_ignore_ascii_case(&n)).map(|(i, _)| *i)))
+    })?;
+    let sysadmin = facts.sysadmin;
+    db.create_scalar_function("is_srvrolemember", 1, flags, move |ctx| {
+        let role: String = ctx.get(0)?;
+        Ok(if role.eq_ignore_ascii_case("sysadmin") { sysadmin as i64 } else { 0 })
+    })?;
+    let vss = facts.view_server_state;
+    db.create_scalar_function("has_perms_by_name", -1, flags, move |ctx| {
+        let perm: String = ctx.get(ctx.len() - 1)?;
+        Ok(match perm.to_ascii_uppercase().as_str() {
+            "VIEW SERVER STATE" => (vss || sysadmin) as i64,
+            _ => sysadmin as i64,
+        })
+    })?;
+    strings(db)?;
+    db.create_scalar_function("lab_current_db", 0, flags, move |_| Ok(current_db.load(Ordering::Relaxed)))?;
+    Ok(())
+}
+
+/// `CERT_ID`, `CERTENCODED` and `CERTPROPERTY` over the certificates shown.
+fn certificates(db: &rusqlite::Connection, shown: &Arc<RwLock<Shown>>) -> rusqlite::Result<()> {
+    let flags = FunctionFlags::SQLITE_UTF8;
     let c = shown.clone();
     db.create_scalar_function("cert_id", 1, flags, move |ctx| {
         let name: Option<String> = ctx.get(0)?;
@@ -74,6 +107,12 @@ pub fn register(catalog: &Catalog) -> rusqlite::Result<()> {
             _ => Value::Null,
         })
     })?;
+    Ok(())
+}
+
+/// `NEWID`, the clock, `DATEDIFF` and `DATEADD`.
+fn dates(db: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let flags = FunctionFlags::SQLITE_UTF8;
     db.create_scalar_function("newid", 0, FunctionFlags::SQLITE_UTF8, |_| Ok(newid()))?;
     for name in ["getdate", "getutcdate", "sysutcdatetime", "sysdatetime"] {
         db.create_scalar_function(name, 0, flags, |_| Ok(datetime_text(OffsetDateTime::now_utc())))?;
@@ -94,29 +133,12 @@ pub fn register(catalog: &Catalog) -> rusqlite::Result<()> {
         let step = unit(&part).ok_or_else(|| user_err(format!("datepart dateadd {part}")))?;
         Ok(Some(datetime_text((d + step * n as i32).assume_utc())))
     })?;
-    let d = shown.clone();
-    db.create_scalar_function("db_name", 1, flags, move |ctx| {
-        let id: Option<i64> = ctx.get(0)?;
-        Ok(id.and_then(|i| read(&d).databases.iter().find(|(di, _)| *di == i).map(|(_, n)| n.clone())))
-    })?;
-    let d = shown;
-    db.create_scalar_function("db_id", 1, flags, move |ctx| {
-        let name: Option<String> = ctx.get(0)?;
-        Ok(name.and_then(|n| read(&d).databases.iter().find(|(_, dn)| dn.eq_ignore_ascii_case(&n)).map(|(i, _)| *i)))
-    })?;
-    let sysadmin = facts.sysadmin;
-    db.create_scalar_function("is_srvrolemember", 1, flags, move |ctx| {
-        let role: String = ctx.get(0)?;
-        Ok(if role.eq_ignore_ascii_case("sysadmin") { sysadmin as i64 } else { 0 })
-    })?;
-    let vss = facts.view_server_state;
-    db.create_scalar_function("has_perms_by_name", -1, flags, move |ctx| {
-        let perm: String = ctx.get(ctx.len() - 1)?;
-        Ok(match perm.to_ascii_uppercase().as_str() {
-            "VIEW SERVER STATE" => (vss || sysadmin) as i64,
-            _ => sysadmin as i64,
-        })
-    })?;
+    Ok(())
+}
+
+/// `LEN` (trailing spaces ignored), `CHARINDEX`, `LEFT` and `RIGHT`.
+fn strings(db: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let flags = FunctionFlags::SQLITE_UTF8;
     db.create_scalar_function("len", 1, flags, |ctx| {
         let s: Option<String> = ctx.get(0)?;
         Ok(s.map(|s| s.trim_end_matches(' ').chars().count() as i64))
@@ -144,7 +166,6 @@ pub fn register(catalog: &Catalog) -> rusqlite::Result<()> {
             chars[chars.len().saturating_sub(n.max(0) as usize)..].iter().collect::<String>()
         }))
     })?;
-    db.create_scalar_function("lab_current_db", 0, flags, move |_| Ok(current_db.load(Ordering::Relaxed)))?;
     Ok(())
 }
 

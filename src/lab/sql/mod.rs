@@ -8,6 +8,7 @@ pub mod functions;
 mod procs;
 pub mod replay;
 pub mod rewrite;
+mod variables;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -293,91 +294,10 @@ fn execute_statement(catalog: &Catalog, session: &mut Session, stmt: Statement, 
                 None => out.push(Output::Error(SqlError::unknown_database(&name))),
             }
         }
-        Statement::Declare { stmts } => {
-            for d in stmts {
-                let ty = d
-                    .data_type
-                    .as_ref()
-                    .and_then(|t| SqlType::parse(&t.to_string()))
-                    .unwrap_or(SqlType::NVarChar(Some(4000)));
-                let value = match d.assignment.as_ref().map(declare_expr) {
-                    Some(expr) => match eval(catalog, session, expr.clone()) {
-                        Ok(v) => v,
-                        Err(errs) => {
-                            out.extend(errs.into_iter().map(Output::Error));
-                            return;
-                        }
-                    },
-                    None => Value::Null,
-                };
-                for name in &d.names {
-                    session.vars.insert(name.value.to_ascii_lowercase(), (ty, value.clone()));
-                }
-            }
-            out.push(Output::Done);
-        }
-        Statement::Set(set) => {
-            let text = set.to_string();
-            let upper = text.to_ascii_uppercase();
-            if let Some(rest) = upper.strip_prefix("SET IMPLICIT_TRANSACTIONS") {
-                session.tran.implicit = rest.trim().trim_end_matches(';') == "ON";
-                out.push(Output::Done);
-                return;
-            }
-            // SET @v = expr assigns; SET NOCOUNT ON and other options are accepted.
-            if let Some(rest) = text.strip_prefix("SET ")
-                && rest.starts_with('@')
-                && let Some((name, expr)) = rest.split_once('=')
-            {
-                let key = name.trim().to_ascii_lowercase();
-                let Some((ty, _)) = session.vars.get(&key).cloned() else {
-                    out.push(Output::Error(SqlError::undeclared_variable(name.trim())));
-                    return;
-                };
-                let expr = match parse(&format!("SELECT {}", expr.trim())) {
-                    Ok(mut s) => match s.pop() {
-                        Some(Statement::Query(q)) => match *q.body {
-                            sqlparser::ast::SetExpr::Select(sel) => match sel.projection.into_iter().next() {
-                                Some(sqlparser::ast::SelectItem::UnnamedExpr(e)) => e,
-                                _ => {
-                                    return out.push(Output::Error(SqlError::syntax_near(expr.trim())));
-                                }
-                            },
-                            _ => {
-                                return out.push(Output::Error(SqlError::syntax_near(expr.trim())));
-                            }
-                        },
-                        _ => return out.push(Output::Error(SqlError::syntax_near(expr.trim()))),
-                    },
-                    Err(e) => return out.push(Output::Error(e)),
-                };
-                match eval(catalog, session, expr) {
-                    Ok(v) => {
-                        session.vars.insert(key, (ty, v));
-                    }
-                    Err(errs) => return out.extend(errs.into_iter().map(Output::Error)),
-                }
-            }
-            out.push(Output::Done);
-        }
+        Statement::Declare { stmts } => variables::declare(catalog, session, &stmts, out),
+        Statement::Set(set) => variables::set(catalog, session, &set.to_string(), out),
         Statement::Execute { name: Some(name), parameters, .. } => {
-            let proc = name.to_string().replace(['[', ']'], "");
-            let mut args = Vec::new();
-            for p in parameters {
-                let (pname, expr) = match p {
-                    Expr::BinaryOp { left, op: sqlparser::ast::BinaryOperator::Eq, right } if matches!(left.as_ref(), Expr::Identifier(i) if i.value.starts_with('@')) =>
-                    {
-                        let Expr::Identifier(i) = *left else { unreachable!() };
-                        (Some(i.value.to_ascii_lowercase()), *right)
-                    }
-                    other => (None, other),
-                };
-                match eval(catalog, session, expr) {
-                    Ok(v) => args.push((pname, v)),
-                    Err(errs) => return out.extend(errs.into_iter().map(Output::Error)),
-                }
-            }
-            procs::execute(catalog, session, &proc, &args, out);
+            variables::execute(catalog, session, &name.to_string(), parameters, out)
         }
         other => {
             let text = other.to_string();
@@ -399,19 +319,12 @@ pub fn execute_rpc(
     out
 }
 
-fn declare_expr(a: &sqlparser::ast::DeclareAssignment) -> &Expr {
-    use sqlparser::ast::DeclareAssignment::*;
-    match a {
-        Expr(e) | Default(e) | DuckAssignment(e) | For(e) | MsSqlAssignment(e) => e,
-    }
-}
-
 fn ctx<'a>(catalog: &'a Catalog, session: &'a Session) -> Context<'a> {
     Context { catalog, session }
 }
 
 /// Evaluates a scalar expression (a DECLARE or EXEC argument).
-fn eval(catalog: &Catalog, session: &Session, expr: Expr) -> Result<Value, Vec<SqlError>> {
+pub(super) fn eval(catalog: &Catalog, session: &Session, expr: Expr) -> Result<Value, Vec<SqlError>> {
     let (plan, _) = rewrite::plan_expr(expr, &ctx(catalog, session))?;
     let rs = run_plan(catalog, session, plan)?;
     Ok(rs.rows.into_iter().next().and_then(|r| r.into_iter().next()).unwrap_or(Value::Null))

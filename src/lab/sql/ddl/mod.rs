@@ -10,6 +10,7 @@ mod cursor;
 mod endpoint;
 mod keys;
 mod lex;
+mod members;
 mod parse;
 mod parse_ag;
 mod statement;

@@ -43,87 +43,9 @@ pub fn execute(catalog: &Catalog, session: &mut Session, proc: &str, args: &Args
     let short = proc.rsplit('.').next().unwrap_or(proc).to_ascii_lowercase();
     match short.as_str() {
         // SQL Server 2022+ and managed instance only.
-        "sp_get_endpoint_certificate" if facts.connect_pack => {
-            let kind = as_int(arg(args, 0, "@endpoint_type"));
-            let shown = catalog.shown();
-            match (kind, &shown.endpoint_cert) {
-                (Some(4), Some(der)) if shown.endpoint_cert_auth => {
-                    out.push(Output::Rows(ResultSet {
-                        columns: vec![("EndpointCertificatePublicKey".into(), SqlType::VarBinary(None))],
-                        rows: vec![vec![Value::Blob(der.clone())]],
-                    }));
-                    out.push(Output::ReturnStatus(0));
-                }
-                (Some(3 | 4), _) => {
-                    // The exact number SQL Server raises here is UNCONFIRMED; 15151 is its
-                    // "cannot find the endpoint" error.
-                    out.push(Output::Error(SqlError::new(
-                        15151,
-                        16,
-                        1,
-                        "Cannot find the endpoint, because it does not exist or it is not authenticated by a certificate.",
-                    )));
-                }
-                _ => out.push(Output::Rows(ResultSet {
-                    columns: vec![("EndpointCertificatePublicKey".into(), SqlType::VarBinary(None))],
-                    rows: vec![vec![Value::Null]],
-                })),
-            }
-        }
-        "xp_readerrorlog" | "sp_readerrorlog" => {
-            if !facts.sysadmin {
-                out.push(Output::Error(SqlError::execute_denied(&short, "mssqlsystemresource", "sys")));
-                return;
-            }
-            let filters: Vec<String> = [arg(args, 2, "@p3"), arg(args, 3, "@p4")]
-                .into_iter()
-                .filter_map(as_text)
-                .map(|s| s.to_lowercase())
-                .collect();
-            let rows = catalog
-                .shown()
-                .errorlog
-                .iter()
-                .filter(|(_, _, text)| filters.iter().all(|f| text.to_lowercase().contains(f)))
-                .map(|(at, process, text)| {
-                    vec![Value::Text(at.clone()), Value::Text(process.clone()), Value::Text(text.clone())]
-                })
-                .collect();
-            out.push(Output::Rows(ResultSet {
-                columns: vec![
-                    ("LogDate".into(), SqlType::DateTime),
-                    ("ProcessInfo".into(), SqlType::NVarChar(Some(100))),
-                    ("Text".into(), SqlType::NVarChar(Some(4000))),
-                ],
-                rows,
-            }));
-            out.push(Output::ReturnStatus(0));
-        }
-        "sp_executesql" => {
-            let Some(sql) = as_text(arg(args, 0, "@stmt")) else {
-                out.push(Output::Error(SqlError::new(
-                    214,
-                    16,
-                    2,
-                    "Procedure expects parameter '@statement' of type 'ntext/nchar/nvarchar'.",
-                )));
-                return;
-            };
-            let mut inner = session.clone();
-            for (name, value) in args.iter().skip(2) {
-                if let Some(n) = name {
-                    let ty = match value {
-                        Value::Integer(_) => SqlType::BigInt,
-                        Value::Blob(_) => SqlType::VarBinary(None),
-                        _ => SqlType::NVarChar(Some(4000)),
-                    };
-                    inner.vars.insert(n.clone(), (ty, value.clone()));
-                }
-            }
-            out.extend(super::execute_batch(catalog, &mut inner, &sql));
-            session.database = inner.database;
-            out.push(Output::ReturnStatus(0));
-        }
+        "sp_get_endpoint_certificate" if facts.connect_pack => endpoint_certificate(catalog, args, out),
+        "xp_readerrorlog" | "sp_readerrorlog" => read_error_log(catalog, &short, args, out),
+        "sp_executesql" => executesql(catalog, session, args, out),
         // Turns the multi-database mode on for this replica (preview); nothing here reads it back.
         "sp_multidb_milink" if facts.multidb => {
             if !facts.sysadmin {
@@ -164,6 +86,90 @@ pub fn execute(catalog: &Catalog, session: &mut Session, proc: &str, args: &Args
         }
         _ => out.push(Output::Error(SqlError::unknown_procedure(proc))),
     }
+}
+
+/// `sp_get_endpoint_certificate` (SQL Server 2022+ and the managed instance).
+fn endpoint_certificate(catalog: &Catalog, args: &Args, out: &mut Vec<Output>) {
+    let kind = as_int(arg(args, 0, "@endpoint_type"));
+    let shown = catalog.shown();
+    match (kind, &shown.endpoint_cert) {
+        (Some(4), Some(der)) if shown.endpoint_cert_auth => {
+            out.push(Output::Rows(ResultSet {
+                columns: vec![("EndpointCertificatePublicKey".into(), SqlType::VarBinary(None))],
+                rows: vec![vec![Value::Blob(der.clone())]],
+            }));
+            out.push(Output::ReturnStatus(0));
+        }
+        (Some(3 | 4), _) => {
+            // The exact number SQL Server raises here is UNCONFIRMED; 15151 is its
+            // "cannot find the endpoint" error.
+            out.push(Output::Error(SqlError::new(
+                15151,
+                16,
+                1,
+                "Cannot find the endpoint, because it does not exist or it is not authenticated by a certificate.",
+            )));
+        }
+        _ => out.push(Output::Rows(ResultSet {
+            columns: vec![("EndpointCertificatePublicKey".into(), SqlType::VarBinary(None))],
+            rows: vec![vec![Value::Null]],
+        })),
+    }
+}
+
+/// `xp_readerrorlog 0, 1, N'filter', N'filter'`: sysadmin only.
+fn read_error_log(catalog: &Catalog, short: &str, args: &Args, out: &mut Vec<Output>) {
+    if !catalog.facts.sysadmin {
+        out.push(Output::Error(SqlError::execute_denied(short, "mssqlsystemresource", "sys")));
+        return;
+    }
+    let filters: Vec<String> =
+        [arg(args, 2, "@p3"), arg(args, 3, "@p4")].into_iter().filter_map(as_text).map(|s| s.to_lowercase()).collect();
+    let rows = catalog
+        .shown()
+        .errorlog
+        .iter()
+        .filter(|(_, _, text)| filters.iter().all(|f| text.to_lowercase().contains(f)))
+        .map(|(at, process, text)| {
+            vec![Value::Text(at.clone()), Value::Text(process.clone()), Value::Text(text.clone())]
+        })
+        .collect();
+    out.push(Output::Rows(ResultSet {
+        columns: vec![
+            ("LogDate".into(), SqlType::DateTime),
+            ("ProcessInfo".into(), SqlType::NVarChar(Some(100))),
+            ("Text".into(), SqlType::NVarChar(Some(4000))),
+        ],
+        rows,
+    }));
+    out.push(Output::ReturnStatus(0));
+}
+
+/// `sp_executesql @stmt, @params, @p = …`: the batch with its parameters as variables.
+fn executesql(catalog: &Catalog, session: &mut Session, args: &Args, out: &mut Vec<Output>) {
+    let Some(sql) = as_text(arg(args, 0, "@stmt")) else {
+        out.push(Output::Error(SqlError::new(
+            214,
+            16,
+            2,
+            "Procedure expects parameter '@statement' of type 'ntext/nchar/nvarchar'.",
+        )));
+        return;
+    };
+    let mut inner = session.clone();
+    for (name, value) in args.iter().skip(2) {
+        if let Some(n) = name {
+            let ty = match value {
+                Value::Integer(_) => SqlType::BigInt,
+                Value::Blob(_) => SqlType::VarBinary(None),
+                _ => SqlType::NVarChar(Some(4000)),
+            };
+            inner.vars.insert(n.clone(), (ty, value.clone()));
+        }
+    }
+    out.extend(super::execute_batch(catalog, &mut inner, &sql));
+    session.database = inner.database;
+    out.push(Output::ReturnStatus(0));
 }
 
 pub fn dbcc(catalog: &Catalog, text: &str) -> Vec<Output> {
