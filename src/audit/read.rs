@@ -198,15 +198,18 @@ async fn catalog(t: &Target, kind: Kind, timeout: Duration) -> Result<Read, Stri
         None => format!("login failed: {}", f.message),
     })?;
     let mut read = Read::default();
-    let certs = s.rows(CERTIFICATES).await.map_err(|f| format!("reading sys.certificates: {}", f.message))?;
+    // One round trip: the third query is the endpoint's, by the kind of server.
+    let third = if kind == Kind::SqlServer { ENDPOINT } else { MI_ENDPOINT_CERT };
+    let mut a = s.answers(&[CERTIFICATES, DAGS, third]).await;
+    let certs = a.rows().map_err(|f| format!("reading sys.certificates: {}", f.message))?;
     let der = |r: &Record| r.str("der").and_then(unhex);
-    match s.rows(DAGS).await {
+    match a.rows() {
         Ok(rows) => read.dags = dags(&rows, kind, &t.name),
         Err(f) => read.notes.push(format!("reading the distributed availability groups: {}", f.message)),
     }
     match kind {
         Kind::SqlServer => {
-            let endpoint_ids: Vec<i64> = match s.rows(ENDPOINT).await {
+            let endpoint_ids: Vec<i64> = match a.rows() {
                 Ok(rows) => rows.iter().filter_map(|r| r.int("certificate_id")).filter(|&id| id != 0).collect(),
                 Err(f) => {
                     read.notes.push(format!("reading the mirroring endpoint: {}", f.message));
@@ -230,7 +233,7 @@ async fn catalog(t: &Target, kind: Kind, timeout: Duration) -> Result<Read, Stri
             }
         }
         Kind::ManagedInstance => {
-            let presented = match s.rows(MI_ENDPOINT_CERT).await {
+            let presented = match a.rows() {
                 Ok(rows) => rows.first().and_then(|r| r.str("endpointcertificatepublickey")).and_then(unhex),
                 Err(f) => {
                     read.notes.push(format!("sp_get_endpoint_certificate: {}", f.message));

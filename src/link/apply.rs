@@ -198,10 +198,8 @@ async fn wait_seeding(
     let mut failing_since: Option<Instant> = None;
     say(out, &format!("      waiting for the managed instance to connect and seed {}…", dbs.join(", ")));
     let seeded = loop {
-        let s = observe::sql_side(&mut session.sql)
-            .await
-            .map_err(|failure| LinkError::Read { side: "SQL Server", failure })?;
-        let mi = observe::mi_links(&mut session.mi).await;
+        let (s, mi) = tokio::join!(observe::sql_side(&mut session.sql), observe::mi_links(&mut session.mi));
+        let s = s.map_err(|failure| LinkError::Read { side: "SQL Server", failure })?;
         let mut left = Vec::new();
         let (mut moved, mut total, mut rate) = (0i64, 0i64, 0i64);
         for (db, dag) in dbs.iter().zip(&dags) {

@@ -127,10 +127,6 @@ pub struct Observed {
     pub arm: ArmSide,
 }
 
-async fn rows(s: &mut Session, q: &str) -> Result<Vec<Record>, SqlFailure> {
-    s.rows(q).await
-}
-
 fn num(r: &Record, k: &str) -> i64 {
     r.int(k).unwrap_or(0)
 }
@@ -139,111 +135,45 @@ fn text(r: &Record, k: &str) -> String {
     r.str(k).unwrap_or("").to_string()
 }
 
+/// What `sql_side` asks, in one round trip, in the order it reads the answers.
+const SQL_QUERIES: [&str; 10] = [
+    "SELECT @@SERVERNAME AS server_name, CAST(SERVERPROPERTY('ProductVersion') AS nvarchar(128)) AS version",
+    "SELECT name FROM master.sys.symmetric_keys WHERE name = N'##MS_DatabaseMasterKey##'",
+    "SELECT name, certificate_id, pvt_key_encryption_type, subject, CERTENCODED(certificate_id) AS der FROM master.sys.certificates",
+    "SELECT e.name, e.state_desc, e.role_desc, e.connection_auth_desc, e.certificate_id, e.is_encryption_enabled, \
+     e.encryption_algorithm_desc, t.port FROM sys.database_mirroring_endpoints AS e \
+     JOIN sys.tcp_endpoints AS t ON t.endpoint_id = e.endpoint_id",
+    "SELECT ag.name, ag.is_distributed, r.replica_server_name, r.endpoint_url FROM sys.availability_groups AS ag \
+     JOIN sys.availability_replicas AS r ON r.group_id = ag.group_id",
+    "SELECT ag.name AS ag_name, d.name AS db FROM sys.databases AS d \
+     JOIN sys.availability_replicas AS r ON r.replica_id = d.replica_id \
+     JOIN sys.availability_groups AS ag ON ag.group_id = r.group_id",
+    "SELECT name, recovery_model_desc FROM sys.databases",
+    "SELECT local_database_name, internal_state_desc, transferred_size_bytes, database_size_bytes, \
+     transfer_rate_bytes_per_second FROM sys.dm_hadr_physical_seeding_stats",
+    "SELECT ag.name, rs.connected_state_desc, rs.synchronization_health_desc, rs.last_connect_error_number \
+     FROM sys.availability_groups AS ag JOIN sys.dm_hadr_availability_replica_states AS rs ON rs.group_id = ag.group_id \
+     WHERE ag.is_distributed = 1 AND rs.is_local = 0",
+    "SELECT current_state FROM sys.dm_hadr_automatic_seeding",
+];
+
+/// SQL Server's link objects, read in one batch.
 pub async fn sql_side(s: &mut Session) -> Result<SqlSide, SqlFailure> {
+    let mut a = s.answers(&SQL_QUERIES).await;
     let mut out = SqlSide::default();
-    let props = rows(
-        s,
-        "SELECT @@SERVERNAME AS server_name, CAST(SERVERPROPERTY('ProductVersion') AS nvarchar(128)) AS version",
-    )
-    .await?;
-    if let Some(r) = props.first() {
+    if let Some(r) = a.rows()?.first() {
         out.server_name = text(r, "server_name");
         let v: Vec<u32> = text(r, "version").split('.').filter_map(|p| p.parse().ok()).collect();
         out.version = (v.first().copied().unwrap_or(0), v.get(1).copied().unwrap_or(0), v.get(2).copied().unwrap_or(0));
     }
-    out.master_key = !rows(s, "SELECT name FROM master.sys.symmetric_keys WHERE name = N'##MS_DatabaseMasterKey##'")
-        .await?
-        .is_empty();
-    out.certificates = rows(
-        s,
-        "SELECT name, certificate_id, pvt_key_encryption_type, subject, CERTENCODED(certificate_id) AS der FROM master.sys.certificates",
-    )
-    .await?
-    .iter()
-    .map(|r| Cert {
-        name: text(r, "name"),
-        id: num(r, "certificate_id"),
-        private_key: text(r, "pvt_key_encryption_type"),
-        subject: text(r, "subject"),
-        der: r.str("der").and_then(unhex).unwrap_or_default(),
-    })
-    .collect();
-    out.endpoint = rows(
-        s,
-        "SELECT e.name, e.state_desc, e.role_desc, e.connection_auth_desc, e.certificate_id, e.is_encryption_enabled, \
-         e.encryption_algorithm_desc, t.port FROM sys.database_mirroring_endpoints AS e \
-         JOIN sys.tcp_endpoints AS t ON t.endpoint_id = e.endpoint_id",
-    )
-    .await?
-    .first()
-    .map(|r| Endpoint {
-        name: text(r, "name"),
-        port: num(r, "port") as u16,
-        state: text(r, "state_desc"),
-        role: text(r, "role_desc"),
-        auth: text(r, "connection_auth_desc"),
-        certificate_id: num(r, "certificate_id"),
-        encryption: r.flag("is_encryption_enabled").unwrap_or(false),
-        algorithm: text(r, "encryption_algorithm_desc"),
-    });
-    for r in rows(
-        s,
-        "SELECT ag.name, ag.is_distributed, r.replica_server_name, r.endpoint_url FROM sys.availability_groups AS ag \
-         JOIN sys.availability_replicas AS r ON r.group_id = ag.group_id",
-    )
-    .await?
-    {
-        let name = text(&r, "name");
-        let replica = (text(&r, "replica_server_name"), text(&r, "endpoint_url"));
-        match out.ags.iter_mut().find(|a| a.name == name) {
-            Some(a) => a.replicas.push(replica),
-            None => out.ags.push(Ag {
-                name,
-                distributed: r.flag("is_distributed").unwrap_or(false),
-                replicas: vec![replica],
-                databases: vec![],
-            }),
-        }
-    }
-    for r in rows(
-        s,
-        "SELECT ag.name AS ag_name, d.name AS db FROM sys.databases AS d \
-         JOIN sys.availability_replicas AS r ON r.replica_id = d.replica_id \
-         JOIN sys.availability_groups AS ag ON ag.group_id = r.group_id",
-    )
-    .await?
-    {
-        if let Some(a) = out.ags.iter_mut().find(|a| a.name == text(&r, "ag_name")) {
-            a.databases.push(text(&r, "db"));
-        }
-    }
-    out.databases = rows(s, "SELECT name, recovery_model_desc FROM sys.databases")
-        .await?
-        .iter()
-        .map(|r| (text(r, "name"), text(r, "recovery_model_desc")))
-        .collect();
-    out.seeding = rows(
-        s,
-        "SELECT local_database_name, internal_state_desc, transferred_size_bytes, database_size_bytes, \
-         transfer_rate_bytes_per_second FROM sys.dm_hadr_physical_seeding_stats",
-    )
-    .await?
-    .iter()
-    .map(|r| Seeding {
-        database: text(r, "local_database_name"),
-        state: text(r, "internal_state_desc"),
-        transferred: num(r, "transferred_size_bytes"),
-        size: num(r, "database_size_bytes"),
-        rate: num(r, "transfer_rate_bytes_per_second"),
-    })
-    .collect();
-    let remote = rows(
-        s,
-        "SELECT ag.name, rs.connected_state_desc, rs.synchronization_health_desc, rs.last_connect_error_number \
-         FROM sys.availability_groups AS ag JOIN sys.dm_hadr_availability_replica_states AS rs ON rs.group_id = ag.group_id \
-         WHERE ag.is_distributed = 1 AND rs.is_local = 0",
-    )
-    .await?;
+    out.master_key = !a.rows()?.is_empty();
+    out.certificates = a.rows()?.iter().map(cert).collect();
+    out.endpoint = a.rows()?.first().map(endpoint);
+    let (replicas, members) = (a.rows()?, a.rows()?);
+    out.ags = ags(&replicas, &members);
+    out.databases = a.rows()?.iter().map(|r| (text(r, "name"), text(r, "recovery_model_desc"))).collect();
+    out.seeding = a.rows()?.iter().map(seeding).collect();
+    let remote = a.rows()?;
     out.links = remote
         .iter()
         .map(|r| {
@@ -252,11 +182,65 @@ pub async fn sql_side(s: &mut Session) -> Result<SqlSide, SqlFailure> {
         .collect();
     out.link_errors =
         remote.iter().filter_map(|r| r.int("last_connect_error_number").map(|n| (text(r, "name"), n))).collect();
-    out.seeding_failed = rows(s, "SELECT current_state FROM sys.dm_hadr_automatic_seeding")
-        .await?
-        .iter()
-        .any(|r| text(r, "current_state").eq_ignore_ascii_case("FAILED"));
+    out.seeding_failed = a.rows()?.iter().any(|r| text(r, "current_state").eq_ignore_ascii_case("FAILED"));
     Ok(out)
+}
+
+fn cert(r: &Record) -> Cert {
+    Cert {
+        name: text(r, "name"),
+        id: num(r, "certificate_id"),
+        private_key: text(r, "pvt_key_encryption_type"),
+        subject: text(r, "subject"),
+        der: r.str("der").and_then(unhex).unwrap_or_default(),
+    }
+}
+
+fn endpoint(r: &Record) -> Endpoint {
+    Endpoint {
+        name: text(r, "name"),
+        port: num(r, "port") as u16,
+        state: text(r, "state_desc"),
+        role: text(r, "role_desc"),
+        auth: text(r, "connection_auth_desc"),
+        certificate_id: num(r, "certificate_id"),
+        encryption: r.flag("is_encryption_enabled").unwrap_or(false),
+        algorithm: text(r, "encryption_algorithm_desc"),
+    }
+}
+
+/// Each AG with its replicas (a row each) and its databases.
+fn ags(replicas: &[Record], databases: &[Record]) -> Vec<Ag> {
+    let mut out: Vec<Ag> = Vec::new();
+    for r in replicas {
+        let name = text(r, "name");
+        let replica = (text(r, "replica_server_name"), text(r, "endpoint_url"));
+        match out.iter_mut().find(|a| a.name == name) {
+            Some(a) => a.replicas.push(replica),
+            None => out.push(Ag {
+                name,
+                distributed: r.flag("is_distributed").unwrap_or(false),
+                replicas: vec![replica],
+                databases: vec![],
+            }),
+        }
+    }
+    for r in databases {
+        if let Some(a) = out.iter_mut().find(|a| a.name == text(r, "ag_name")) {
+            a.databases.push(text(r, "db"));
+        }
+    }
+    out
+}
+
+fn seeding(r: &Record) -> Seeding {
+    Seeding {
+        database: text(r, "local_database_name"),
+        state: text(r, "internal_state_desc"),
+        transferred: num(r, "transferred_size_bytes"),
+        size: num(r, "database_size_bytes"),
+        rate: num(r, "transfer_rate_bytes_per_second"),
+    }
 }
 
 /// The link's errors as the managed instance records them (its local DAG rows):

@@ -6,7 +6,7 @@
 
 use tiberius::QueryItem;
 
-use super::sql::{Column, MAX_BYTES, MAX_ROWS, Session, SqlFailure, Table, record, size};
+use super::sql::{Column, MAX_BYTES, MAX_ROWS, Record, Session, SqlFailure, Table, record, size};
 use crate::tsql::nstring;
 
 const MARK: &str = "milink_query";
@@ -205,6 +205,29 @@ impl Session {
                 })),
             })
             .collect()
+    }
+}
+
+/// A batch's answers, taken in the order its queries were given.
+pub struct Answers(std::vec::IntoIter<Result<Table, SqlFailure>>);
+
+impl Answers {
+    /// The next query's rows, or why it has none.
+    pub fn rows(&mut self) -> Result<Vec<Record>, SqlFailure> {
+        let missing = || SqlFailure {
+            code: None,
+            message: "the batch had no answer for this query".into(),
+            timed_out: false,
+            routed_to: None,
+        };
+        self.0.next().unwrap_or_else(|| Err(missing())).map(|t| t.rows)
+    }
+}
+
+impl Session {
+    /// The queries in one round trip, their answers to be taken in order.
+    pub async fn answers(&mut self, queries: &[&str]) -> Answers {
+        Answers(self.batch(queries).await.into_iter())
     }
 }
 

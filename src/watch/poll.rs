@@ -186,8 +186,11 @@ async fn login(p: &Profile, is_sql: bool) -> Result<Session, String> {
     }
 }
 
+/// One poll of a side: every query in one round trip.
 async fn read(s: &mut Session, p: &Profile, is_sql: bool, st: &mut SideState) -> Result<(), sql::SqlFailure> {
-    let replicas = s.rows(collect::LINK_REPLICAS).await?;
+    let queries = [collect::LINK_REPLICAS, DATABASES, collect::SEEDING, CERTIFICATES, LOG_SPACE];
+    let mut a = s.answers(&queries[..if is_sql { 5 } else { 4 }]).await;
+    let replicas = a.rows()?;
     let dag: Vec<&Record> = replicas.iter().filter(|r| r.flag("is_distributed") == Some(true)).collect();
     for r in &dag {
         let l = st.links.entry(r.str("ag_name").unwrap_or("").to_string()).or_default();
@@ -211,7 +214,7 @@ async fn read(s: &mut Session, p: &Profile, is_sql: bool, st: &mut SideState) ->
         }
     }
     let now = OffsetDateTime::now_utc();
-    for r in s.rows(DATABASES).await?.iter().filter(|r| r.flag("is_local") == Some(true)) {
+    for r in a.rows()?.iter().filter(|r| r.flag("is_local") == Some(true)) {
         let l = st.links.entry(r.str("ag_name").unwrap_or("").to_string()).or_default();
         l.send_queue_kb = l.send_queue_kb.max(r.int("log_send_queue_size").unwrap_or(0));
         l.redo_queue_kb = l.redo_queue_kb.max(r.int("redo_queue_size").unwrap_or(0));
@@ -222,20 +225,20 @@ async fn read(s: &mut Session, p: &Profile, is_sql: bool, st: &mut SideState) ->
         }
     }
     st.worst_of_links();
-    for r in s.rows(collect::SEEDING).await? {
+    for r in a.rows()? {
         let failed = r.int("failure_state").is_some_and(|f| f != 0) || r.int("error_code").is_some_and(|c| c != 0);
         if failed {
             let what = r.str("failure_message").or(r.str("failure_state_desc")).unwrap_or("seeding failed");
             st.seeding_failure = Some(format!("{} (error {})", what, r.int("error_code").unwrap_or(0)));
         }
     }
-    for r in s.rows(CERTIFICATES).await? {
+    for r in a.rows()? {
         if let (Some(name), Some(t)) = (r.str("name"), r.str("expiry_date").and_then(sql::datetime)) {
             st.certificates.insert(name.to_string(), t.assume_utc().unix_timestamp());
         }
     }
     if is_sql {
-        for r in s.rows(LOG_SPACE).await? {
+        for r in a.rows()? {
             let Some(db) = r.str("database name") else { continue };
             let system = ["master", "tempdb", "model", "msdb"].iter().any(|x| x.eq_ignore_ascii_case(db));
             if (p.databases.iter().any(|d| d.eq_ignore_ascii_case(db)) || (p.all_databases && !system))

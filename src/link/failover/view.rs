@@ -141,30 +141,48 @@ pub async fn half(s: Option<&mut Session>, dag: &str, db: &str) -> Half {
     }
 }
 
-async fn read(s: &mut Session, dag: &str, db: &str) -> Result<Half, SqlFailure> {
-    let mut h = Half::default();
-    if let Some(r) = s
-        .rows(
-            "SELECT CAST(SERVERPROPERTY('ProductVersion') AS nvarchar(128)) AS version, \
-             CAST(SERVERPROPERTY('ProductUpdateType') AS nvarchar(128)) AS update_type",
-        )
-        .await?
-        .first()
-    {
-        let v: Vec<u32> = text(r, "version").split('.').filter_map(|p| p.parse().ok()).collect();
-        h.version = (v.first().copied().unwrap_or(0), v.get(1).copied().unwrap_or(0), v.get(2).copied().unwrap_or(0));
-        h.update_type = text(r, "update_type");
-    }
-    let replicas = s
-        .rows(&format!(
+/// What `read` asks about one link's database, in one round trip.
+fn queries(dag: &str, db: &str) -> [String; 5] {
+    let (dag, db) = (nstring(dag), nstring(db));
+    [
+        "SELECT CAST(SERVERPROPERTY('ProductVersion') AS nvarchar(128)) AS version, \
+         CAST(SERVERPROPERTY('ProductUpdateType') AS nvarchar(128)) AS update_type"
+            .to_string(),
+        format!(
             "SELECT r.replica_server_name, r.availability_mode_desc, rs.is_local, rs.role_desc, rs.connected_state_desc, \
              rs.synchronization_health_desc FROM sys.availability_groups AS ag \
              JOIN sys.availability_replicas AS r ON r.group_id = ag.group_id \
              LEFT JOIN sys.dm_hadr_availability_replica_states AS rs ON rs.replica_id = r.replica_id \
-             WHERE ag.is_distributed = 1 AND ag.name = {}",
-            nstring(dag)
-        ))
-        .await?;
+             WHERE ag.is_distributed = 1 AND ag.name = {dag}"
+        ),
+        format!(
+            "SELECT drs.synchronization_state_desc, drs.last_hardened_lsn, drs.end_of_log_lsn, drs.last_commit_time \
+             FROM sys.dm_hadr_database_replica_states AS drs JOIN sys.databases AS d ON d.database_id = drs.database_id \
+             JOIN sys.availability_groups AS ag ON ag.group_id = drs.group_id \
+             WHERE ag.is_distributed = 1 AND ag.name = {dag} AND d.name = {db} AND drs.is_local = 1"
+        ),
+        format!(
+            "SELECT ag.name FROM sys.availability_groups AS ag JOIN sys.availability_replicas AS r ON r.group_id = ag.group_id \
+             JOIN sys.databases AS d ON d.replica_id = r.replica_id WHERE ag.is_distributed = 0 AND d.name = {db}"
+        ),
+        format!(
+            "SELECT b.type, b.is_copy_only, b.backup_finish_date, f.physical_device_name FROM msdb.dbo.backupset AS b \
+             LEFT JOIN msdb.dbo.backupmediafamily AS f ON f.media_set_id = b.media_set_id \
+             WHERE b.database_name = {db} ORDER BY b.backup_finish_date"
+        ),
+    ]
+}
+
+async fn read(s: &mut Session, dag: &str, db: &str) -> Result<Half, SqlFailure> {
+    let q = queries(dag, db);
+    let mut a = s.answers(&q.each_ref().map(String::as_str)).await;
+    let mut h = Half::default();
+    if let Some(r) = a.rows()?.first() {
+        let v: Vec<u32> = text(r, "version").split('.').filter_map(|p| p.parse().ok()).collect();
+        h.version = (v.first().copied().unwrap_or(0), v.get(1).copied().unwrap_or(0), v.get(2).copied().unwrap_or(0));
+        h.update_type = text(r, "update_type");
+    }
+    let replicas = a.rows()?;
     h.dag = !replicas.is_empty();
     h.members = replicas.iter().map(|r| (text(r, "replica_server_name"), text(r, "availability_mode_desc"))).collect();
     let local = replicas.iter().find(|r| r.flag("is_local") == Some(true));
@@ -173,40 +191,15 @@ async fn read(s: &mut Session, dag: &str, db: &str) -> Result<Half, SqlFailure> 
     let seen = if h.is("PRIMARY") { replicas.iter().find(|r| r.flag("is_local") == Some(false)) } else { local };
     h.connected = seen.and_then(|r| r.str("connected_state_desc")).map(|c| c == "CONNECTED");
     h.health = seen.and_then(|r| r.str("synchronization_health_desc")).map(str::to_string);
-    h.database = s
-        .rows(&format!(
-            "SELECT drs.synchronization_state_desc, drs.last_hardened_lsn, drs.end_of_log_lsn, drs.last_commit_time \
-             FROM sys.dm_hadr_database_replica_states AS drs JOIN sys.databases AS d ON d.database_id = drs.database_id \
-             JOIN sys.availability_groups AS ag ON ag.group_id = drs.group_id \
-             WHERE ag.is_distributed = 1 AND ag.name = {} AND d.name = {} AND drs.is_local = 1",
-            nstring(dag),
-            nstring(db)
-        ))
-        .await?
-        .first()
-        .map(|r| DatabaseState {
-            synchronization_state: text(r, "synchronization_state_desc"),
-            last_hardened_lsn: text(r, "last_hardened_lsn"),
-            end_of_log_lsn: text(r, "end_of_log_lsn"),
-            last_commit_time: r.str("last_commit_time").map(str::to_string),
-        });
-    h.local_ag = s
-        .rows(&format!(
-            "SELECT ag.name FROM sys.availability_groups AS ag JOIN sys.availability_replicas AS r ON r.group_id = ag.group_id \
-             JOIN sys.databases AS d ON d.replica_id = r.replica_id WHERE ag.is_distributed = 0 AND d.name = {}",
-            nstring(db)
-        ))
-        .await?
-        .first()
-        .map(|r| text(r, "name"));
-    h.backups = s
-        .rows(&format!(
-            "SELECT b.type, b.is_copy_only, b.backup_finish_date, f.physical_device_name FROM msdb.dbo.backupset AS b \
-             LEFT JOIN msdb.dbo.backupmediafamily AS f ON f.media_set_id = b.media_set_id \
-             WHERE b.database_name = {} ORDER BY b.backup_finish_date",
-            nstring(db)
-        ))
-        .await?
+    h.database = a.rows()?.first().map(|r| DatabaseState {
+        synchronization_state: text(r, "synchronization_state_desc"),
+        last_hardened_lsn: text(r, "last_hardened_lsn"),
+        end_of_log_lsn: text(r, "end_of_log_lsn"),
+        last_commit_time: r.str("last_commit_time").map(str::to_string),
+    });
+    h.local_ag = a.rows()?.first().map(|r| text(r, "name"));
+    h.backups = a
+        .rows()?
         .iter()
         .map(|r| BackupRow {
             kind: text(r, "type"),
