@@ -19,7 +19,10 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
     let id = "instance-sql-multidb";
     let s = Side::SqlServer;
     let sql = facts(&ev.sql, "login-sql");
+    let multi = p.link.mode == LinkMode::Multi;
     let props = match super::instance::props(&sql, "login-sql-permissions") {
+        // Only a planned multi-database link needs the answer.
+        Err((_, why)) if !multi => return out.push(F::skip(id, s, why).done()),
         Err(why) => return out.push(blocked(id, s, why)),
         Ok(r) => r,
     };
@@ -41,7 +44,6 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
     if procedure == Some(false) {
         against.push("sys.sp_multidb_milink does not exist here".into());
     }
-    let multi = p.link.mode == LinkMode::Multi;
     let name = p.link.multi_name(&p.sql_server.host);
     if multi && let Some(why) = link_name_problem(&name) {
         against.push(why);

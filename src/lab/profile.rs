@@ -60,6 +60,7 @@ impl Lab {
             link: crate::profile::LinkSection {
                 journal: Some(self.dir.join("link.journal.jsonl")),
                 mode: scenario.plan.link_mode,
+                name: scenario.plan.link_name.clone(),
                 ..Default::default()
             },
             arm_token: Some(Secret::new(self.info.arm.token.clone())),

@@ -169,6 +169,12 @@ fn plan(p: &Profile) -> anyhow::Result<Table> {
         "trust_server_certificate".into(),
         T::Boolean(p.sql_server.trust_server_certificate || p.managed_instance.trust_server_certificate),
     );
+    if p.link.mode == crate::profile::LinkMode::Multi {
+        plan.insert("link_mode".into(), T::from("multi"));
+    }
+    if let Some(name) = &p.link.name {
+        plan.insert("link_name".into(), T::from(name.as_str()));
+    }
     if let Some(port) = p.sql_server.endpoint_port {
         plan.insert("endpoint_port".into(), T::Integer(port.into()));
     }

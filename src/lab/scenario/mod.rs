@@ -126,6 +126,9 @@ pub struct Plan {
     /// `single` (default) or `multi`: the link mode the DBA plans (`--link-mode`).
     #[serde(default)]
     pub link_mode: crate::profile::LinkMode,
+    /// The multi-database link's name (`[link] name`), when not the default.
+    #[serde(default)]
+    pub link_name: Option<String>,
 }
 
 impl Scenario {
