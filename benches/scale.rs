@@ -2,7 +2,8 @@
 //! Targets: `check` of the healthy pair at `[network] rtt_ms = 40` takes at most
 //! 8 round trips per side beyond the lab's start; `check` of a pair with 10 links
 //! no more than 1.5 times one link; `diagnose` of 100 links under 2 s; `link
-//! apply` of 10 links under 3 times one link, without the seeding wait.
+//! apply` of 10 links under 3 times one link, without the seeding wait. Also the
+//! round trips of a `watch` poll (sessions kept) and of `link plan`.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -58,6 +59,37 @@ async fn check(s: &Scenario, runs: usize) -> Duration {
     median(v)
 }
 
+/// A watch poll once its sessions are open (the first poll logs in).
+async fn poll(s: &Scenario, runs: usize) -> Duration {
+    let lab = Lab::start(s).await.unwrap();
+    let mut poller = milink::watch::poll::Poller::new(lab.profile(s));
+    poller.poll().await;
+    let mut v = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        poller.poll().await;
+        v.push(t.elapsed());
+    }
+    median(v)
+}
+
+async fn plan(s: &Scenario, runs: usize) -> Duration {
+    let lab = Lab::start(s).await.unwrap();
+    let p = lab.profile(s);
+    let mut v = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        milink::link::run::make_plan(&p, &[], &[]).await.unwrap();
+        v.push(t.elapsed());
+    }
+    median(v)
+}
+
+/// Round trips on the longest path: the slope of the time between rtt 40 and 80.
+fn trips(forty: Duration, eighty: Duration) -> f64 {
+    (eighty.as_secs_f64() - forty.as_secs_f64()) / 0.040
+}
+
 async fn apply(s: &Scenario, all: bool) -> Duration {
     let lab = Lab::start(s).await.unwrap();
     let mut p = lab.profile(s);
@@ -83,13 +115,17 @@ fn main() {
         let zero = check(&pair(&dir, "healthy.toml", 1, 0), 9).await;
         let forty = check(&pair(&dir, "healthy.toml", 1, 40), 9).await;
         let eighty = check(&pair(&dir, "healthy.toml", 1, 80), 9).await;
-        let trips = (eighty.as_secs_f64() - forty.as_secs_f64()) / 0.040;
         println!(
-            "check, healthy pair: rtt 0 {:6.1} ms, rtt 40 {:6.1} ms, rtt 80 {:6.1} ms: {trips:.1} round trips per side (both sides at once)",
+            "check, healthy pair: rtt 0 {:6.1} ms, rtt 40 {:6.1} ms, rtt 80 {:6.1} ms: {:.1} round trips per side (both sides at once)",
             ms(zero),
             ms(forty),
-            ms(eighty)
+            ms(eighty),
+            trips(forty, eighty)
         );
+        let (forty, eighty) = (poll(&pair(&dir, "link-healthy.toml", 1, 40), 9).await, poll(&pair(&dir, "link-healthy.toml", 1, 80), 9).await);
+        println!("watch poll, sessions open: rtt 40 {:6.1} ms, rtt 80 {:6.1} ms: {:.1} round trips", ms(forty), ms(eighty), trips(forty, eighty));
+        let (forty, eighty) = (plan(&pair(&dir, "link-create.toml", 1, 40), 5).await, plan(&pair(&dir, "link-create.toml", 1, 80), 5).await);
+        println!("link plan: rtt 40 {:6.1} ms, rtt 80 {:6.1} ms: {:.1} round trips on its longest path", ms(forty), ms(eighty), trips(forty, eighty));
 
         let one = check(&pair(&dir, "link-healthy.toml", 1, 0), 9).await;
         let ten = check(&pair(&dir, "link-healthy.toml", 10, 0), 9).await;
