@@ -69,7 +69,8 @@ impl Journal {
             last[0] != b'\n'
         };
         let line = serde_json::to_string(&e).map_err(std::io::Error::other)?;
-        writeln!(f, "{}{line}", if cut { "\n" } else { "" })?;
+        // One write of the whole line: links failing over side by side share the file.
+        f.write_all(format!("{}{line}\n", if cut { "\n" } else { "" }).as_bytes())?;
         f.sync_data()
     }
 

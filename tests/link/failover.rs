@@ -328,3 +328,69 @@ fn arm_refusals_of_a_role_change_come_with_their_code_and_a_fix() {
     );
     assert_eq!(roles(&lab), ("PRIMARY".into(), "SECONDARY".into()));
 }
+
+/// The journal's (step, event) → when, for the steps whose id starts with `prefix`.
+fn journal_times(lab: &Running, prefix: &str) -> Vec<(String, String, time::OffsetDateTime)> {
+    let rfc = time::format_description::well_known::Rfc3339;
+    lab.journal()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["step"].as_str().is_some_and(|s| s.starts_with(prefix)))
+        .map(|e| {
+            let at = time::OffsetDateTime::parse(e["at"].as_str().unwrap(), &rfc).unwrap();
+            (e["step"].as_str().unwrap().to_string(), e["event"].as_str().unwrap().to_string(), at)
+        })
+        .collect()
+}
+
+/// Ten links fail over at once: each database's wait for equal LSNs begins
+/// before any of them ends (they overlap, not one after another), and every
+/// link ends with the managed instance as primary.
+#[test]
+fn ten_links_fail_over_side_by_side() {
+    let lab = Running::start("link-create-ten.toml");
+    let o = lab.link(&["apply", "--all-databases", "--yes"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = lab.link(&[
+        "failover",
+        "--to",
+        "managed-instance",
+        "--all-databases",
+        "--yes",
+        "--settle",
+        "500ms",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v = json_of(&o);
+    assert_eq!(v["links"].as_array().unwrap().len(), 10, "{v}");
+    let links = lab.state()["links"].as_array().unwrap().clone();
+    assert_eq!(links.len(), 10);
+    for l in &links {
+        assert_eq!(l["roles"]["managed_instance"], "PRIMARY", "{l}");
+        assert_eq!(l["roles"]["sql_server"], "SECONDARY", "{l}");
+    }
+    let waits = journal_times(&lab, "wait-lsn:");
+    let last_start = waits.iter().filter(|(_, e, _)| e == "started").map(|(_, _, t)| *t).max().unwrap();
+    let first_end = waits.iter().filter(|(_, e, _)| e == "done").map(|(_, _, t)| *t).min().unwrap();
+    assert_eq!(waits.iter().filter(|(_, e, _)| e == "done").count(), 10, "{waits:?}");
+    assert!(last_start < first_end, "the waits ran one after another: {waits:?}");
+    // Said once for all, not once per link.
+    assert_eq!(text(&o).matches("Stop the workload").count(), 1, "{}", text(&o));
+    assert!(lab.lab.stop().success());
+}
+
+/// One link of ten is disconnected: the failover of all ten is refused, the
+/// refusal names that database, and nothing changes on any link.
+#[test]
+fn one_broken_link_of_ten_refuses_the_failover_of_all() {
+    let lab = Running::start("links-ten-one-broken.toml");
+    let o = lab.link(&["failover", "--to", "managed-instance", "--all-databases", "--yes", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("of 10 links is refused; nothing was changed"), "{t}");
+    assert!(t.contains("Db07:"), "{t}");
+    assert!(lab.record().is_empty(), "nothing changed: {:?}", lab.record());
+    assert!(lab.lab.stop().success());
+}

@@ -10,6 +10,7 @@
 //! change (`preconditions.rs`).
 
 pub mod arm_fixes;
+mod many;
 mod preconditions;
 pub mod report;
 mod run;

@@ -61,7 +61,7 @@ impl Sides {
 }
 
 /// What every step of a command runs with.
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     journal: Journal,
     out: &'a mut dyn Write,
     max_wait: Duration,
@@ -70,6 +70,8 @@ struct Ctx<'a> {
     /// managed instance, ARM. A side that cannot be read is not a link that is
     /// gone, so nothing is decided from it.
     needs: [bool; 3],
+    /// One of several links under way: the command said what to do and asked once.
+    pub(super) one_of_many: bool,
 }
 
 /// Refuses to decide anything from a view that lacks a side the command needs.
@@ -84,13 +86,17 @@ fn readable(v: &View, needs: [bool; 3]) -> Result<(), LinkError> {
     Ok(())
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    pub(super) fn new(journal: Journal, out: &'a mut dyn Write, o: &FailoverOptions, needs: [bool; 3]) -> Ctx<'a> {
+        Ctx { journal, out, max_wait: o.max_wait, settle: o.settle, needs, one_of_many: false }
+    }
+
     fn journal_err(&self) -> impl Fn(std::io::Error) -> LinkError + '_ {
         |e| LinkError::Journal(self.journal.path().display().to_string(), e)
     }
 }
 
-fn journal_of(p: &Profile) -> Journal {
+pub(super) fn journal_of(p: &Profile) -> Journal {
     Journal::at(p.link.journal.as_deref().unwrap_or(std::path::Path::new("milink-link.journal.jsonl")))
 }
 
@@ -287,7 +293,10 @@ pub async fn failover(
         (true, Side::SqlServer) => [true, false, false],
         (true, Side::ManagedInstance) => [false, true, true],
     };
-    let mut cx = Ctx { journal: journal_of(p), out, max_wait: o.max_wait, settle: o.settle, needs };
+    if dbs.len() > 1 {
+        return super::many::failover(p, sides, &dbs, o, out, needs).await;
+    }
+    let mut cx = Ctx::new(journal_of(p), out, o, needs);
     let mut links = Vec::new();
     for db in dbs {
         let n = Names::of(p, &db);
@@ -302,13 +311,13 @@ pub async fn failover(
 }
 
 /// The roles are swapped, or the link is gone after milink failed it over.
-fn failed_over(v: &View, to: Side, j: &Journal) -> bool {
+pub(super) fn failed_over(v: &View, to: Side, j: &Journal) -> bool {
     let swapped = v.half(to.is_sql()).is("PRIMARY") && v.half(!to.is_sql()).is("SECONDARY");
     let id = format!("failover-to-{}:{}", to.id(), v.database);
     swapped || (!done_at(j, &id).is_empty() && (!v.arm.dag || !v.sql.dag))
 }
 
-async fn planned_one(
+pub(super) async fn planned_one(
     sides: &mut Sides,
     n: &Names,
     o: &FailoverOptions,
@@ -331,7 +340,7 @@ async fn planned_one(
         steps::planned(v, to, cleanup, failed_over(v, to, j), &after, force)
     };
     let todo = plan(&before, &cx.journal).iter().filter(|s| s.state == State::Todo).count();
-    if todo > 0 && !done_before {
+    if todo > 0 && !done_before && !cx.one_of_many {
         say(
             cx.out,
             &format!(
@@ -395,7 +404,7 @@ async fn planned_one(
     }
 }
 
-async fn forced_one(
+pub(super) async fn forced_one(
     sides: &mut Sides,
     n: &Names,
     o: &FailoverOptions,
@@ -447,7 +456,14 @@ pub async fn mode(p: &Profile, given: &[String], o: &ModeOptions, out: &mut dyn 
         return Err(LinkError::Login { side: "SQL Server", why });
     }
     let needs = [o.mode.is_some(), false, true];
-    let mut cx = Ctx { journal: journal_of(p), out, max_wait: Duration::ZERO, settle: Duration::ZERO, needs };
+    let mut cx = Ctx {
+        journal: journal_of(p),
+        out,
+        max_wait: Duration::ZERO,
+        settle: Duration::ZERO,
+        needs,
+        one_of_many: false,
+    };
     let mut links = Vec::new();
     for (i, db) in dbs.iter().enumerate() {
         let n = Names::of(p, db);
@@ -492,8 +508,14 @@ pub async fn reconcile(
     }
     let mut sides = Sides::open(p).await?;
     let dbs = databases(p, given, sides.sql.as_mut(), true).await?;
-    let mut cx =
-        Ctx { journal: journal_of(p), out, max_wait: o.max_wait, settle: Duration::ZERO, needs: [true, true, true] };
+    let mut cx = Ctx {
+        journal: journal_of(p),
+        out,
+        max_wait: o.max_wait,
+        settle: Duration::ZERO,
+        needs: [true, true, true],
+        one_of_many: false,
+    };
     let mut links = Vec::new();
     for db in dbs {
         let n = Names::of(p, &db);
