@@ -3,7 +3,8 @@
 //! 8 round trips per side beyond the lab's start; `check` of a pair with 10 links
 //! no more than 1.5 times one link; `diagnose` of 100 links under 2 s; `link
 //! apply` of 10 links under 3 times one link, without the seeding wait. Also the
-//! round trips of a `watch` poll (sessions kept) and of `link plan`.
+//! round trips of a `watch` poll (sessions kept) and of `link plan`, and a planned
+//! failover of 10 links against one (the links side by side, `--settle 1s`).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -105,6 +106,27 @@ async fn apply(s: &Scenario, all: bool) -> Duration {
     took.saturating_sub(Duration::from_millis(seeding.unwrap_or(0) as u64))
 }
 
+/// A planned failover to the instance of every link `apply` made, the settle 1 s.
+async fn failover(s: &Scenario, all: bool) -> Duration {
+    let lab = Lab::start(s).await.unwrap();
+    let mut p = lab.profile(s);
+    p.all_databases = all;
+    milink::link::apply(&p, &[], &[], true, &mut std::io::sink()).await.unwrap();
+    let o = milink::link::failover::FailoverOptions {
+        to: milink::link::failover::Side::ManagedInstance,
+        forced: false,
+        max_wait: Duration::from_secs(60),
+        settle: Duration::from_secs(1),
+        cleanup: milink::link::failover::Cleanup::Keep,
+        force: false,
+        yes: true,
+    };
+    let t = Instant::now();
+    let out = milink::link::failover::failover(&p, &[], &o, &mut std::io::sink()).await.unwrap();
+    assert!(out.links.iter().all(|l| l.after.managed_instance_role.as_deref() == Some("PRIMARY")));
+    t.elapsed()
+}
+
 fn main() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
@@ -154,6 +176,15 @@ fn main() {
         let (one, ten) = (median(ones), median(tens));
         println!(
             "link apply without seeding, 1 link {:6.1} ms, 10 links {:6.1} ms: ratio {:.2}",
+            ms(one),
+            ms(ten),
+            ten.as_secs_f64() / one.as_secs_f64()
+        );
+
+        let one = failover(&Scenario::load(&dir.join("link-create.toml")).unwrap(), false).await;
+        let ten = failover(&Scenario::load(&dir.join("link-create-ten.toml")).unwrap(), true).await;
+        println!(
+            "planned failover (settle 1 s), 1 link {:6.1} ms, 10 links {:6.1} ms: ratio {:.2}",
             ms(one),
             ms(ten),
             ten.as_secs_f64() / one.as_secs_f64()
