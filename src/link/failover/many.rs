@@ -13,7 +13,7 @@ use super::super::LinkError;
 use super::super::exec::{self, say};
 use super::super::plan::Names;
 use super::report::{LinkOutcome, Outcome};
-use super::run::{Ctx, Sides, failed_over, forced_one, journal_of, planned_one};
+use super::run::{Ctx, Sides, failed_over, forced_one, journal_of, needs, planned_one};
 use super::{FailoverOptions, preconditions};
 use crate::profile::Profile;
 
@@ -49,8 +49,8 @@ pub(super) async fn failover(
     dbs: &[String],
     o: &FailoverOptions,
     out: &mut dyn Write,
-    needs: [bool; 3],
 ) -> Result<Outcome, LinkError> {
+    let needs = needs(o);
     let names: Vec<Names> = dbs.iter().map(|db| Names::of(p, db)).collect();
     let opened = join_all(names.iter().skip(1).map(|_| Sides::open(p))).await;
     let mut sides = vec![first];

@@ -130,7 +130,12 @@ pub async fn failover(
     out: &mut dyn std::io::Write,
 ) -> Result<Outcome, LinkError> {
     single_only(p, "fail over")?;
-    run::failover(p, given, o, out).await
+    let mut sides = run::Sides::open(p).await?;
+    let dbs = super::databases(p, given, sides.sql.as_mut(), true).await?;
+    match dbs.len() {
+        1 => run::failover(p, sides, &dbs, o, out).await,
+        _ => many::failover(p, sides, &dbs, o, out).await,
+    }
 }
 
 pub async fn mode(

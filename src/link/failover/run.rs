@@ -279,27 +279,28 @@ fn done_at(j: &Journal, step: &str) -> String {
     last.map(|e| e.at.replace('T', " ").trim_end_matches('Z').chars().take(23).collect()).unwrap_or_default()
 }
 
-pub async fn failover(
-    p: &Profile,
-    given: &[String],
-    o: &FailoverOptions,
-    out: &mut dyn Write,
-) -> Result<Outcome, LinkError> {
-    let mut sides = Sides::open(p).await?;
-    let dbs = databases(p, given, sides.sql.as_mut(), true).await?;
-    // A forced failover goes on without the old primary; everything else needs both sides and ARM.
-    let needs = match (o.forced, o.to) {
+/// What a failover must read before it decides: a forced failover goes on
+/// without the old primary; everything else needs both sides and ARM.
+pub(super) fn needs(o: &FailoverOptions) -> [bool; 3] {
+    match (o.forced, o.to) {
         (false, _) => [true, true, true],
         (true, Side::SqlServer) => [true, false, false],
         (true, Side::ManagedInstance) => [false, true, true],
-    };
-    if dbs.len() > 1 {
-        return super::many::failover(p, sides, &dbs, o, out, needs).await;
     }
-    let mut cx = Ctx::new(journal_of(p), out, o, needs);
+}
+
+/// Fails the links of `dbs` over one after another, on the sessions of `sides`.
+pub(super) async fn failover(
+    p: &Profile,
+    mut sides: Sides,
+    dbs: &[String],
+    o: &FailoverOptions,
+    out: &mut dyn Write,
+) -> Result<Outcome, LinkError> {
+    let mut cx = Ctx::new(journal_of(p), out, o, needs(o));
     let mut links = Vec::new();
     for db in dbs {
-        let n = Names::of(p, &db);
+        let n = Names::of(p, db);
         links.push(if o.forced {
             forced_one(&mut sides, &n, o, &mut cx).await?
         } else {
