@@ -15,6 +15,9 @@ use crate::profile::Profile;
 /// health), the old one when the instance refuses it (mi-link-facts §4).
 pub const NEW_API: &str = "2025-01-01";
 pub const OLD_API: &str = "2021-11-01";
+/// The preview that knows `linkMode` and the multi-database link's operations:
+/// used only for a multi-database link.
+pub const MULTI_API: &str = "2025-08-01-preview";
 
 /// What may not stay raw in a path segment.
 const SEGMENT: &AsciiSet = &CONTROLS

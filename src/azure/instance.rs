@@ -53,7 +53,17 @@ pub async fn read(p: &Profile) -> Option<Result<InstanceFacts, String>> {
         let v = v.ok_or_else(|| "the instance's resource was not found".to_string())?;
         let s = |k: &str| v["properties"][k].as_str().map(str::to_string);
         // The links are evidence beside the DMVs: a failure to list them is not the instance's.
-        let dags = arm.list(&arm.url("distributedAvailabilityGroups", api)).await.ok();
+        // A planned multi-database link (preview) reads them in the preview, which shows each one's linkMode.
+        let multi = p.link.mode == crate::profile::LinkMode::Multi;
+        let preview = if multi {
+            arm.list(&arm.url("distributedAvailabilityGroups", super::arm::MULTI_API)).await.ok()
+        } else {
+            None
+        };
+        let dags = match preview {
+            Some(d) => Some(d),
+            None => arm.list(&arm.url("distributedAvailabilityGroups", api)).await.ok(),
+        };
         Ok(InstanceFacts {
             database_format: s("databaseFormat"),
             hybrid_secondary_usage: s("hybridSecondaryUsage"),

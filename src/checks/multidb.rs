@@ -2,7 +2,8 @@
 //! (preview; mi-link-facts §7): SQL Server 2022 CU27 or later, or 2025 CU9 or
 //! later, Enterprise or Developer, `sys.sp_multidb_milink` there, and a link
 //! name that follows the rules. Whether `EXEC sys.sp_multidb_milink 1` ran on
-//! every replica cannot be read (UNCONFIRMED): the finding says so. With the
+//! every replica cannot be read (UNCONFIRMED): the finding says so. The
+//! instance's single-database links (ARM's `linkMode`) rule the mode out. With the
 //! profile in multi-database mode a reason against is a failure; otherwise
 //! the finding only informs.
 
@@ -48,6 +49,13 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
     if multi && let Some(why) = link_name_problem(&name) {
         against.push(why);
     }
+    let singles = single_links(ev);
+    if multi && !singles.is_empty() {
+        against.push(format!(
+            "the instance has single-database links ({}): the two modes do not mix on one instance",
+            singles.join(", ")
+        ));
+    }
     let f = F::new(id, s, Severity::Info).ev("mode", if multi { "multi" } else { "single" }).ev("preview", true).ev(
         "note",
         "whether EXEC sys.sp_multidb_milink 1 ran on every replica cannot be read (UNCONFIRMED): run it on each",
@@ -65,4 +73,14 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
         }
         .done(),
     );
+}
+
+/// The instance's links ARM shows as single-database ones (`linkMode` is read
+/// only in the preview, so only when a multi-database link is planned).
+fn single_links(ev: &Evidence) -> Vec<String> {
+    let Some(Ok(facts)) = &ev.arm else { return Vec::new() };
+    let dags = facts.dags.iter().flatten();
+    dags.filter(|d| d["properties"]["linkMode"].as_str().is_some_and(|m| m.eq_ignore_ascii_case("SingleDatabase")))
+        .filter_map(|d| d["name"].as_str().map(str::to_string))
+        .collect()
 }

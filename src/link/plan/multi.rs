@@ -13,8 +13,7 @@ use super::{Action, Inputs, Names, State, Step, Where};
 use crate::azure::arm::segment;
 use crate::tsql::{ident, nstring};
 
-/// The api-version that knows `linkMode`.
-pub const PREVIEW_API: &str = "2025-08-01-preview";
+pub use crate::azure::arm::MULTI_API as PREVIEW_API;
 
 /// The names of the multi-database link: the link (its DAG), SQL Server's AG
 /// (the one the databases are in, else `ag_<link>`) and the instance's.
