@@ -378,6 +378,18 @@ fn ten_links_fail_over_side_by_side() {
     assert!(last_start < first_end, "the waits ran one after another: {waits:?}");
     // Said once for all, not once per link.
     assert_eq!(text(&o).matches("Stop the workload").count(), 1, "{}", text(&o));
+    // Again: every link is failed over already, so nothing is asked or done.
+    let again = lab.link(&["failover", "--to", "managed-instance", "--all-databases", "--yes", "--settle", "500ms"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(!text(&again).contains("Stop the workload"), "{}", text(&again));
+    // The primary is lost: a forced failover of all ten back to SQL Server.
+    let forced =
+        lab.link(&["failover", "--to", "sql-server", "--forced", "--all-databases", "--yes", "--format", "json"]);
+    assert_eq!(forced.status.code(), Some(0), "{}", text(&forced));
+    for l in lab.state()["links"].as_array().unwrap() {
+        assert_eq!(l["roles"]["sql_server"], "PRIMARY", "{l}");
+    }
+    assert_eq!(json_of(&forced)["links"].as_array().unwrap().len(), 10);
     assert!(lab.lab.stop().success());
 }
 

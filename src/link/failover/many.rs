@@ -12,8 +12,9 @@ use futures_util::future::join_all;
 use super::super::LinkError;
 use super::super::exec::{self, say};
 use super::super::plan::Names;
-use super::report::{LinkOutcome, Outcome};
+use super::report::{LinkOutcome, LossEstimate, Outcome};
 use super::run::{Ctx, Sides, failed_over, forced_one, journal_of, needs, planned_one};
+use super::view::View;
 use super::{FailoverOptions, preconditions};
 use crate::profile::Profile;
 
@@ -57,29 +58,11 @@ pub(super) async fn failover(
     for s in opened {
         sides.push(s?);
     }
-    judge_all(p, &mut sides, &names, o).await?;
+    let views = judge_all(p, &mut sides, &names, o).await?;
     let what = if o.forced { "forced failover" } else { "planned failover" };
-    let list = dbs.join(", ");
-    if o.forced {
-        exec::confirm_typed(
-            &format!(
-                "A forced failover of {} links ({list}) to {} may lose their unsent transactions.",
-                dbs.len(),
-                o.to.name()
-            ),
-            &dbs.len().to_string(),
-            o.yes,
-        )?;
-    } else {
-        say(
-            out,
-            &format!(
-                "Stop the workload on {} now: milink waits until each database's last_hardened_lsn is equal on both sides and stays so for {}.",
-                o.to.other().name(),
-                humantime::format_duration(o.settle)
-            ),
-        );
-        exec::confirm(&format!("Fail {} links ({list}) over to {}?", dbs.len(), o.to.name()), o.yes)?;
+    let journal = journal_of(p);
+    if views.iter().any(|v| !failed_over(v, o.to, &journal)) {
+        ask(&views, o, out)?;
     }
     let o = FailoverOptions { yes: true, ..o.clone() };
     let shared = Shared(Mutex::new(out));
@@ -121,8 +104,40 @@ pub(super) async fn failover(
     })
 }
 
+/// What to do before a change, said once for every link, and the one question.
+fn ask(views: &[View], o: &FailoverOptions, out: &mut dyn Write) -> Result<(), LinkError> {
+    let list = views.iter().map(|v| v.database.as_str()).collect::<Vec<_>>().join(", ");
+    if o.forced {
+        if !o.yes {
+            for v in views {
+                say(out, &format!("{}: {}", v.database, LossEstimate::of(v, o.to).text()));
+            }
+        }
+        let question = format!(
+            "A forced failover of {} links ({list}) to {} may lose every transaction listed above.",
+            views.len(),
+            o.to.name()
+        );
+        return exec::confirm_typed(&question, &views.len().to_string(), o.yes);
+    }
+    say(
+        out,
+        &format!(
+            "Stop the workload on {} now: milink waits until each database's last_hardened_lsn is equal on both sides and stays so for {}.",
+            o.to.other().name(),
+            humantime::format_duration(o.settle)
+        ),
+    );
+    exec::confirm(&format!("Fail {} links ({list}) over to {}?", views.len(), o.to.name()), o.yes)
+}
+
 /// Every link's preconditions, read side by side; any refusal refuses all.
-async fn judge_all(p: &Profile, sides: &mut [Sides], names: &[Names], o: &FailoverOptions) -> Result<(), LinkError> {
+async fn judge_all(
+    p: &Profile,
+    sides: &mut [Sides],
+    names: &[Names],
+    o: &FailoverOptions,
+) -> Result<Vec<View>, LinkError> {
     let views = join_all(sides.iter_mut().zip(names).map(|(s, n)| s.view(n))).await;
     let journal = journal_of(p);
     let mut refusals = Vec::new();
@@ -140,7 +155,7 @@ async fn judge_all(p: &Profile, sides: &mut [Sides], names: &[Names], o: &Failov
         }));
     }
     if refusals.is_empty() {
-        return Ok(());
+        return Ok(views);
     }
     let what = if o.forced { "forced" } else { "planned" };
     Err(LinkError::Refused {
