@@ -86,7 +86,7 @@ impl Stage<'_> {
         ip: IpAddr,
         place: netns::Place,
     ) -> Result<(SideInfo, Arc<Mutex<Catalog>>, net::SideNet), LabError> {
-        let Stage { scenario, now, mode, ca, ca_path, world, zone, ports, shift, .. } = *self;
+        let Stage { scenario, now, ca, ca_path, world, zone, ports, shift, .. } = *self;
         let world = world.clone();
         let ports = ports.clone();
         let label = side_id.label();
@@ -144,17 +144,7 @@ impl Stage<'_> {
             delay: side.tds.delay,
             rtt: scenario.network.rtt(label),
         };
-        // In loopback mode a network fault is a property of the target port.
-        let loopback_fault = |port: u16| -> Option<scenario::Listener> {
-            if mode == Mode::Topology {
-                return None;
-            }
-            scenario::Fault::listener_at(&scenario.network.faults, label, port)
-        };
-        let bind_err = |what: &str, addr: SocketAddr| {
-            let what = what.to_string();
-            move |source| LabError::Bind { what, addr, source }
-        };
+        let loopback_fault = |port: u16| self.loopback_fault(label, port);
         let redirect = side.tds.redirect_port.map(|p| (ip.to_string(), p));
         let mut tds_ports = vec![(1433, redirect.clone())];
         if let Some((_, p)) = &redirect {
@@ -173,6 +163,14 @@ impl Stage<'_> {
         let endpoint = self.serve_endpoint(side_id, side, ip, place, agent.as_ref())?;
         Ok((side_info(side, ip, ca_path, endpoint), catalog, side_net))
     }
+    /// In loopback mode a network fault is a property of the target port.
+    fn loopback_fault(&self, label: &str, port: u16) -> Option<scenario::Listener> {
+        if self.mode == Mode::Topology {
+            return None;
+        }
+        scenario::Fault::listener_at(&self.scenario.network.faults, label, port)
+    }
+
     /// The mirroring endpoint's port (listening while it is STARTED: CREATE,
     /// ALTER and DROP ENDPOINT change that at run time), its faults, and the
     /// managed instance's HADR port, which answers like the endpoint.
@@ -184,18 +182,9 @@ impl Stage<'_> {
         place: netns::Place,
         agent: &dyn catalog::Host,
     ) -> Result<Option<EndpointInfo>, LabError> {
-        let Stage { scenario, mode, world, ports, .. } = *self;
+        let Stage { world, ports, .. } = *self;
         let label = side_id.label();
-        let loopback_fault = |port: u16| -> Option<scenario::Listener> {
-            if mode == Mode::Topology {
-                return None;
-            }
-            scenario::Fault::listener_at(&scenario.network.faults, label, port)
-        };
-        let bind_err = |what: &str, addr: SocketAddr| {
-            let what = what.to_string();
-            move |source| LabError::Bind { what, addr, source }
-        };
+        let loopback_fault = |port: u16| self.loopback_fault(label, port);
         // The mirroring endpoint listens while it is STARTED; CREATE/ALTER/DROP
         // ENDPOINT change that at run time.
         let started = world
@@ -303,4 +292,10 @@ fn uuid_from(a: u64, b: u64) -> String {
         0x8000 | (b >> 50),
         b & 0xffff_ffff_ffff
     )
+}
+
+/// A port that could not be bound, named by what was to listen there.
+fn bind_err(what: &str, addr: SocketAddr) -> impl FnOnce(std::io::Error) -> LabError {
+    let what = what.to_string();
+    move |source| LabError::Bind { what, addr, source }
 }

@@ -25,21 +25,7 @@ pub(super) fn create_ag(p: &mut P<'_>) -> Result<Ddl, SqlError> {
         p.expect("REPLICA")?;
     }
     p.expect("ON")?;
-    let mut replicas = Vec::new();
-    loop {
-        let name = match p.peek().map(|t| &t.tok) {
-            Some(Tok::Str(s)) => {
-                p.i += 1;
-                s.clone()
-            }
-            _ => p.name()?,
-        };
-        p.expect("WITH")?;
-        replicas.push(Replica { name, opts: p.options()? });
-        if !p.eat_sym(',') {
-            break;
-        }
-    }
+    let replicas = members(p)?;
     Ok(Ddl::CreateAvailabilityGroup { name, with, databases, replicas, distributed })
 }
 
