@@ -66,13 +66,13 @@ impl History {
                     at,
                     side,
                     st.reachable,
-                    st.connected,
-                    st.role,
-                    st.health,
-                    st.send_queue_kb,
-                    st.redo_queue_kb,
-                    st.lag_s,
-                    st.last_error.as_ref().map(|e| e.number),
+                    st.worst.connected,
+                    st.worst.role,
+                    st.worst.health,
+                    st.worst.send_queue_kb,
+                    st.worst.redo_queue_kb,
+                    st.worst.lag_s,
+                    st.worst.last_error.as_ref().map(|e| e.number),
                     st.poll_ms
                 ])?;
             }

@@ -41,7 +41,7 @@ pub fn render(s: &Snapshot, c: &Counters) -> String {
         "1 when the side answered the last poll.",
         &per_side(&|st| Some(flag(st.reachable))),
     );
-    let connected = per_side(&|st| st.connected.as_ref().map(|c| flag(c == "CONNECTED")));
+    let connected = per_side(&|st| st.worst.connected.as_ref().map(|c| flag(c == "CONNECTED")));
     gauge(
         &mut out,
         "milink_link_connected",
@@ -49,7 +49,7 @@ pub fn render(s: &Snapshot, c: &Counters) -> String {
         &connected,
     );
     let health = per_side(&|st| {
-        st.health.as_ref().map(|h| match h.as_str() {
+        st.worst.health.as_ref().map(|h| match h.as_str() {
             "HEALTHY" => 2.0,
             "PARTIALLY_HEALTHY" => 1.0,
             _ => 0.0,
@@ -61,28 +61,28 @@ pub fn render(s: &Snapshot, c: &Counters) -> String {
         &mut out,
         "milink_log_send_queue_kb",
         "Largest log send queue of the link's databases, KB.",
-        &per_side(&|st| reachable(st, st.send_queue_kb as f64)),
+        &per_side(&|st| reachable(st, st.worst.send_queue_kb as f64)),
     );
     gauge(
         &mut out,
         "milink_redo_queue_kb",
         "Largest redo queue of the link's databases, KB.",
-        &per_side(&|st| reachable(st, st.redo_queue_kb as f64)),
+        &per_side(&|st| reachable(st, st.worst.redo_queue_kb as f64)),
     );
     gauge(
         &mut out,
         "milink_secondary_lag_seconds",
         "How far the secondary is behind, seconds.",
-        &per_side(&|st| reachable(st, st.lag_s as f64)),
+        &per_side(&|st| reachable(st, st.worst.lag_s as f64)),
     );
-    let hardened = per_side(&|st| st.since_hardened_s.map(|v| v as f64));
+    let hardened = per_side(&|st| st.worst.since_hardened_s.map(|v| v as f64));
     gauge(
         &mut out,
         "milink_seconds_since_last_hardened",
         "Seconds since the log was last hardened on this side.",
         &hardened,
     );
-    let error = per_side(&|st| reachable(st, st.last_error.as_ref().map(|e| e.number as f64).unwrap_or(0.0)));
+    let error = per_side(&|st| reachable(st, st.worst.last_error.as_ref().map(|e| e.number as f64).unwrap_or(0.0)));
     gauge(
         &mut out,
         "milink_last_connect_error_number",

@@ -172,9 +172,10 @@ async fn stopped(s: &mut Option<tokio::signal::unix::Signal>) {
 
 /// A side that does not answer, a link not CONNECTED, or both sides PRIMARY.
 fn is_broken(s: &poll::Snapshot) -> bool {
-    let both_primary =
-        s.sql_server.role.as_deref() == Some("PRIMARY") && s.managed_instance.role.as_deref() == Some("PRIMARY");
-    both_primary || s.sides().iter().any(|(_, st)| !st.reachable || st.connected.as_deref() == Some("DISCONNECTED"))
+    let both_primary = s.sql_server.worst.role.as_deref() == Some("PRIMARY")
+        && s.managed_instance.worst.role.as_deref() == Some("PRIMARY");
+    both_primary
+        || s.sides().iter().any(|(_, st)| !st.reachable || st.worst.connected.as_deref() == Some("DISCONNECTED"))
 }
 
 /// The diagnosis as events: one per link whose root cause is not the one said

@@ -43,17 +43,9 @@ pub struct SideState {
     /// Why the side could not be asked (login or query failure).
     pub problem: Option<String>,
     pub links: BTreeMap<String, LinkState>,
-    /// The local replica's role in a distributed AG (`None`: no link here).
-    pub role: Option<String>,
-    /// DISCONNECTED when any replica of any link is, else CONNECTED.
-    pub connected: Option<String>,
-    pub health: Option<String>,
-    pub last_error: Option<LastError>,
-    pub send_queue_kb: i64,
-    pub redo_queue_kb: i64,
-    pub lag_s: i64,
-    /// Seconds since the log was last hardened on this side's link databases.
-    pub since_hardened_s: Option<i64>,
+    /// The worst of the links (a role of `None`: no link here), in the side's own fields.
+    #[serde(flatten)]
+    pub worst: LinkState,
     /// A seeding failure, as the DMV words it.
     pub seeding_failure: Option<String>,
     /// Certificate name → its expiry (Unix seconds).
@@ -85,15 +77,16 @@ impl SideState {
     fn worst_of_links(&mut self) {
         let links: Vec<&LinkState> = self.links.values().collect();
         let rank = |h: &str| ["NOT_HEALTHY", "PARTIALLY_HEALTHY", "HEALTHY"].iter().position(|x| *x == h).unwrap_or(0);
-        self.role = links.iter().find_map(|l| l.role.clone());
-        self.connected = links.iter().filter_map(|l| l.connected.clone()).min_by_key(|c| c == "CONNECTED");
-        self.health = links.iter().filter_map(|l| l.health.clone()).min_by_key(|h| rank(h));
-        self.last_error =
-            links.iter().filter_map(|l| l.last_error.clone()).max_by(|a, b| a.timestamp.cmp(&b.timestamp));
-        self.send_queue_kb = links.iter().map(|l| l.send_queue_kb).max().unwrap_or(0);
-        self.redo_queue_kb = links.iter().map(|l| l.redo_queue_kb).max().unwrap_or(0);
-        self.lag_s = links.iter().map(|l| l.lag_s).max().unwrap_or(0);
-        self.since_hardened_s = links.iter().filter_map(|l| l.since_hardened_s).max();
+        self.worst = LinkState {
+            role: links.iter().find_map(|l| l.role.clone()),
+            connected: links.iter().filter_map(|l| l.connected.clone()).min_by_key(|c| c == "CONNECTED"),
+            health: links.iter().filter_map(|l| l.health.clone()).min_by_key(|h| rank(h)),
+            last_error: links.iter().filter_map(|l| l.last_error.clone()).max_by(|a, b| a.timestamp.cmp(&b.timestamp)),
+            send_queue_kb: links.iter().map(|l| l.send_queue_kb).max().unwrap_or(0),
+            redo_queue_kb: links.iter().map(|l| l.redo_queue_kb).max().unwrap_or(0),
+            lag_s: links.iter().map(|l| l.lag_s).max().unwrap_or(0),
+            since_hardened_s: links.iter().filter_map(|l| l.since_hardened_s).max(),
+        };
     }
 }
 
