@@ -70,31 +70,30 @@ pub fn say(out: &mut dyn Write, line: &str) {
 
 /// Asks on the terminal; without one, only `--yes` confirms.
 pub fn confirm(question: &str, yes: bool) -> Result<(), LinkError> {
-    if yes {
-        return Ok(());
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err(LinkError::Usage(format!("{question}: confirm with --yes (no terminal to ask on)")));
-    }
-    eprint!("{question} [y/N] ");
-    let mut answer = String::new();
-    let _ = std::io::stdin().read_line(&mut answer);
-    match answer.trim().to_ascii_lowercase().as_str() {
-        "y" | "yes" => Ok(()),
-        _ => Err(LinkError::Usage("not confirmed: nothing was changed".into())),
-    }
+    let given = answer(question, &format!("{question} [y/N] "), yes)?;
+    confirmed(given.is_none_or(|a| matches!(a.to_ascii_lowercase().as_str(), "y" | "yes")))
 }
 
 /// Asks for `word` to be typed (a forced failover's confirmation).
 pub fn confirm_typed(question: &str, word: &str, yes: bool) -> Result<(), LinkError> {
+    let given = answer(question, &format!("{question}\nType {word} to go ahead: "), yes)?;
+    confirmed(given.is_none_or(|a| a == word))
+}
+
+/// What was typed after `prompt` (trimmed); `None` with `--yes`, which asks nothing.
+fn answer(question: &str, prompt: &str, yes: bool) -> Result<Option<String>, LinkError> {
     if yes {
-        return Ok(());
+        return Ok(None);
     }
     if !std::io::stdin().is_terminal() {
         return Err(LinkError::Usage(format!("{question}: confirm with --yes (no terminal to ask on)")));
     }
-    eprint!("{question}\nType {word} to go ahead: ");
-    let mut answer = String::new();
-    let _ = std::io::stdin().read_line(&mut answer);
-    if answer.trim() == word { Ok(()) } else { Err(LinkError::Usage("not confirmed: nothing was changed".into())) }
+    eprint!("{prompt}");
+    let mut typed = String::new();
+    let _ = std::io::stdin().read_line(&mut typed);
+    Ok(Some(typed.trim().to_string()))
+}
+
+fn confirmed(yes: bool) -> Result<(), LinkError> {
+    if yes { Ok(()) } else { Err(LinkError::Usage("not confirmed: nothing was changed".into())) }
 }
