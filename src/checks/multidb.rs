@@ -28,7 +28,7 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
         Ok(r) => r,
     };
     let version = props.str("version").unwrap_or("");
-    let major: u32 = version.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0);
+    let major = crate::probe::sql::product_version(version).0;
     let level = props.str("update_level").unwrap_or("");
     let cu: u32 = level.strip_prefix("CU").and_then(|n| n.trim().parse().ok()).unwrap_or(0);
     let edition = props.str("edition").unwrap_or("");

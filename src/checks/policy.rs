@@ -15,8 +15,9 @@ pub fn evaluate(ev: &Evidence, p: &Profile, out: &mut Vec<Finding>) {
     out.push(hybrid_secondary(ev));
 }
 
+/// The major version, when ProductVersion reads.
 fn major(v: &str) -> Option<u32> {
-    v.split('.').next()?.parse().ok()
+    Some(crate::probe::sql::product_version(v).0).filter(|m| *m > 0)
 }
 
 fn update_policy_finding(ev: &Evidence, p: &Profile) -> Finding {

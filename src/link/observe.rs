@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::azure::arm::{Arm, ArmError};
 pub use crate::azure::arm::{NEW_API, OLD_API};
-use crate::probe::sql::{Fields, Record, Session, SqlFailure, unhex};
+use crate::probe::sql::{Fields, Record, Session, SqlFailure, product_version, unhex};
 
 #[derive(Debug, Clone)]
 pub struct Cert {
@@ -163,8 +163,7 @@ pub async fn sql_side(s: &mut Session) -> Result<SqlSide, SqlFailure> {
     let mut out = SqlSide::default();
     if let Some(r) = a.rows()?.first() {
         out.server_name = text(r, "server_name");
-        let v: Vec<u32> = text(r, "version").split('.').filter_map(|p| p.parse().ok()).collect();
-        out.version = (v.first().copied().unwrap_or(0), v.get(1).copied().unwrap_or(0), v.get(2).copied().unwrap_or(0));
+        out.version = product_version(&text(r, "version"));
     }
     out.master_key = !a.rows()?.is_empty();
     out.certificates = a.rows()?.iter().map(cert).collect();

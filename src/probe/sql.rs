@@ -66,6 +66,13 @@ pub type Record = BTreeMap<String, Value>;
 pub const DATETIME: &[time::format_description::BorrowedFormatItem<'_>] =
     time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second].[subsecond digits:3]");
 
+/// `SERVERPROPERTY('ProductVersion')` as (major, minor, build); a part that
+/// does not read is 0.
+pub fn product_version(v: &str) -> (u32, u32, u32) {
+    let mut parts = v.split('.').map(|p| p.trim().parse().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
 /// Parses a record's datetime (fractional seconds optional).
 pub fn datetime(s: &str) -> Option<time::PrimitiveDateTime> {
     let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");

@@ -178,8 +178,7 @@ async fn read(s: &mut Session, dag: &str, db: &str) -> Result<Half, SqlFailure> 
     let mut a = s.answers(&q.each_ref().map(String::as_str)).await;
     let mut h = Half::default();
     if let Some(r) = a.rows()?.first() {
-        let v: Vec<u32> = text(r, "version").split('.').filter_map(|p| p.parse().ok()).collect();
-        h.version = (v.first().copied().unwrap_or(0), v.get(1).copied().unwrap_or(0), v.get(2).copied().unwrap_or(0));
+        h.version = crate::probe::sql::product_version(&text(r, "version"));
         h.update_type = text(r, "update_type");
     }
     let replicas = a.rows()?;
