@@ -6,25 +6,11 @@ client polls to its end. Input: the first line of `milink lab up --json` on
 stdin. Output: one JSON object."""
 
 import json
-import sys
 
-from azure.core.credentials import AccessToken, AccessTokenInfo
 from azure.core.exceptions import HttpResponseError
-from azure.mgmt.sql import SqlManagementClient
 
-lab = json.loads(sys.stdin.readline())
-arm = lab["arm"]
+from lab_arm import arm, client
 
-
-class LabToken:
-    def get_token(self, *scopes, **kwargs):
-        return AccessToken(arm["token"], 4102444800)
-
-    def get_token_info(self, *scopes, options=None):
-        return AccessTokenInfo(arm["token"], 4102444800)
-
-
-client = SqlManagementClient(LabToken(), arm["subscription_id"], base_url=arm["base_url"], connection_verify=arm["ca_cert"])
 dags = client.distributed_availability_groups
 rg, mi, dag = arm["resource_group"], arm["managed_instance"], "DAG_SalesDB"
 out = {}

@@ -5,31 +5,9 @@ trust certificate and deletes the DAG. Input: the first line of
 `milink lab up --json` on stdin. Output: one JSON object."""
 
 import json
-import sys
 
-from azure.core.credentials import AccessToken, AccessTokenInfo
-from azure.mgmt.sql import SqlManagementClient
+from lab_arm import arm, client, lab
 
-lab = json.loads(sys.stdin.readline())
-arm = lab["arm"]
-
-
-class LabToken:
-    """The lab's bearer token, as a TokenCredential."""
-
-    def get_token(self, *scopes, **kwargs):
-        return AccessToken(arm["token"], 4102444800)
-
-    def get_token_info(self, *scopes, options=None):
-        return AccessTokenInfo(arm["token"], 4102444800)
-
-
-client = SqlManagementClient(
-    LabToken(),
-    arm["subscription_id"],
-    base_url=arm["base_url"],
-    connection_verify=arm["ca_cert"],
-)
 rg, mi = arm["resource_group"], arm["managed_instance"]
 out = {}
 
